@@ -1,0 +1,1 @@
+//! FlowMatchEulerDiscreteScheduler as Qwen-Image configures it: shifted sigmas, timesteps, Euler step.

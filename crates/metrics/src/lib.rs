@@ -1,0 +1,1 @@
+//! SSIM, PSNR, mean absolute difference and CLIP image similarity, plus upstream's threshold files.

@@ -1,0 +1,1 @@
+//! QwenImagePipeline: prompt -> text embeddings -> flow-match loop with the DiT and CFG -> VAE decode -> image.

@@ -1,0 +1,1 @@
+//! QwenImageTransformer2DModel: the MMDiT with MSRoPE and the masked joint attention.

@@ -1,0 +1,1 @@
+//! AutoencoderKLQwenImage decoder for single images, plus latent unpack / de-normalise / u8 post-processing.

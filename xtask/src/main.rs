@@ -1,0 +1,63 @@
+//! `cargo xtask`: the project's commands. Only this binary knows about every crate; the crates
+//! stay independent of each other (see ARCHITECTURE.md).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Qwen-Image in Rust and the consistency testing around it.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run consistency cases end to end and compare with ground truth (default: the tiny official cases).
+    Consistency(cmd::consistency::Args),
+    /// Generate one image with the Qwen-Image pipeline.
+    Generate(cmd::generate::Args),
+    /// Run one model component on golden input tensors and write its output tensors.
+    #[command(subcommand)]
+    Forward(cmd::forward::Forward),
+    /// Encode prompts the way diffusers' `_get_qwen_prompt_embeds` does.
+    EncodePrompt(cmd::encode_prompt::Args),
+    /// Tokenize text with the tokenizer a pipeline declares, and say which path was chosen and why.
+    Tokenize(cmd::tokenize::Args),
+    /// Compare two images: SSIM, PSNR, mean absolute difference and CLIP similarity.
+    Metrics(cmd::metrics::Args),
+    /// Ground-truth lookups.
+    #[command(subcommand)]
+    Gt(cmd::gt::Gt),
+    /// Regenerate testdata/ with the pinned Python reference oracle (xtask/reference/).
+    Fixtures(cmd::fixtures::Args),
+    /// Benchmarks and performance tables.
+    #[command(subcommand)]
+    Bench(cmd::bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Consistency(a) => cmd::consistency::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Forward(a) => cmd::forward::run(a),
+        Command::EncodePrompt(a) => cmd::encode_prompt::run(a),
+        Command::Tokenize(a) => cmd::tokenize::run(a),
+        Command::Metrics(a) => cmd::metrics::run(a),
+        Command::Gt(a) => cmd::gt::run(a),
+        Command::Fixtures(a) => cmd::fixtures::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
