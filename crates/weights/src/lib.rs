@@ -1,1 +1,19 @@
-//! Safetensors loading into burn modules (sharded, mmap, bf16/f16/f32) and diffusers-layout folder / HF repo resolution.
+//! Safetensors checkpoints into burn tensors, strictly.
+//!
+//! [`Weights`] opens one `.safetensors` file, or a folder holding a `*.safetensors.index.json`
+//! (sharded, as diffusers and transformers save large models) or plain `*.safetensors` files. The
+//! files are memory-mapped; a tensor is copied out only when a model asks for it, so loading never
+//! holds two full copies of the weights. Model crates build their modules by name
+//! ([`Weights::get`], [`Weights::linear`]) and finish with [`Weights::check_all_used`], so a
+//! missing, unexpected or wrong-shaped tensor is an error naming the tensor, the file and the
+//! expected shape.
+//!
+//! [`PipelineDir`] reads a diffusers-layout pipeline folder (or an HF repo id through hf-hub).
+
+mod error;
+mod pipeline_dir;
+mod store;
+
+pub use error::Error;
+pub use pipeline_dir::{PipelineDir, resolve_pipeline};
+pub use store::{StoredDType, Weights};

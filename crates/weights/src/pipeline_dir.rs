@@ -1,0 +1,250 @@
+use std::path::{Path, PathBuf};
+
+use hf_hub::{Cache, Repo, RepoType};
+use serde_json::Value;
+
+use crate::Error;
+
+/// A diffusers-layout pipeline folder: `model_index.json` plus one sub-folder per component.
+#[derive(Debug, Clone)]
+pub struct PipelineDir {
+    root: PathBuf,
+    model_index: Value,
+}
+
+impl PipelineDir {
+    /// Open a local pipeline folder (it must hold `model_index.json`).
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, Error> {
+        let root = root.as_ref().to_path_buf();
+        let path = root.join("model_index.json");
+        let model_index = read_json(&path)?;
+        if !model_index.is_object() {
+            return Err(Error::BadJson {
+                path,
+                reason: "expected a JSON object".into(),
+            });
+        }
+        Ok(Self { root, model_index })
+    }
+
+    /// The pipeline folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The parsed `model_index.json`.
+    pub fn model_index(&self) -> &Value {
+        &self.model_index
+    }
+
+    /// `(library, class)` that `model_index.json` declares for a component, e.g.
+    /// `("transformers", "Qwen2Tokenizer")` for `tokenizer`.
+    pub fn component_class(&self, name: &str) -> Option<(String, String)> {
+        let arr = self.model_index.get(name)?.as_array()?;
+        Some((
+            arr.first()?.as_str()?.to_string(),
+            arr.get(1)?.as_str()?.to_string(),
+        ))
+    }
+
+    /// The folder of a component; an error naming `model_index.json` when it is not declared or the
+    /// folder is missing.
+    pub fn component(&self, name: &str) -> Result<PathBuf, Error> {
+        if self.component_class(name).is_none() {
+            return Err(Error::Pipeline {
+                path: self.root.join("model_index.json"),
+                reason: format!("no `{name}` component declared"),
+            });
+        }
+        let dir = self.root.join(name);
+        if !dir.is_dir() {
+            return Err(Error::Pipeline {
+                path: dir,
+                reason: format!("component folder `{name}` is missing"),
+            });
+        }
+        Ok(dir)
+    }
+
+    /// The parsed `config.json` (or `scheduler_config.json`) of a component.
+    pub fn component_config(&self, name: &str) -> Result<Value, Error> {
+        let dir = self.component(name)?;
+        for f in ["config.json", "scheduler_config.json"] {
+            let p = dir.join(f);
+            if p.is_file() {
+                return read_json(&p);
+            }
+        }
+        Err(Error::Pipeline {
+            path: dir,
+            reason: "no config.json or scheduler_config.json".into(),
+        })
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::BadJson {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Whether the user asked for offline mode the way Python's huggingface_hub reads it.
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+        .unwrap_or(false)
+}
+
+/// A pipeline given as a local folder or as an HF repo id (`Qwen/Qwen-Image`, optional revision).
+///
+/// A repo is fetched through hf-hub into the cache Python shares (`HF_HOME` / `HF_HUB_CACHE`):
+/// `model_index.json`, then per component its config, its index and shards (or single file), and
+/// the tokenizer files. With `HF_HUB_OFFLINE=1` only the cache is consulted.
+pub fn resolve_pipeline(model: &str, revision: Option<&str>) -> Result<PipelineDir, Error> {
+    let local = Path::new(model);
+    if local.is_dir() {
+        return PipelineDir::open(local);
+    }
+    if !model.contains('/') || model.starts_with('.') || model.starts_with('/') {
+        return Err(Error::Pipeline {
+            path: local.to_path_buf(),
+            reason: "not a folder, and not an HF repo id of the form owner/name".into(),
+        });
+    }
+    let revision = revision.unwrap_or("main").to_string();
+    let repo = Repo::with_revision(model.to_string(), RepoType::Model, revision.clone());
+    let fetch = Fetcher::new(model, repo)?;
+    let index_path = fetch.get("model_index.json")?;
+    let root = index_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let dir = PipelineDir::open(&root)?;
+    let components: Vec<String> = dir
+        .model_index
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| v.is_array())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for c in components {
+        match c.as_str() {
+            "tokenizer" => {
+                for f in ["tokenizer_config.json", "vocab.json", "merges.txt"] {
+                    fetch.get(&format!("{c}/{f}"))?;
+                }
+                for f in [
+                    "tokenizer.json",
+                    "added_tokens.json",
+                    "special_tokens_map.json",
+                ] {
+                    let _ = fetch.get(&format!("{c}/{f}"));
+                }
+            }
+            "scheduler" => {
+                fetch.get(&format!("{c}/scheduler_config.json"))?;
+            }
+            _ => {
+                fetch.get(&format!("{c}/config.json"))?;
+                fetch_weights(&fetch, &c)?;
+            }
+        }
+    }
+    Ok(dir)
+}
+
+fn fetch_weights(fetch: &Fetcher, component: &str) -> Result<(), Error> {
+    for stem in ["diffusion_pytorch_model", "model"] {
+        let index = format!("{component}/{stem}.safetensors.index.json");
+        if let Ok(path) = fetch.get(&index) {
+            let json = read_json(&path)?;
+            let mut shards: Vec<String> = json
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .map(|m| {
+                    m.values()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            shards.sort();
+            shards.dedup();
+            for s in shards {
+                fetch.get(&format!("{component}/{s}"))?;
+            }
+            return Ok(());
+        }
+        if fetch
+            .get(&format!("{component}/{stem}.safetensors"))
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err(Error::Hub {
+        repo: fetch.repo_id.clone(),
+        file: format!("{component}/*.safetensors"),
+        reason: "no weights found for this component".into(),
+    })
+}
+
+struct Fetcher {
+    repo_id: String,
+    cache: hf_hub::CacheRepo,
+    api: Option<hf_hub::api::sync::ApiRepo>,
+}
+
+impl Fetcher {
+    fn new(repo_id: &str, repo: Repo) -> Result<Self, Error> {
+        let cache = Cache::from_env().repo(repo.clone());
+        let api = if hub_offline() {
+            None
+        } else {
+            let api = hf_hub::api::sync::ApiBuilder::from_env()
+                .with_progress(true)
+                .build()
+                .map_err(|e| Error::Hub {
+                    repo: repo_id.to_string(),
+                    file: String::new(),
+                    reason: e.to_string(),
+                })?;
+            Some(api.repo(repo))
+        };
+        Ok(Self {
+            repo_id: repo_id.to_string(),
+            cache,
+            api,
+        })
+    }
+
+    fn get(&self, file: &str) -> Result<PathBuf, Error> {
+        if let Some(p) = self.cache.get(file) {
+            return Ok(p);
+        }
+        match &self.api {
+            None => Err(Error::Hub {
+                repo: self.repo_id.clone(),
+                file: file.to_string(),
+                reason: "not in the HF cache and HF_HUB_OFFLINE is set".into(),
+            }),
+            Some(api) => api.get(file).map_err(|e| Error::Hub {
+                repo: self.repo_id.clone(),
+                file: file.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
