@@ -9,6 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 TINY_PIPELINE = "tiny-qwen-image"
+# Inputs that are not generated: the real Qwen2.5 tokenizer files (see their README).
+REPO = pathlib.Path(__file__).resolve().parents[2]
+QWEN_TOKENIZER = REPO / "testdata" / "qwen2.5-tokenizer"
 
 
 def make_deterministic(seed: int = 0) -> None:

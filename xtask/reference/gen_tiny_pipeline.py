@@ -139,7 +139,7 @@ def main(out: pathlib.Path) -> None:
     text_encoder = text_encoder.to(torch.bfloat16)
 
     tok_dir = root / "tokenizer"
-    write_tokenizer(tok_dir, out / "qwen2.5-tokenizer")
+    write_tokenizer(tok_dir, common.QWEN_TOKENIZER)
     tokenizer = Qwen2Tokenizer.from_pretrained(str(tok_dir))
 
     scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER)
@@ -150,7 +150,7 @@ def main(out: pathlib.Path) -> None:
     pipe.save_pretrained(str(root), safe_serialization=True)
     # save_pretrained rewrites the tokenizer folder; put back the released (slow) layout.
     shutil.rmtree(tok_dir)
-    write_tokenizer(tok_dir, out / "qwen2.5-tokenizer")
+    write_tokenizer(tok_dir, common.QWEN_TOKENIZER)
     for f in root.rglob("*"):
         if f.name in ("README.md",):
             f.unlink()
