@@ -1,1 +1,57 @@
-//! SSIM, PSNR, mean absolute difference and CLIP image similarity, plus upstream's threshold files.
+//! Image-comparison metrics of upstream's consistency tests, and their threshold files.
+//!
+//! * [`PixelMetrics`]: SSIM, PSNR and mean absolute difference on 8-bit RGB images, with
+//!   scikit-image's semantics (`structural_similarity(channel_axis=2, data_range=255)`,
+//!   `peak_signal_noise_ratio(data_range=255)`), computed exactly and in parallel.
+//! * [`ClipPreprocessor`] and (feature `clip`, on by default) `ClipImageEncoder`: the image tower of
+//!   a Hugging Face CLIP checkpoint (`openai/clip-vit-large-patch14` upstream) and the cosine
+//!   similarity of two images' embeddings.
+//! * [`Thresholds`]: upstream's `consistency_thresholds/*.json` files, per-case lookup with file and
+//!   built-in defaults, platform overlays, and the pass rule ([`CaseThresholds::check`]) that
+//!   collects every failing frame and metric.
+//!
+//! ```no_run
+//! use metrics::{FrameMetrics, ImageMetrics, Media, PixelMetrics, Thresholds, load_rgb};
+//! # fn main() -> Result<(), metrics::Error> {
+//! let out = load_rgb("out.png".as_ref())?;
+//! let gt = load_rgb("gt.png".as_ref())?;
+//! let pixel = PixelMetrics::compute(&out, &gt)?;
+//! let frame = FrameMetrics { frame: "image".into(), metrics: ImageMetrics::new(pixel, None) };
+//! let thresholds = Thresholds::builtin().for_case("qwen_image_t2i", Media::Image);
+//! let verdict = thresholds.check(&[frame]);
+//! for failure in &verdict.failures {
+//!     println!("{failure}");
+//! }
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod frame;
+mod pixel;
+mod preprocess;
+mod thresholds;
+
+#[cfg(feature = "clip")]
+mod clip;
+
+pub use error::{Error, Result};
+pub use frame::{FrameMetrics, ImageMetrics};
+pub use pixel::{PixelMetrics, mean_abs_diff, psnr, ssim};
+pub use preprocess::{ClipPreprocessor, PixelValues, Resample, ResizeTo};
+pub use thresholds::{CaseThresholds, Failure, Media, Metric, Status, Thresholds, Unchecked, Verdict};
+
+#[cfg(feature = "clip")]
+pub use clip::{Activation, ClipConfig, ClipImageEncoder, DEFAULT_CLIP_MODEL, VisionOutput, clip_similarity};
+
+/// Reads an image file (PNG, JPEG or WebP, format guessed from the content) as 8-bit RGB. An alpha
+/// channel is dropped, as PIL's `convert("RGB")` does.
+pub fn load_rgb(path: &std::path::Path) -> Result<image::RgbImage> {
+    let read = |source| Error::ImageRead { path: path.to_path_buf(), source };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| read(image::ImageError::IoError(e)))?
+        .with_guessed_format()
+        .map_err(|e| read(image::ImageError::IoError(e)))?;
+    Ok(reader.decode().map_err(read)?.to_rgb8())
+}
+
+pub use image::RgbImage;

@@ -1,0 +1,329 @@
+//! CLIP image preprocessing as transformers' `CLIPImageProcessor` (PIL backend) does it: resize the
+//! shortest side (8-bit PIL resampling), centre crop, rescale by 1/255, normalise by mean/std.
+
+use std::path::Path;
+
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
+use image::RgbImage;
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// PIL's resampling filters, numbered as in `preprocessor_config.json` (`"resample": 3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resample {
+    /// `0`.
+    Nearest,
+    /// `1`.
+    Lanczos,
+    /// `2`.
+    Bilinear,
+    /// `3`: what CLIP uses.
+    Bicubic,
+    /// `4`.
+    Box,
+    /// `5`.
+    Hamming,
+}
+
+impl Resample {
+    fn from_pil(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => Self::Nearest,
+            1 => Self::Lanczos,
+            2 => Self::Bilinear,
+            3 => Self::Bicubic,
+            4 => Self::Box,
+            5 => Self::Hamming,
+            _ => return None,
+        })
+    }
+
+    /// fast_image_resize convolves like Pillow (support scaled by the reduction factor, the same
+    /// kernels; PIL's bicubic is Catmull-Rom, a = -0.5) in 8-bit fixed point. Its coefficients are
+    /// i16 (Pillow-SIMD) rather than Pillow's 22-bit i32, so a few pixels may differ by one step.
+    fn algorithm(self) -> ResizeAlg {
+        match self {
+            Self::Nearest => ResizeAlg::Nearest,
+            Self::Lanczos => ResizeAlg::Convolution(FilterType::Lanczos3),
+            Self::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
+            Self::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
+            Self::Box => ResizeAlg::Convolution(FilterType::Box),
+            Self::Hamming => ResizeAlg::Convolution(FilterType::Hamming),
+        }
+    }
+}
+
+/// How the image is resized before cropping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeTo {
+    /// Shortest side to this many pixels, the other side `floor(n · long / short)`.
+    ShortestEdge(u32),
+    /// Exactly this size, ignoring the aspect ratio.
+    Exact {
+        /// Target height.
+        height: u32,
+        /// Target width.
+        width: u32,
+    },
+}
+
+/// The preprocessing of a CLIP checkpoint, read from its `preprocessor_config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipPreprocessor {
+    /// Resize step, if enabled.
+    pub resize: Option<ResizeTo>,
+    /// Resampling filter of the resize step.
+    pub resample: Resample,
+    /// Centre crop (height, width), if enabled.
+    pub crop: Option<(u32, u32)>,
+    /// Multiplier applied to the 0–255 values, if enabled (1/255).
+    pub rescale: Option<f64>,
+    /// Per-channel (mean, std), if normalisation is enabled.
+    pub normalize: Option<([f32; 3], [f32; 3])>,
+}
+
+/// Preprocessed pixels in CHW order (`pixel_values[0]` of transformers' output).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelValues {
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// `3 × height × width` values, channel-major.
+    pub data: Vec<f32>,
+}
+
+const OPENAI_CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+
+impl Default for ClipPreprocessor {
+    /// `CLIPImageProcessor`'s class defaults, which are also the values of
+    /// openai/clip-vit-large-patch14: shortest edge 224 (bicubic), crop 224, OpenAI mean/std.
+    fn default() -> Self {
+        Self {
+            resize: Some(ResizeTo::ShortestEdge(224)),
+            resample: Resample::Bicubic,
+            crop: Some((224, 224)),
+            rescale: Some(1.0 / 255.0),
+            normalize: Some((OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)),
+        }
+    }
+}
+
+impl ClipPreprocessor {
+    /// Reads a `preprocessor_config.json`, in the current layout (`"size": {"shortest_edge": 224}`,
+    /// `"crop_size": {"height": .., "width": ..}`) or the legacy one of the openai repos
+    /// (`"size": 224`, `"crop_size": 224`). Missing keys take `CLIPImageProcessor`'s defaults.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `preprocessor_config.json` text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let json: Value = serde_json::from_str(text)
+            .map_err(|source| Error::Json { path: origin.to_path_buf(), source })?;
+        let bad = |key: &str, problem: String| Error::BadValue {
+            path: origin.to_path_buf(),
+            key: key.to_string(),
+            problem,
+        };
+        let Value::Object(obj) = json else {
+            return Err(bad("(top level)", "must be a JSON object".into()));
+        };
+        let flag = |key: &str| -> Result<bool> {
+            match obj.get(key) {
+                None => Ok(true), // every do_* defaults to true for CLIP
+                Some(v) => v.as_bool().ok_or_else(|| bad(key, format!("must be true or false, found {v}"))),
+            }
+        };
+        let side = |key: &str, v: &Value| -> Result<u32> {
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| bad(key, format!("must be a positive integer, found {v}")))
+        };
+        let height_width = |key: &str, o: &serde_json::Map<String, Value>| -> Result<Option<(u32, u32)>> {
+            match (o.get("height"), o.get("width")) {
+                (Some(h), Some(w)) => Ok(Some((side(key, h)?, side(key, w)?))),
+                _ => Ok(None),
+            }
+        };
+
+        let mut out = Self::default();
+        if !flag("do_resize")? {
+            out.resize = None;
+        } else if let Some(size) = obj.get("size") {
+            // An int means "shortest edge" here, since CLIPImageProcessor sets default_to_square=False.
+            out.resize = Some(match size {
+                Value::Number(_) => ResizeTo::ShortestEdge(side("size", size)?),
+                Value::Object(o) => match (o.get("shortest_edge"), height_width("size", o)?) {
+                    (Some(s), _) => ResizeTo::ShortestEdge(side("size.shortest_edge", s)?),
+                    (None, Some((height, width))) => ResizeTo::Exact { height, width },
+                    (None, None) => {
+                        return Err(bad("size", format!("needs shortest_edge or height and width, found {size}")));
+                    }
+                },
+                _ => return Err(bad("size", format!("must be an integer or an object, found {size}"))),
+            });
+        }
+        if let Some(r) = obj.get("resample") {
+            out.resample = r
+                .as_u64()
+                .and_then(Resample::from_pil)
+                .ok_or_else(|| bad("resample", format!("must be a PIL filter number 0-5, found {r}")))?;
+        }
+        if !flag("do_center_crop")? {
+            out.crop = None;
+        } else if let Some(c) = obj.get("crop_size") {
+            out.crop = Some(match c {
+                Value::Number(_) => (side("crop_size", c)?, side("crop_size", c)?),
+                Value::Object(o) => height_width("crop_size", o)?
+                    .ok_or_else(|| bad("crop_size", format!("needs height and width, found {c}")))?,
+                _ => return Err(bad("crop_size", format!("must be an integer or an object, found {c}"))),
+            });
+        }
+        if !flag("do_rescale")? {
+            out.rescale = None;
+        } else if let Some(f) = obj.get("rescale_factor") {
+            out.rescale = Some(f.as_f64().ok_or_else(|| bad("rescale_factor", format!("must be a number, found {f}")))?);
+        }
+        if !flag("do_normalize")? {
+            out.normalize = None;
+        } else {
+            let three = |key: &str, default: [f32; 3]| -> Result<[f32; 3]> {
+                let Some(v) = obj.get(key) else { return Ok(default) };
+                let values: Option<Vec<f32>> = v
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_f64().map(|x| x as f32)).collect());
+                match values {
+                    Some(values) if values.len() == 3 => Ok([values[0], values[1], values[2]]),
+                    _ => Err(bad(key, format!("must be a list of 3 numbers, found {v}"))),
+                }
+            };
+            out.normalize = Some((three("image_mean", OPENAI_CLIP_MEAN)?, three("image_std", OPENAI_CLIP_STD)?));
+        }
+        Ok(out)
+    }
+
+    /// The target (height, width) of the resize step for an image of this size.
+    fn resized_size(&self, width: u32, height: u32) -> Option<(u32, u32)> {
+        match self.resize? {
+            ResizeTo::Exact { height, width } => Some((height, width)),
+            ResizeTo::ShortestEdge(short) => {
+                // transformers: new_long = int(short * long / short_side), a float division truncated.
+                let long = |l: u32, s: u32| (f64::from(short) * f64::from(l) / f64::from(s)) as u32;
+                Some(if width <= height { (long(height, width), short) } else { (short, long(width, height)) })
+            }
+        }
+    }
+
+    /// Runs the whole preprocessing on one RGB image.
+    pub fn pixel_values(&self, img: &RgbImage) -> Result<PixelValues> {
+        let resized;
+        let img = match self.resized_size(img.width(), img.height()) {
+            // PIL returns a plain copy when the size does not change, whatever the filter.
+            Some((h, w)) if (w, h) != img.dimensions() => {
+                resized = self.resize_u8(img, w, h)?;
+                &resized
+            }
+            _ => img,
+        };
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (ch, cw) = self.crop.map_or((h, w), |(ch, cw)| (ch as usize, cw as usize));
+        // transformers' center_crop: offset floor((h - ch) / 2) inside a large image; a smaller
+        // image is first zero-padded to the crop size with ceil((ch - h) / 2) rows above it.
+        let offset = |size: usize, crop: usize| -> isize {
+            if size >= crop { ((size - crop) / 2) as isize } else { -((crop - size).div_ceil(2) as isize) }
+        };
+        let (dy, dx) = (offset(h, ch), offset(w, cw));
+        let raw = img.as_raw();
+        let mut data = vec![0f32; 3 * ch * cw];
+        for c in 0..3 {
+            let (mean, std) = self.normalize.map_or((0.0, 1.0), |(m, s)| (m[c], s[c]));
+            for y in 0..ch {
+                for x in 0..cw {
+                    let (sy, sx) = (y as isize + dy, x as isize + dx);
+                    let v = if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
+                        raw[(sy as usize * w + sx as usize) * 3 + c]
+                    } else {
+                        0
+                    };
+                    // rescale in float64 then cast to float32, normalise in float32 (as transformers).
+                    let v = match self.rescale {
+                        Some(f) => (f64::from(v) * f) as f32,
+                        None => f32::from(v),
+                    };
+                    data[(c * ch + y) * cw + x] = if self.normalize.is_some() { (v - mean) / std } else { v };
+                }
+            }
+        }
+        Ok(PixelValues { height: ch, width: cw, data })
+    }
+
+    fn resize_u8(&self, img: &RgbImage, width: u32, height: u32) -> Result<RgbImage> {
+        let err = |message: String| Error::Resize {
+            width: img.width(),
+            height: img.height(),
+            to_width: width,
+            to_height: height,
+            message,
+        };
+        let src = Image::from_vec_u8(img.width(), img.height(), img.as_raw().clone(), PixelType::U8x3)
+            .map_err(|e| err(e.to_string()))?;
+        let mut dst = Image::new(width, height, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(self.resample.algorithm());
+        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| err(e.to_string()))?;
+        RgbImage::from_raw(width, height, dst.into_vec()).ok_or_else(|| err("wrong buffer size".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_and_current_layouts_mean_the_same() {
+        let legacy = r#"{"crop_size": 224, "do_center_crop": true, "do_normalize": true,
+            "do_resize": true, "feature_extractor_type": "CLIPFeatureExtractor",
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 224}"#;
+        let current = r#"{"crop_size": {"height": 224, "width": 224}, "size": {"shortest_edge": 224},
+            "rescale_factor": 0.00392156862745098, "resample": 3}"#;
+        let p = Path::new("p.json");
+        assert_eq!(ClipPreprocessor::parse(legacy, p).unwrap(), ClipPreprocessor::default());
+        assert_eq!(ClipPreprocessor::parse(current, p).unwrap(), ClipPreprocessor::default());
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_file() {
+        let e = ClipPreprocessor::parse(r#"{"resample": 9}"#, Path::new("x/pp.json")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("x/pp.json") && msg.contains("resample"), "{msg}");
+        let e = ClipPreprocessor::parse("{", Path::new("x/pp.json")).unwrap_err();
+        assert!(e.to_string().contains("x/pp.json"));
+    }
+
+    #[test]
+    fn shortest_edge_truncates_like_transformers() {
+        let p = ClipPreprocessor::default();
+        assert_eq!(p.resized_size(301, 241), Some((224, 279))); // int(224 * 301 / 241) = 279
+        assert_eq!(p.resized_size(100, 150), Some((336, 224)));
+        assert_eq!(p.resized_size(224, 224), Some((224, 224)));
+    }
+
+    #[test]
+    fn small_images_are_zero_padded_around_the_centre() {
+        let p = ClipPreprocessor { resize: None, rescale: None, normalize: None, crop: Some((4, 5)), ..Default::default() };
+        let img = RgbImage::from_pixel(2, 1, image::Rgb([9, 9, 9]));
+        let pv = p.pixel_values(&img).unwrap();
+        // ceil((4-1)/2) = 2 rows above, ceil((5-2)/2) = 2 columns left.
+        let plane: Vec<f32> = pv.data[..20].to_vec();
+        let mut want = vec![0f32; 20];
+        want[2 * 5 + 2] = 9.0;
+        want[2 * 5 + 3] = 9.0;
+        assert_eq!(plane, want);
+    }
+}
