@@ -1,0 +1,171 @@
+//! Small building blocks: norms, the MLP, the timestep embedding and the output AdaLN.
+//! Struct and field names follow the PyTorch modules so each weight key maps 1:1.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::{gelu_approximate, silu};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use weights::Weights;
+
+use crate::DitError;
+
+/// Every LayerNorm and RMSNorm in the model uses this epsilon (hard-coded upstream).
+pub(crate) const EPS: f64 = 1e-6;
+/// Width of the sinusoidal timestep projection (`Timesteps(num_channels=256, …)`).
+pub(crate) const TIME_PROJ_DIM: usize = 256;
+
+/// LayerNorm over the last axis without affine parameters (`elementwise_affine=False`).
+/// burn's `nn::LayerNorm` always carries a learnable gamma/beta, hence this function.
+pub(crate) fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let (var, mean) = x.clone().var_mean_bias(D - 1);
+    (x - mean) * (var + EPS).sqrt().recip()
+}
+
+/// diffusers `RMSNorm` with a learned scale: `x · rsqrt(mean(x²) + eps) · weight`.
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    weight: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    pub(crate) fn load(
+        w: &Weights,
+        prefix: &str,
+        dim: usize,
+        dev: &B::Device,
+    ) -> Result<Self, DitError> {
+        Ok(Self {
+            weight: Param::from_tensor(w.get(&format!("{prefix}.weight"), [dim], dev)?),
+        })
+    }
+
+    pub(crate) fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        // bf16 note: upstream computes the variance in f32 and casts the normalised tensor to the
+        // weight dtype before the multiply; with a bf16 backend, cast `x` to f32 for these two lines.
+        let rms = x.clone().square().mean_dim(D - 1).add_scalar(EPS).sqrt();
+        let w = self.weight.val().unsqueeze::<D>();
+        x / rms * w
+    }
+}
+
+/// diffusers `FeedForward(dim, dim_out=dim, activation_fn="gelu-approximate")`:
+/// `net.0.proj` (D → 4D) → tanh-GELU → `net.2` (4D → D); `net.1` is a weightless dropout.
+#[derive(Module, Debug)]
+pub struct FeedForward<B: Backend> {
+    net_0_proj: Linear<B>,
+    net_2: Linear<B>,
+}
+
+impl<B: Backend> FeedForward<B> {
+    pub(crate) fn load(
+        w: &Weights,
+        prefix: &str,
+        dim: usize,
+        dev: &B::Device,
+    ) -> Result<Self, DitError> {
+        let hidden = 4 * dim;
+        Ok(Self {
+            net_0_proj: w.linear(&format!("{prefix}.net.0.proj"), dim, hidden, true, dev)?,
+            net_2: w.linear(&format!("{prefix}.net.2"), hidden, dim, true, dev)?,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.net_2
+            .forward(gelu_approximate(self.net_0_proj.forward(x)))
+    }
+}
+
+/// diffusers `TimestepEmbedding`: `linear_1` (256 → D) → SiLU → `linear_2` (D → D).
+#[derive(Module, Debug)]
+pub struct TimestepEmbedding<B: Backend> {
+    linear_1: Linear<B>,
+    linear_2: Linear<B>,
+}
+
+/// diffusers `QwenTimestepProjEmbeddings` (`time_text_embed`): the sinusoid `time_proj`, which
+/// has no weights, followed by `timestep_embedder`.
+#[derive(Module, Debug)]
+pub struct TimestepProjEmbeddings<B: Backend> {
+    timestep_embedder: TimestepEmbedding<B>,
+}
+
+impl<B: Backend> TimestepProjEmbeddings<B> {
+    pub(crate) fn load(
+        w: &Weights,
+        prefix: &str,
+        dim: usize,
+        dev: &B::Device,
+    ) -> Result<Self, DitError> {
+        let p = format!("{prefix}.timestep_embedder");
+        Ok(Self {
+            timestep_embedder: TimestepEmbedding {
+                linear_1: w.linear(&format!("{p}.linear_1"), TIME_PROJ_DIM, dim, true, dev)?,
+                linear_2: w.linear(&format!("{p}.linear_2"), dim, dim, true, dev)?,
+            },
+        })
+    }
+
+    /// `temb` `[B, D]` from the projected sinusoid `[B, 256]`.
+    pub(crate) fn forward(&self, time_proj: Tensor<B, 2>) -> Tensor<B, 2> {
+        // bf16 note: upstream casts the f32 sinusoid to the model dtype here.
+        let e = &self.timestep_embedder;
+        e.linear_2.forward(silu(e.linear_1.forward(time_proj)))
+    }
+}
+
+/// diffusers `Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0, scale=1000)`:
+/// `[cos(a) | sin(a)]` with `a_k = 1000 · (t · 10000^(-k/128))`, `t` `[B]` → `[B, 256]`.
+///
+/// The model's `timestep` input is already divided by 1000 (the pipeline passes t/1000), and this
+/// projection multiplies by 1000 again. Upstream computes the frequencies in f32 and
+/// multiplies `t·f` before the scale, which we follow to stay bit-close.
+///
+/// bf16 note: upstream's pipeline rounds the input to bf16(bf16(t)/1000); the sinusoid itself is
+/// always f32 (the module-local `get_timestep_embedding` in transformer_qwenimage.py, which would
+/// round the frequencies, is not the one used).
+pub(crate) fn time_proj<B: Backend>(timestep: Tensor<B, 1>) -> Tensor<B, 2> {
+    let half = TIME_PROJ_DIM / 2;
+    let ln_period = -(10000f64.ln() as f32);
+    let freqs: Vec<f32> = (0..half)
+        .map(|k| ((ln_period * k as f32) / half as f32).exp())
+        .collect();
+    let device = timestep.device();
+    let freqs = Tensor::<B, 2>::from_data(TensorData::new(freqs, [1, half]), &device);
+    let angles = (timestep.unsqueeze_dim::<2>(1) * freqs).mul_scalar(1000.0);
+    Tensor::cat(vec![angles.clone().cos(), angles.sin()], 1)
+}
+
+/// diffusers `AdaLayerNormContinuous(D, D, elementwise_affine=False, eps=1e-6)` (`norm_out`).
+#[derive(Module, Debug)]
+pub struct AdaLayerNormContinuous<B: Backend> {
+    linear: Linear<B>,
+}
+
+impl<B: Backend> AdaLayerNormContinuous<B> {
+    pub(crate) fn load(
+        w: &Weights,
+        prefix: &str,
+        dim: usize,
+        dev: &B::Device,
+    ) -> Result<Self, DitError> {
+        Ok(Self {
+            linear: w.linear(&format!("{prefix}.linear"), dim, 2 * dim, true, dev)?,
+        })
+    }
+
+    /// `x` `[B, N, D]`, `temb_silu` = SiLU(temb) `[B, D]`.
+    pub(crate) fn forward(&self, x: Tensor<B, 3>, temb_silu: Tensor<B, 2>) -> Tensor<B, 3> {
+        // Unlike the blocks' [shift, scale, gate], this layer's chunks are [scale, shift].
+        let [scale, shift] = chunks::<B, 2>(self.linear.forward(temb_silu));
+        layer_norm(x) * scale.add_scalar(1.0) + shift
+    }
+}
+
+/// Split `[B, K·D]` into K tensors `[B, 1, D]` (ready to broadcast over tokens).
+pub(crate) fn chunks<B: Backend, const K: usize>(x: Tensor<B, 2>) -> [Tensor<B, 3>; K] {
+    let [b, kd] = x.dims();
+    let d = kd / K;
+    std::array::from_fn(|i| x.clone().narrow(1, i * d, d).reshape([b, 1, d]))
+}

@@ -1,0 +1,304 @@
+//! The whole model (diffusers `QwenImageTransformer2DModel`).
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, ElementConversion, Int, Tensor};
+use weights::Weights;
+
+use crate::attention::AttentionImpl;
+use crate::block::TransformerBlock;
+use crate::layers::{AdaLayerNormContinuous, RmsNorm, TimestepProjEmbeddings, time_proj};
+use crate::rope::{ImageShape, Rope};
+use crate::{DitConfig, DitError};
+
+/// QwenImageTransformer2DModel: packed latents + text embeddings + timestep → velocity.
+///
+/// Fields mirror the PyTorch module tree (`img_in`, `txt_norm`, `txt_in`, `time_text_embed`,
+/// `transformer_blocks.{i}`, `norm_out`, `proj_out`); `pos_embed` has no weights and lives in
+/// [`Rope`].
+#[derive(Module, Debug)]
+pub struct QwenImageTransformer<B: Backend> {
+    img_in: Linear<B>,
+    txt_norm: RmsNorm<B>,
+    txt_in: Linear<B>,
+    time_text_embed: TimestepProjEmbeddings<B>,
+    transformer_blocks: Vec<TransformerBlock<B>>,
+    norm_out: AdaLayerNormContinuous<B>,
+    proj_out: Linear<B>,
+    #[module(skip)]
+    config: DitConfig,
+    #[module(skip)]
+    attention: AttentionImpl,
+}
+
+/// Intermediate tensors of one forward pass, for locating a parity failure.
+#[derive(Debug, Clone)]
+pub struct Intermediates<B: Backend> {
+    /// The sinusoidal timestep projection `[B, 256]` (`time_text_embed.time_proj`).
+    pub time_proj: Tensor<B, 2>,
+    /// The timestep embedding `[B, D]` (`time_text_embed`).
+    pub temb: Tensor<B, 2>,
+    /// Image tokens after `img_in`, `[B, N, D]`.
+    pub img_in: Tensor<B, 3>,
+    /// Text tokens after `txt_norm` + `txt_in`, `[B, L, D]`.
+    pub txt_in: Tensor<B, 3>,
+    /// Each block's (image `[B, N, D]`, text `[B, L, D]`) outputs, in order.
+    pub blocks: Vec<(Tensor<B, 3>, Tensor<B, 3>)>,
+}
+
+impl<B: Backend> QwenImageTransformer<B> {
+    /// Load from a diffusers `transformer/` folder: `config.json` plus
+    /// `diffusion_pytorch_model.safetensors` or shards with their `*.safetensors.index.json`
+    /// (f32, bf16 or f16 stored). Loading is strict: a missing, unexpected or wrong-shaped tensor
+    /// is an error naming the tensor and the file.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, DitError> {
+        let config = DitConfig::from_file(&dir.join("config.json"))?;
+        let weights = Weights::open(dir)?;
+        let model = Self::from_weights(config, &weights, device)?;
+        weights.check_all_used(&[])?;
+        Ok(model)
+    }
+
+    fn from_weights(config: DitConfig, w: &Weights, dev: &B::Device) -> Result<Self, DitError> {
+        let d = config.inner_dim();
+        let (heads, head_dim) = (config.num_attention_heads, config.attention_head_dim);
+        let transformer_blocks = (0..config.num_layers)
+            .map(|i| {
+                TransformerBlock::load(w, &format!("transformer_blocks.{i}"), heads, head_dim, dev)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            img_in: w.linear("img_in", config.in_channels, d, true, dev)?,
+            txt_norm: RmsNorm::load(w, "txt_norm", config.joint_attention_dim, dev)?,
+            txt_in: w.linear("txt_in", config.joint_attention_dim, d, true, dev)?,
+            time_text_embed: TimestepProjEmbeddings::load(w, "time_text_embed", d, dev)?,
+            transformer_blocks,
+            norm_out: AdaLayerNormContinuous::load(w, "norm_out", d, dev)?,
+            proj_out: w.linear("proj_out", d, config.proj_out_dim(), true, dev)?,
+            config,
+            attention: AttentionImpl::default(),
+        })
+    }
+
+    /// The configuration read from `config.json`.
+    pub fn config(&self) -> &DitConfig {
+        &self.config
+    }
+
+    /// Choose how attention is computed (default: burn's fused op).
+    pub fn with_attention(mut self, imp: AttentionImpl) -> Self {
+        self.attention = imp;
+        self
+    }
+
+    /// The MSRoPE tables for `img_shapes` (the images of one sample; every sample of a batch
+    /// shares them) and `txt_len` text tokens (the padded length of `encoder_hidden_states`).
+    /// Compute once per image size and text length and pass to every [`Self::forward_with_rope`].
+    pub fn rope(
+        &self,
+        img_shapes: &[ImageShape],
+        txt_len: usize,
+        device: &B::Device,
+    ) -> Result<Rope<B>, DitError> {
+        Rope::new(self.config.axes_dims_rope, img_shapes, txt_len, device)
+    }
+
+    /// Predict the flow-matching velocity `[B, N, patch² · out_channels]`.
+    ///
+    /// * `hidden_states` `[B, N, in_channels]`: packed latents.
+    /// * `encoder_hidden_states` `[B, L, joint_attention_dim]`: text embeddings.
+    /// * `encoder_mask` `[B, L]`: 1 = real token, 0 = padding. Padded text keys get exactly zero
+    ///   attention weight for every head and query (the diffusers ≥ 0.37 / SGLang alignment fix).
+    ///   `None` or all ones means no mask.
+    /// * `timestep` `[B]`: the scheduler's timestep divided by 1000 (the model multiplies by 1000
+    ///   again inside the sinusoid).
+    /// * `rope`: from [`Self::rope`] for this image size and `L`.
+    ///
+    /// # Panics
+    /// If the tensor shapes disagree with each other, the config or `rope`; [`Self::forward`]
+    /// checks them and returns an error instead.
+    pub fn forward_with_rope(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        rope: &Rope<B>,
+    ) -> Tensor<B, 3> {
+        self.run(
+            hidden_states,
+            encoder_hidden_states,
+            encoder_mask,
+            timestep,
+            rope,
+            false,
+        )
+        .0
+    }
+
+    /// [`Self::forward_with_rope`] that also returns the intermediate tensors.
+    pub fn forward_with_intermediates(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        rope: &Rope<B>,
+    ) -> (Tensor<B, 3>, Intermediates<B>) {
+        let (out, trace) = self.run(
+            hidden_states,
+            encoder_hidden_states,
+            encoder_mask,
+            timestep,
+            rope,
+            true,
+        );
+        (out, trace.expect("run returns intermediates when asked to"))
+    }
+
+    /// Check shapes, build the RoPE tables and run [`Self::forward_with_rope`]. Convenient for
+    /// one-off calls; a denoising loop should build the tables once with [`Self::rope`].
+    pub fn forward(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        img_shapes: &[ImageShape],
+    ) -> Result<Tensor<B, 3>, DitError> {
+        let [b, _, _] = hidden_states.dims();
+        let l = encoder_hidden_states.dims()[1];
+        let rope = self.rope(img_shapes, l, &hidden_states.device())?;
+        self.check_inputs(
+            hidden_states.dims(),
+            encoder_hidden_states.dims(),
+            encoder_mask.as_ref().map(|m| m.dims()),
+            timestep.dims(),
+            &rope,
+        )?;
+        debug_assert_eq!(b, timestep.dims()[0]);
+        Ok(self.forward_with_rope(
+            hidden_states,
+            encoder_hidden_states,
+            encoder_mask,
+            timestep,
+            &rope,
+        ))
+    }
+
+    /// Validate input shapes against the config, each other and `rope`.
+    pub fn check_inputs(
+        &self,
+        hidden: [usize; 3],
+        encoder: [usize; 3],
+        mask: Option<[usize; 2]>,
+        timestep: [usize; 1],
+        rope: &Rope<B>,
+    ) -> Result<(), DitError> {
+        let c = &self.config;
+        let [b, n, c_in] = hidden;
+        let err = |m: String| Err(DitError::Input(m));
+        if c_in != c.in_channels {
+            return err(format!(
+                "hidden_states {hidden:?}: last dim must be in_channels = {}",
+                c.in_channels
+            ));
+        }
+        if n != rope.num_img_tokens() {
+            return err(format!(
+                "hidden_states {hidden:?} has {n} tokens but img_shapes give {}",
+                rope.num_img_tokens()
+            ));
+        }
+        if encoder[0] != b || encoder[2] != c.joint_attention_dim {
+            return err(format!(
+                "encoder_hidden_states {encoder:?} must be [{b}, L, {}]",
+                c.joint_attention_dim
+            ));
+        }
+        if encoder[1] != rope.txt_len() {
+            return err(format!(
+                "encoder_hidden_states has {} tokens but the RoPE tables were built for {}",
+                encoder[1],
+                rope.txt_len()
+            ));
+        }
+        if let Some(m) = mask
+            && m != [b, encoder[1]]
+        {
+            return err(format!(
+                "encoder_hidden_states_mask {m:?} must be [{b}, {}]",
+                encoder[1]
+            ));
+        }
+        if timestep != [b] {
+            return err(format!("timestep {timestep:?} must be [{b}]"));
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        rope: &Rope<B>,
+        keep_intermediates: bool,
+    ) -> (Tensor<B, 3>, Option<Intermediates<B>>) {
+        let n_img = hidden_states.dims()[1];
+        let mut img = self.img_in.forward(hidden_states);
+        let mut txt = self
+            .txt_in
+            .forward(self.txt_norm.forward(encoder_hidden_states));
+        let key_mask = encoder_mask.and_then(|m| joint_key_mask(m, n_img));
+
+        // bf16 note: upstream casts `timestep` to the model dtype before the (f32) sinusoid.
+        let proj = time_proj(timestep);
+        let temb = self.time_text_embed.forward(proj.clone());
+        // Every block's modulation and norm_out start with SiLU(temb): compute it once.
+        let temb_silu = silu(temb.clone());
+
+        let mut trace = keep_intermediates.then(|| Intermediates {
+            time_proj: proj,
+            temb,
+            img_in: img.clone(),
+            txt_in: txt.clone(),
+            blocks: Vec::new(),
+        });
+        for block in &self.transformer_blocks {
+            (img, txt) = block.forward(
+                img,
+                txt,
+                temb_silu.clone(),
+                rope,
+                key_mask.as_ref(),
+                self.attention,
+            );
+            if let Some(t) = trace.as_mut() {
+                t.blocks.push((img.clone(), txt.clone()));
+            }
+        }
+        // The text stream's last update is discarded, as upstream.
+        let out = self.proj_out.forward(self.norm_out.forward(img, temb_silu));
+        (out, trace)
+    }
+}
+
+/// `[B, L]` text mask (nonzero = real) → `[B, L + N]` joint key mask in the attention's order
+/// (text first), true = masked out; `None` when nothing is padded.
+fn joint_key_mask<B: Backend>(mask: Tensor<B, 2, Int>, n_img: usize) -> Option<Tensor<B, 2, Bool>> {
+    // An all-ones mask changes nothing; skipping it keeps the unmasked fused kernel.
+    let min: i64 = mask.clone().min().into_scalar().elem();
+    if min != 0 {
+        return None;
+    }
+    let [b, _] = mask.dims();
+    let padded = mask.equal_elem(0);
+    let image = Tensor::<B, 2, Int>::zeros([b, n_img], &padded.device()).equal_elem(1);
+    Some(Tensor::cat(vec![padded, image], 1))
+}
