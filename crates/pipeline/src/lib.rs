@@ -1,1 +1,28 @@
-//! QwenImagePipeline: prompt -> text embeddings -> flow-match loop with the DiT and CFG -> VAE decode -> image.
+//! QwenImagePipeline in Rust: prompt → text embeddings → flow-match loop over the MMDiT with true
+//! CFG → VAE decode → u8 RGB image, as diffusers' `QwenImagePipeline.__call__` does it.
+//!
+//! ```no_run
+//! use burn::backend::Flex;
+//! use pipeline::{InitialLatents, QwenImagePipeline, Request};
+//!
+//! let pipe = QwenImagePipeline::<Flex>::load("testdata/tiny-qwen-image", &Default::default())?;
+//! let req = Request::new("Doraemon is eating dorayaki", 64, 64)
+//!     .negative_prompt(" ")
+//!     .true_cfg_scale(4.0)
+//!     .steps(6)
+//!     .latents(InitialLatents::Seed(42));
+//! let out = pipe.generate(&req, &mut |_| {})?;
+//! out.image.save("doraemon.png").ok();
+//! # Ok::<(), pipeline::Error>(())
+//! ```
+//!
+//! The stages are the only thing this crate knows: it owns no maths of its own beyond wiring.
+//! Text embeddings are computed once per call; RoPE tables once per (size, text length).
+
+mod error;
+mod latents;
+mod run;
+
+pub use error::Error;
+pub use latents::{InitialLatents, load_latents_file, seeded_latents};
+pub use run::{Event, Output, QwenImagePipeline, Request, StageTimings};

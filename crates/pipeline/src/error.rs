@@ -1,0 +1,26 @@
+use std::path::PathBuf;
+
+/// Why a generation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Weights(#[from] weights::Error),
+    #[error("text encoder: {0}")]
+    TextEncoder(#[from] text_encoder::Error),
+    #[error("transformer: {0}")]
+    Dit(#[from] qwen_image_dit::DitError),
+    #[error("vae: {0}")]
+    Vae(#[from] qwen_image_vae::Error),
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] flow_match::SchedulerError),
+    #[error("guidance: {0}")]
+    Cfg(#[from] cfg::CfgError),
+    #[error("noise: {0}")]
+    Rng(#[from] torch_rng::Error),
+    #[error("latents file {path}: {reason}")]
+    Latents { path: PathBuf, reason: String },
+    #[error("invalid request: {0}")]
+    Request(String),
+    #[error("cancelled after {steps_done} of {steps} steps")]
+    Cancelled { steps_done: usize, steps: usize },
+}

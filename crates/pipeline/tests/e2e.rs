@@ -1,0 +1,166 @@
+//! End to end on the tiny official pipeline: from the oracle's initial latents (or only its seed),
+//! our image equals the official diffusers image with PSNR ≥ 40 dB and SSIM ≥ 0.99 for every
+//! oracle case (CFG on/off, non-square, seed-only), and the latents after the first step equal the
+//! oracle's within 1e-4 so that a failure is located.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Flex;
+use pipeline::{InitialLatents, QwenImagePipeline, Request};
+
+type B = Flex;
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+#[derive(serde::Deserialize)]
+struct CaseFile {
+    case: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    id: String,
+    prompt: String,
+    negative_prompt: Option<String>,
+    true_cfg_scale: Option<f32>,
+    height: usize,
+    width: usize,
+    num_inference_steps: usize,
+    seed: Option<u64>,
+    latents: Option<String>,
+}
+
+fn cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(testdata().join("cases/tiny.toml")).unwrap();
+    toml::from_str::<CaseFile>(&text).unwrap().case
+}
+
+fn request(c: &Case) -> Request {
+    let mut r = Request::new(&c.prompt, c.height, c.width).steps(c.num_inference_steps);
+    if let Some(n) = &c.negative_prompt {
+        r = r.negative_prompt(n);
+    }
+    if let Some(s) = c.true_cfg_scale {
+        r = r.true_cfg_scale(s);
+    }
+    r.latents(match (&c.latents, c.seed) {
+        (Some(l), _) => InitialLatents::File(testdata().join("cases").join(l)),
+        (None, Some(s)) => InitialLatents::Seed(s),
+        (None, None) => panic!("case {} has neither latents nor seed", c.id),
+    })
+}
+
+fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn every_tiny_case_matches_the_official_diffusers_image() {
+    let dev = Default::default();
+    let pipe = QwenImagePipeline::<B>::load(testdata().join("tiny-qwen-image"), &dev).unwrap();
+    let cases = cases();
+    assert!(cases.len() >= 3);
+    for c in &cases {
+        let out = pipe.generate(&request(c), &mut |_| {}).unwrap();
+
+        let golden =
+            weights::Weights::open(testdata().join(format!("e2e/{}.safetensors", c.id))).unwrap();
+        let (want, shape) = golden.get_f32("latents_step1").unwrap();
+        let got = out.latents_after_first_step.unwrap();
+        assert_eq!(got.dims().to_vec(), shape, "{}: latents shape", c.id);
+        let got = got.into_data().to_vec::<f32>().unwrap();
+        let err = max_rel_err(&got, &want);
+        assert!(
+            err <= 1e-4,
+            "{}: latents after the first step differ: max rel err {err:e}",
+            c.id
+        );
+
+        let gt =
+            metrics::load_rgb(&testdata().join(format!("gt/official_generated/{}_1gpu.png", c.id)))
+                .unwrap();
+        let psnr = metrics::psnr(&out.image, &gt).unwrap();
+        let ssim = metrics::ssim(&out.image, &gt).unwrap();
+        eprintln!("{}: psnr {psnr:.2} dB, ssim {ssim:.5}", c.id);
+        assert!(psnr >= 40.0, "{}: PSNR {psnr} < 40 dB", c.id);
+        assert!(ssim >= 0.99, "{}: SSIM {ssim} < 0.99", c.id);
+    }
+}
+
+#[test]
+fn a_missing_component_or_bad_latents_is_a_clear_error() {
+    let dev = Default::default();
+    let dir = tempfile::tempdir().unwrap();
+    let src = testdata().join("tiny-qwen-image");
+    for entry in [
+        "model_index.json",
+        "scheduler",
+        "tokenizer",
+        "text_encoder",
+        "transformer",
+    ] {
+        copy_all(&src.join(entry), &dir.path().join(entry));
+    }
+    let msg = QwenImagePipeline::<B>::load(dir.path(), &dev)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("vae"), "{msg}");
+
+    // A corrupt shard names its file.
+    copy_all(&src.join("vae"), &dir.path().join("vae"));
+    let shard = dir
+        .path()
+        .join("transformer/diffusion_pytorch_model.safetensors");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 3]).unwrap();
+    let msg = QwenImagePipeline::<B>::load(dir.path(), &dev)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("diffusion_pytorch_model.safetensors"), "{msg}");
+
+    // Latents of the wrong size name the file and the expected shape.
+    let pipe = QwenImagePipeline::<B>::load(&src, &dev).unwrap();
+    let c = &cases()[0];
+    let req = request(c).latents(InitialLatents::File(
+        testdata().join("e2e/latents/tiny_t2i_nonsquare.safetensors"),
+    ));
+    let msg = pipe.generate(&req, &mut |_| {}).unwrap_err().to_string();
+    assert!(
+        msg.contains("tiny_t2i_nonsquare.safetensors") && msg.contains("[1, 16, 64]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn sizes_are_floored_to_multiples_of_16_with_a_warning() {
+    let dev = Default::default();
+    let pipe = QwenImagePipeline::<B>::load(testdata().join("tiny-qwen-image"), &dev).unwrap();
+    let req = Request::new("a", 70, 50)
+        .steps(2)
+        .latents(InitialLatents::Seed(1));
+    let out = pipe.generate(&req, &mut |_| {}).unwrap();
+    assert_eq!((out.height, out.width), (64, 48));
+    assert_eq!(out.image.dimensions(), (48, 64));
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("70×50 floored to 64×48")),
+        "{:?}",
+        out.warnings
+    );
+}
+
+fn copy_all(src: &Path, dst: &Path) {
+    if src.is_dir() {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            copy_all(&e.path(), &dst.join(e.file_name()));
+        }
+    } else {
+        std::fs::copy(src, dst).unwrap();
+    }
+}
