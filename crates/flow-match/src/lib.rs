@@ -86,3 +86,8 @@ pub enum SchedulerError {
         velocity: usize,
     },
 }
+
+/// Compiles and runs the README example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
