@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod backend;
 mod cmd;
 
 /// Qwen-Image in Rust and the consistency testing around it.

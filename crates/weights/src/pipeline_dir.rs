@@ -124,7 +124,14 @@ pub fn resolve_pipeline(model: &str, revision: Option<&str>) -> Result<PipelineD
     let revision = revision.unwrap_or("main").to_string();
     let repo = Repo::with_revision(model.to_string(), RepoType::Model, revision.clone());
     let fetch = Fetcher::new(model, repo)?;
-    let index_path = fetch.get("model_index.json")?;
+    let index_path = fetch.get("model_index.json").map_err(|e| match e {
+        Error::Hub { repo, file, reason } => Error::Hub {
+            repo,
+            file,
+            reason: format!("{reason} (`{model}` is not a local folder either)"),
+        },
+        other => other,
+    })?;
     let root = index_path
         .parent()
         .map(Path::to_path_buf)
