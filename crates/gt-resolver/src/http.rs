@@ -179,7 +179,10 @@ impl Http {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) => return Err(Failure::Retry(format!("body read failed after {got} bytes: {e}"))),
+                Err(e) => {
+                    let of = expected.map(|l| format!(" of {l}")).unwrap_or_default();
+                    return Err(Failure::Retry(format!("body truncated after {got}{of} bytes: {e}")));
+                }
             };
             out.write_all(&buf[..n])
                 .map_err(|e| Failure::Fatal(format!("writing the cache file: {e}")))?;

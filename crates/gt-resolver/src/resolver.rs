@@ -93,15 +93,38 @@ impl Resolution {
         })
     }
 
-    /// The `gt resolve --json` shape: `{"source", "files": [{"name","url"}], "probes": [{"url","answer","attempts"}]}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "source": self.source.map_or("none", SourceKind::as_str),
-            "files": self.files.iter().map(|f| serde_json::json!({"name": f.name, "url": f.url})).collect::<Vec<_>>(),
-            "probes": self.probes.iter().map(|p| serde_json::json!({
-                "url": p.url, "answer": p.answer.as_str(), "attempts": p.attempts
-            })).collect::<Vec<_>>(),
-        })
+    /// The `gt resolve --json` document, keys in contract order:
+    /// `{"source": "official"|"sglang"|"legacy"|"none", "files": [{"name", "url"}],
+    /// "probes": [{"url", "answer": "yes"|"no"|"unknown", "attempts"}]}`.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            source: &'a str,
+            files: Vec<DocFile<'a>>,
+            probes: Vec<DocProbe<'a>>,
+        }
+        #[derive(Serialize)]
+        struct DocFile<'a> {
+            name: &'a str,
+            url: &'a str,
+        }
+        #[derive(Serialize)]
+        struct DocProbe<'a> {
+            url: &'a str,
+            answer: &'a str,
+            attempts: u32,
+        }
+        let doc = Doc {
+            source: self.source.map_or("none", SourceKind::as_str),
+            files: self.files.iter().map(|f| DocFile { name: &f.name, url: &f.url }).collect(),
+            probes: self
+                .probes
+                .iter()
+                .map(|p| DocProbe { url: &p.url, answer: p.answer.as_str(), attempts: p.attempts })
+                .collect(),
+        };
+        // Plain strings and integers only: serialisation cannot fail.
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
     }
 }
 
@@ -436,6 +459,25 @@ impl Resolver {
             }
         }
         Ok(resolution)
+    }
+
+    /// Probes one URL or path as the resolver would (HEAD, ranged GET when HEAD is refused,
+    /// retries with backoff), without consulting the cache.
+    pub fn exists(&self, url: &str) -> Result<Probe, Error> {
+        let loc = Location::parse(url)?;
+        let (answer, attempts) = match &loc {
+            Location::Local(p) => (if p.is_file() { Answer::Yes } else { Answer::No }, 1),
+            Location::Remote(u) if !self.offline => {
+                let _permit = self.permits.acquire();
+                self.http.probe(u)
+            }
+            Location::Remote(_) => (Answer::Unknown, 0),
+        };
+        Ok(Probe {
+            url: loc.url(),
+            answer,
+            attempts,
+        })
     }
 
     /// Resolves many queries in parallel (bounded by `max_in_flight`); results are in input order.
