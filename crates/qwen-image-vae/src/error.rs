@@ -1,0 +1,26 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading the VAE or handling latents and images.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A checkpoint problem: missing, unexpected or wrong-shaped tensor (names tensor and file).
+    #[error(transparent)]
+    Weights(#[from] weights::Error),
+    /// `config.json` could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `config.json` is not a valid AutoencoderKLQwenImage config.
+    #[error("{path}: invalid VAE config: {reason}")]
+    Config { path: PathBuf, reason: String },
+    /// A tensor given to the decoder or to a latent/image helper has the wrong shape.
+    #[error("{what} has shape {found:?}, expected {expected}")]
+    Shape {
+        what: &'static str,
+        found: Vec<usize>,
+        expected: String,
+    },
+}
