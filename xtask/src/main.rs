@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod backend;
 mod cmd;
+pub mod consistency;
 
 /// Qwen-Image in Rust and the consistency testing around it.
 #[derive(Parser, Debug)]

@@ -1,0 +1,280 @@
+//! `report.json`, the per-case comparison images and `index.html`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use image::{Rgb, RgbImage};
+use metrics::{CaseThresholds, FrameMetrics};
+
+/// The thresholds a case was held to (a serialisable copy of [`CaseThresholds`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ThresholdsReport {
+    pub clip: f64,
+    pub ssim: f64,
+    pub psnr: f64,
+    pub mean_abs_diff: f64,
+}
+
+impl From<CaseThresholds> for ThresholdsReport {
+    fn from(t: CaseThresholds) -> Self {
+        Self {
+            clip: t.clip,
+            ssim: t.ssim,
+            psnr: t.psnr,
+            mean_abs_diff: t.mean_abs_diff,
+        }
+    }
+}
+use serde::{Deserialize, Serialize};
+
+/// The whole run, as `report.json` holds it (DESIGN.md's contract plus extra detail).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Report {
+    pub passed: usize,
+    pub failed: usize,
+    pub cases: Vec<CaseReport>,
+}
+
+/// One GT file used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GtFileReport {
+    pub name: String,
+    pub url: String,
+}
+
+/// One probe made while looking for GT.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub url: String,
+    pub answer: String,
+    pub attempts: u32,
+}
+
+/// Seconds per stage.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Timings {
+    pub load: f64,
+    pub text_encoder: f64,
+    pub denoise: f64,
+    pub decode: f64,
+    pub gt: f64,
+    pub metrics: f64,
+}
+
+/// One case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseReport {
+    pub id: String,
+    pub passed: bool,
+    /// "official" | "sglang" | "legacy" | "none".
+    pub gt_source: String,
+    pub gt_files: Vec<GtFileReport>,
+    pub metrics: Vec<FrameMetrics>,
+    pub thresholds: Option<ThresholdsReport>,
+    pub failures: Vec<String>,
+    /// Metrics that were not checked and why (e.g. CLIP model unavailable).
+    #[serde(default)]
+    pub skipped: Vec<String>,
+    #[serde(default)]
+    pub probes: Vec<ProbeReport>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    #[serde(default)]
+    pub timings: Timings,
+    /// How the initial noise was made (`seed 42 (generator torch-cpu)` or a latents file).
+    #[serde(default)]
+    pub latents: String,
+    /// Output image, relative to the report folder.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+impl Report {
+    pub fn from_cases(mut cases: Vec<CaseReport>) -> Self {
+        // Failures first: that is what a reader opens the report for.
+        cases.sort_by(|a, b| a.passed.cmp(&b.passed).then_with(|| a.id.cmp(&b.id)));
+        let passed = cases.iter().filter(|c| c.passed).count();
+        Self {
+            passed,
+            failed: cases.len() - passed,
+            cases,
+        }
+    }
+}
+
+/// Write a file through a temp name and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+fn png_bytes(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png)?;
+    Ok(buf.into_inner())
+}
+
+/// A heat map of |output − GT| (mean over channels, ×4 so small drifts show): black → red →
+/// yellow → white.
+pub fn diff_heatmap(a: &RgbImage, b: &RgbImage) -> RgbImage {
+    let (w, h) = a.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+        let d: f32 = (0..3)
+            .map(|c| (p[c] as f32 - q[c] as f32).abs())
+            .sum::<f32>()
+            / 3.0;
+        let t = (d * 4.0 / 255.0).clamp(0.0, 1.0) * 3.0;
+        let ch = |v: f32| (v.clamp(0.0, 1.0) * 255.0) as u8;
+        Rgb([ch(t), ch(t - 1.0), ch(t - 2.0)])
+    })
+}
+
+/// Output | GT | diff side by side with a grey gutter.
+pub fn comparison(output: &RgbImage, gt: &RgbImage, diff: &RgbImage) -> RgbImage {
+    let gap = 8u32;
+    let (w, h) = output.dimensions();
+    let mut canvas = RgbImage::from_pixel(3 * w + 4 * gap, h + 2 * gap, Rgb([96, 96, 96]));
+    for (i, img) in [output, gt, diff].into_iter().enumerate() {
+        image::imageops::overlay(
+            &mut canvas,
+            img,
+            (gap + i as u32 * (w + gap)) as i64,
+            gap as i64,
+        );
+    }
+    canvas
+}
+
+/// Per-case images next to the report: `cases/<id>/{output,gt,diff,comparison}.png`.
+pub fn write_case_images(
+    out: &Path,
+    id: &str,
+    output: &RgbImage,
+    gt: Option<&RgbImage>,
+) -> anyhow::Result<()> {
+    let dir = out.join("cases").join(id);
+    write_atomic(&dir.join("output.png"), &png_bytes(output)?)?;
+    if let Some(gt) = gt.filter(|g| g.dimensions() == output.dimensions()) {
+        let diff = diff_heatmap(output, gt);
+        write_atomic(&dir.join("gt.png"), &png_bytes(gt)?)?;
+        write_atomic(&dir.join("diff.png"), &png_bytes(&diff)?)?;
+        write_atomic(
+            &dir.join("comparison.png"),
+            &png_bytes(&comparison(output, gt, &diff))?,
+        )?;
+    } else if let Some(gt) = gt {
+        write_atomic(&dir.join("gt.png"), &png_bytes(gt)?)?;
+    }
+    Ok(())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn data_uri(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+fn fmt_metric(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(x) if x.is_infinite() => "∞".into(),
+        Some(x) => format!("{x:.4}"),
+    }
+}
+
+/// `report.json` and the self-contained `index.html` (images inlined as data URIs): a table of
+/// cases, then per case output, GT and heat-map diff side by side, failures first.
+pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
+    write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(report)?.as_bytes(),
+    )?;
+    let mut h = String::new();
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+    h.push_str("<title>Qwen-Image consistency report</title>\n<style>\n");
+    h.push_str("body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa;color:#222}\n");
+    h.push_str("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\n");
+    h.push_str(".pass{color:#070}.fail{color:#b00}.case{margin:2em 0;padding:1em;background:#fff;border:1px solid #ddd}\n");
+    h.push_str("figure{display:inline-block;margin:0 1em 0 0}img{image-rendering:pixelated;min-width:128px;border:1px solid #999}\n");
+    h.push_str("</style></head><body>\n");
+    h.push_str(&format!(
+        "<h1>Qwen-Image consistency: <span class=\"pass\">{} passed</span>, <span class=\"fail\">{} failed</span></h1>\n",
+        report.passed, report.failed
+    ));
+    h.push_str("<table id=\"summary\"><tr><th>case</th><th>result</th><th>GT source</th><th>clip</th><th>ssim</th><th>psnr</th><th>mean abs diff</th></tr>\n");
+    for c in &report.cases {
+        let m = c.metrics.first().map(|f| f.metrics);
+        h.push_str(&format!(
+            "<tr data-case=\"{id}\"><td><a href=\"#case-{id}\">{id}</a></td><td class=\"{cls}\">{res}</td><td>{src}</td><td>{clip}</td><td>{ssim}</td><td>{psnr}</td><td>{mad}</td></tr>\n",
+            id = esc(&c.id),
+            cls = if c.passed { "pass" } else { "fail" },
+            res = if c.passed { "PASSED" } else { "FAILED" },
+            src = esc(&c.gt_source),
+            clip = fmt_metric(m.and_then(|m| m.clip)),
+            ssim = fmt_metric(m.map(|m| m.ssim)),
+            psnr = fmt_metric(m.map(|m| m.psnr)),
+            mad = fmt_metric(m.map(|m| m.mean_abs_diff)),
+        ));
+    }
+    h.push_str("</table>\n");
+    for c in &report.cases {
+        h.push_str(&format!(
+            "<section class=\"case\" id=\"case-{id}\"><h2 class=\"{cls}\">{id}: {res}</h2>\n",
+            id = esc(&c.id),
+            cls = if c.passed { "pass" } else { "fail" },
+            res = if c.passed { "PASSED" } else { "FAILED" },
+        ));
+        for f in &c.failures {
+            h.push_str(&format!("<p class=\"fail\">{}</p>\n", esc(f)));
+        }
+        for s in &c.skipped {
+            h.push_str(&format!("<p>skipped: {}</p>\n", esc(s)));
+        }
+        h.push_str(&format!(
+            "<p>GT: {} {}</p>\n",
+            esc(&c.gt_source),
+            c.gt_files
+                .iter()
+                .map(|f| format!("<code>{}</code>", esc(&f.url)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        if let Some(t) = &c.thresholds {
+            h.push_str(&format!(
+                "<p>thresholds: clip ≥ {}, ssim ≥ {}, psnr ≥ {}, mean abs diff ≤ {}</p>\n",
+                t.clip, t.ssim, t.psnr, t.mean_abs_diff
+            ));
+        }
+        let dir = out.join("cases").join(&c.id);
+        for (file, label) in [
+            ("output.png", "output"),
+            ("gt.png", "ground truth"),
+            ("diff.png", "|output − GT| ×4"),
+        ] {
+            if let Some(uri) = data_uri(&dir.join(file)) {
+                h.push_str(&format!(
+                    "<figure><img src=\"{uri}\" alt=\"{label}\"><figcaption>{label}</figcaption></figure>\n"
+                ));
+            }
+        }
+        h.push_str("</section>\n");
+    }
+    h.push_str("</body></html>\n");
+    write_atomic(&out.join("index.html"), h.as_bytes())
+}
