@@ -3,6 +3,7 @@
 Writes testdata/metrics/:
   images/*.png           small real photographs (scikit-image's bundled samples, downsized) and
                          synthetic pairs made here with seeded numpy
+  resized/*.png          Pillow's resize of two of them with each convolution filter
   pixel_goldens.json     per pair: SSIM, PSNR, mean-abs-diff exactly as upstream's test_utils.py
                          computes them (skimage structural_similarity / peak_signal_noise_ratio,
                          numpy float32 mean of |a - b|)
@@ -243,6 +244,21 @@ def clip_goldens(out: pathlib.Path, images: dict[str, np.ndarray]) -> None:
     common.save_tensors(out / "clip_goldens.safetensors", tensors, {"source": "transformers CLIPModel"})
 
 
+# PIL filters by their preprocessor_config.json number, and the (source, size) of each resize check:
+# one downscale and one upscale, both non-square.
+PIL_FILTERS = {1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+RESIZES = [("chelsea", (97, 61)), ("coffee", (173, 121))]
+
+
+def resize_goldens(folder: pathlib.Path, images: dict[str, np.ndarray]) -> None:
+    """Pillow's 8-bit resize with every convolution filter (what CLIPImageProcessorPil calls)."""
+    (folder / "resized").mkdir(exist_ok=True)
+    for src, (w, h) in RESIZES:
+        for code, fname in PIL_FILTERS.items():
+            img = Image.fromarray(images[src]).resize((w, h), resample=code)
+            save_png(np.asarray(img), folder / "resized" / f"{src}_{fname}_{w}x{h}.png")
+
+
 def main(out: pathlib.Path) -> None:
     folder = pathlib.Path(out) / "metrics"
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -261,4 +277,5 @@ def main(out: pathlib.Path) -> None:
         json.dump(goldens, f, indent=2)
         f.write("\n")
     os.replace(tmp, folder / "pixel_goldens.json")
+    resize_goldens(folder, images)
     clip_goldens(folder, images)

@@ -66,21 +66,6 @@ pub enum Error {
         problem: String,
     },
 
-    /// Resizing an image for CLIP failed.
-    #[error("cannot resize {width}x{height} image to {to_width}x{to_height}: {message}")]
-    Resize {
-        /// Source width.
-        width: u32,
-        /// Source height.
-        height: u32,
-        /// Target width.
-        to_width: u32,
-        /// Target height.
-        to_height: u32,
-        /// The resizer's message.
-        message: String,
-    },
-
     /// The CLIP model could not be found (offline, not cached, no such folder). Callers report CLIP
     /// as skipped with this reason, never as passed.
     #[cfg(feature = "clip")]

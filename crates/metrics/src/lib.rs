@@ -29,6 +29,7 @@ mod error;
 mod frame;
 mod pixel;
 mod preprocess;
+mod resample;
 mod thresholds;
 
 #[cfg(feature = "clip")]
@@ -38,6 +39,7 @@ pub use error::{Error, Result};
 pub use frame::{FrameMetrics, ImageMetrics};
 pub use pixel::{PixelMetrics, mean_abs_diff, psnr, ssim};
 pub use preprocess::{ClipPreprocessor, PixelValues, Resample, ResizeTo};
+pub use resample::resize_like_pil;
 pub use thresholds::{CaseThresholds, Failure, Media, Metric, Status, Thresholds, Unchecked, Verdict};
 
 #[cfg(feature = "clip")]

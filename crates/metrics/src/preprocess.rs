@@ -3,17 +3,15 @@
 
 use std::path::Path;
 
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
 use image::RgbImage;
 use serde_json::Value;
 
 use crate::{Error, Result};
 
-/// PIL's resampling filters, numbered as in `preprocessor_config.json` (`"resample": 3`).
+/// PIL's convolution filters, numbered as in `preprocessor_config.json` (`"resample": 3`).
+/// PIL's `NEAREST` (0) takes another code path and is not supported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resample {
-    /// `0`.
-    Nearest,
     /// `1`.
     Lanczos,
     /// `2`.
@@ -29,7 +27,6 @@ pub enum Resample {
 impl Resample {
     fn from_pil(code: u64) -> Option<Self> {
         Some(match code {
-            0 => Self::Nearest,
             1 => Self::Lanczos,
             2 => Self::Bilinear,
             3 => Self::Bicubic,
@@ -37,20 +34,6 @@ impl Resample {
             5 => Self::Hamming,
             _ => return None,
         })
-    }
-
-    /// fast_image_resize convolves like Pillow (support scaled by the reduction factor, the same
-    /// kernels; PIL's bicubic is Catmull-Rom, a = -0.5) in 8-bit fixed point. Its coefficients are
-    /// i16 (Pillow-SIMD) rather than Pillow's 22-bit i32, so a few pixels may differ by one step.
-    fn algorithm(self) -> ResizeAlg {
-        match self {
-            Self::Nearest => ResizeAlg::Nearest,
-            Self::Lanczos => ResizeAlg::Convolution(FilterType::Lanczos3),
-            Self::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
-            Self::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
-            Self::Box => ResizeAlg::Convolution(FilterType::Box),
-            Self::Hamming => ResizeAlg::Convolution(FilterType::Hamming),
-        }
     }
 }
 
@@ -173,7 +156,7 @@ impl ClipPreprocessor {
             out.resample = r
                 .as_u64()
                 .and_then(Resample::from_pil)
-                .ok_or_else(|| bad("resample", format!("must be a PIL filter number 0-5, found {r}")))?;
+                .ok_or_else(|| bad("resample", format!("must be a PIL convolution filter number 1-5, found {r}")))?;
         }
         if !flag("do_center_crop")? {
             out.crop = None;
@@ -221,12 +204,12 @@ impl ClipPreprocessor {
     }
 
     /// Runs the whole preprocessing on one RGB image.
-    pub fn pixel_values(&self, img: &RgbImage) -> Result<PixelValues> {
+    pub fn pixel_values(&self, img: &RgbImage) -> PixelValues {
         let resized;
         let img = match self.resized_size(img.width(), img.height()) {
             // PIL returns a plain copy when the size does not change, whatever the filter.
-            Some((h, w)) if (w, h) != img.dimensions() => {
-                resized = self.resize_u8(img, w, h)?;
+            Some((h, w)) if (w, h) != img.dimensions() && img.width() > 0 && img.height() > 0 => {
+                resized = crate::resize_like_pil(img, w, h, self.resample);
                 &resized
             }
             _ => img,
@@ -260,23 +243,7 @@ impl ClipPreprocessor {
                 }
             }
         }
-        Ok(PixelValues { height: ch, width: cw, data })
-    }
-
-    fn resize_u8(&self, img: &RgbImage, width: u32, height: u32) -> Result<RgbImage> {
-        let err = |message: String| Error::Resize {
-            width: img.width(),
-            height: img.height(),
-            to_width: width,
-            to_height: height,
-            message,
-        };
-        let src = Image::from_vec_u8(img.width(), img.height(), img.as_raw().clone(), PixelType::U8x3)
-            .map_err(|e| err(e.to_string()))?;
-        let mut dst = Image::new(width, height, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(self.resample.algorithm());
-        Resizer::new().resize(&src, &mut dst, &options).map_err(|e| err(e.to_string()))?;
-        RgbImage::from_raw(width, height, dst.into_vec()).ok_or_else(|| err("wrong buffer size".into()))
+        PixelValues { height: ch, width: cw, data }
     }
 }
 
@@ -318,7 +285,7 @@ mod tests {
     fn small_images_are_zero_padded_around_the_centre() {
         let p = ClipPreprocessor { resize: None, rescale: None, normalize: None, crop: Some((4, 5)), ..Default::default() };
         let img = RgbImage::from_pixel(2, 1, image::Rgb([9, 9, 9]));
-        let pv = p.pixel_values(&img).unwrap();
+        let pv = p.pixel_values(&img);
         // ceil((4-1)/2) = 2 rows above, ceil((5-2)/2) = 2 columns left.
         let plane: Vec<f32> = pv.data[..20].to_vec();
         let mut want = vec![0f32; 20];

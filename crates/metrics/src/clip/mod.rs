@@ -222,7 +222,7 @@ impl<B: Backend> ClipImageEncoder<B> {
 
     /// The L2-normalised embedding of one image, preprocessed as the checkpoint specifies.
     pub fn embed(&self, img: &RgbImage) -> Result<Vec<f32>> {
-        let pv = self.preprocessor.pixel_values(img)?;
+        let pv = self.preprocessor.pixel_values(img);
         let side = self.config.image_size;
         if (pv.height, pv.width) != (side, side) {
             return Err(Error::BadValue {
