@@ -1,0 +1,207 @@
+//! The language-model part of a Qwen2.5-VL `config.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::Error;
+
+/// `Qwen2_5_VLTextConfig`'s default `rope_theta`, used when a config names none.
+const DEFAULT_ROPE_THETA: f64 = 1_000_000.0;
+
+/// The sizes of the Qwen2.5-VL language model, read from `text_encoder/config.json`.
+///
+/// transformers ≥ 5 nests these under `text_config`; configs saved by 4.x (the released
+/// `Qwen/Qwen-Image` one) keep them at the top level. Each key is looked up in `text_config`
+/// first, then at the top level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextConfig {
+    /// Model width D (3584 for Qwen2.5-VL-7B).
+    pub hidden_size: usize,
+    /// Width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention); equals `num_attention_heads` when absent.
+    pub num_key_value_heads: usize,
+    /// Rows of `embed_tokens`.
+    pub vocab_size: usize,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f64,
+    /// RoPE base.
+    pub rope_theta: f64,
+}
+
+impl TextConfig {
+    /// Read and validate a `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            reason: format!("invalid JSON: {e}"),
+        })?;
+        Self::from_json(&json, path)
+    }
+
+    /// Build from an already parsed config; `path` is only used in error messages.
+    pub fn from_json(json: &Value, path: &Path) -> Result<Self, Error> {
+        let lookup = Lookup {
+            text: json.get("text_config").filter(|v| v.is_object()),
+            top: json,
+            path: path.to_path_buf(),
+        };
+        if let Some(act) = lookup.get("hidden_act").and_then(Value::as_str)
+            && act != "silu"
+        {
+            return Err(lookup.error(format!("hidden_act `{act}` is not supported (only silu)")));
+        }
+        // `layer_types` lists "sliding_attention" only when use_sliding_window is set (it is not
+        // for any released Qwen2.5-VL); refuse rather than silently attend everywhere.
+        let sliding = lookup
+            .get("layer_types")
+            .and_then(Value::as_array)
+            .is_some_and(|t| t.iter().any(|l| l.as_str() == Some("sliding_attention")))
+            || lookup.get("use_sliding_window").and_then(Value::as_bool) == Some(true);
+        if sliding {
+            return Err(lookup.error("sliding-window attention is not supported".into()));
+        }
+
+        let hidden_size = lookup.usize("hidden_size")?;
+        let num_attention_heads = lookup.usize("num_attention_heads")?;
+        let num_key_value_heads = match lookup.get("num_key_value_heads") {
+            Some(Value::Null) | None => num_attention_heads,
+            Some(_) => lookup.usize("num_key_value_heads")?,
+        };
+        let cfg = Self {
+            hidden_size,
+            intermediate_size: lookup.usize("intermediate_size")?,
+            num_hidden_layers: lookup.usize("num_hidden_layers")?,
+            num_attention_heads,
+            num_key_value_heads,
+            vocab_size: lookup.usize("vocab_size")?,
+            rms_norm_eps: match lookup.get("rms_norm_eps") {
+                None => 1e-6,
+                Some(v) => v
+                    .as_f64()
+                    .ok_or_else(|| lookup.error("rms_norm_eps is not a number".into()))?,
+            },
+            rope_theta: lookup.rope_theta()?,
+        };
+        cfg.validate(&lookup)?;
+        Ok(cfg)
+    }
+
+    /// Per-head width. Upstream's attention always uses `hidden_size / num_attention_heads`
+    /// (it ignores a `head_dim` key), and so do we.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    fn validate(&self, lookup: &Lookup<'_>) -> Result<(), Error> {
+        let nonzero = [
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("vocab_size", self.vocab_size),
+        ];
+        if let Some((k, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
+            return Err(lookup.error(format!("{k} must be positive")));
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(lookup.error(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
+            return Err(lookup.error(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_attention_heads, self.num_key_value_heads
+            )));
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(lookup.error(format!(
+                "head_dim {} is odd: rotate-half RoPE needs an even width",
+                self.head_dim()
+            )));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(lookup.error(format!("rope_theta {} is not positive", self.rope_theta)));
+        }
+        Ok(())
+    }
+}
+
+struct Lookup<'a> {
+    text: Option<&'a Value>,
+    top: &'a Value,
+    path: PathBuf,
+}
+
+impl Lookup<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.text
+            .and_then(|t| t.get(key))
+            .or_else(|| self.top.get(key))
+    }
+
+    fn error(&self, reason: String) -> Error {
+        Error::Config {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    fn usize(&self, key: &str) -> Result<usize, Error> {
+        let v = self
+            .get(key)
+            .ok_or_else(|| self.error(format!("`{key}` is missing")))?;
+        v.as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.error(format!("`{key}` is not a non-negative integer: {v}")))
+    }
+
+    /// transformers 5 keeps RoPE settings in `rope_parameters`; 4.x configs have a top-level
+    /// `rope_theta` next to `rope_scaling` (`{"type": "mrope", "mrope_section": [...]}`).
+    /// M-RoPE itself needs no settings here: for text-only input its three position components
+    /// are equal, so it is ordinary 1-D RoPE whatever `mrope_section` says.
+    fn rope_theta(&self) -> Result<f64, Error> {
+        for params in ["rope_parameters", "rope_scaling"] {
+            let Some(p) = self.get(params).filter(|p| p.is_object()) else {
+                continue;
+            };
+            let kind = p
+                .get("rope_type")
+                .or_else(|| p.get("type"))
+                .and_then(Value::as_str);
+            if let Some(kind) = kind
+                && !matches!(kind, "default" | "mrope")
+            {
+                return Err(self.error(format!(
+                    "{params}: rope type `{kind}` is not supported (only default / mrope)"
+                )));
+            }
+            if let Some(theta) = p.get("rope_theta") {
+                return theta
+                    .as_f64()
+                    .ok_or_else(|| self.error(format!("{params}.rope_theta is not a number")));
+            }
+        }
+        match self.get("rope_theta") {
+            None | Some(Value::Null) => Ok(DEFAULT_ROPE_THETA),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| self.error("rope_theta is not a number".into())),
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The Qwen2.5-VL language model, text-only path (transformers `Qwen2_5_VLTextModel`).
+//!
+//! Embedding → N × [x += o_proj(Attn(RMSNorm(x))); x += down(SiLU(gate(h)) · up(h)), h = RMSNorm(x)]
+//! → final RMSNorm. Field names mirror the PyTorch module tree, so `layers.{i}.self_attn.q_proj`
+//! here is `model.layers.{i}.self_attn.q_proj` in the checkpoint.
+
+use std::path::Path;
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{attention, embedding};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Int, Tensor};
+use weights::Weights;
+
+use crate::rope::{self, RopeTables};
+use crate::{Error, TextConfig};
+
+/// Checkpoint prefixes that belong to other heads of `Qwen2_5_VLForConditionalGeneration`: the
+/// vision tower (flat and transformers-5 layouts) and the LM head (unused: the pipeline takes
+/// hidden states, and tied checkpoints do not store it at all).
+const IGNORED_PREFIXES: [&str; 3] = ["visual.", "model.visual.", "lm_head."];
+
+/// Where the language model's tensors live: the released flat layout (`model.layers.*`) or the
+/// transformers ≥ 4.52 layout (`model.language_model.layers.*`).
+const LAYOUTS: [&str; 2] = ["model.language_model.", "model."];
+
+/// `Qwen2_5_VLRMSNorm`: `x / sqrt(mean(x²) + eps) · weight`.
+#[derive(Module, Debug)]
+struct RmsNorm<B: Backend> {
+    weight: Param<Tensor<B, 1>>,
+    #[module(skip)]
+    eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        dim: usize,
+        eps: f64,
+        dev: &B::Device,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            weight: Param::from_tensor(w.get(&format!("{prefix}.weight"), [dim], dev)?),
+            eps,
+        })
+    }
+
+    /// bf16 note: upstream upcasts to f32 for the mean of squares and the scaling, casts back to
+    /// the input dtype, and only then multiplies by the weight. A bf16 port must do the same.
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let inv_rms = x
+            .clone()
+            .square()
+            .mean_dim(2)
+            .add_scalar(self.eps)
+            .sqrt()
+            .recip();
+        x * inv_rms * self.weight.val().unsqueeze::<3>()
+    }
+}
+
+/// `Qwen2_5_VLAttention`: q/k/v projections with bias, o_proj without, grouped-query heads.
+#[derive(Module, Debug)]
+struct SelfAttention<B: Backend> {
+    q_proj: Linear<B>,
+    k_proj: Linear<B>,
+    v_proj: Linear<B>,
+    o_proj: Linear<B>,
+    #[module(skip)]
+    heads: usize,
+    #[module(skip)]
+    kv_heads: usize,
+    #[module(skip)]
+    head_dim: usize,
+}
+
+impl<B: Backend> SelfAttention<B> {
+    fn load(w: &Weights, prefix: &str, cfg: &TextConfig, dev: &B::Device) -> Result<Self, Error> {
+        let (d, hd) = (cfg.hidden_size, cfg.head_dim());
+        let q = cfg.num_attention_heads * hd;
+        let kv = cfg.num_key_value_heads * hd;
+        Ok(Self {
+            q_proj: w.linear(&format!("{prefix}.q_proj"), d, q, true, dev)?,
+            k_proj: w.linear(&format!("{prefix}.k_proj"), d, kv, true, dev)?,
+            v_proj: w.linear(&format!("{prefix}.v_proj"), d, kv, true, dev)?,
+            o_proj: w.linear(&format!("{prefix}.o_proj"), q, d, false, dev)?,
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.num_key_value_heads,
+            head_dim: hd,
+        })
+    }
+
+    /// `x` `[B, L, D]`; `mask` `[B, 1, L, L]`, true = padded key (causality is added by the op).
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: &Tensor<B, 4, Bool>,
+    ) -> Tensor<B, 3> {
+        let [b, l, _] = x.dims();
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, self.head_dim]).swap_dims(1, 2);
+        let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.heads), rope);
+        let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.kv_heads), rope);
+        let v = heads(self.v_proj.forward(x), self.kv_heads);
+        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+        // Scale left at its default 1/√head_dim, upstream's `head_dim**-0.5`. Masked keys get
+        // exactly zero weight; a query row with no visible key (a leading pad under left padding)
+        // comes out as zeros instead of NaN, and is dropped by the prompt path anyway.
+        let options = AttentionModuleOptions {
+            is_causal: true,
+            ..Default::default()
+        };
+        let out = attention(q, k, v, Some(mask.clone()), None, options);
+        self.o_proj.forward(
+            out.swap_dims(1, 2)
+                .reshape([b, l, self.heads * self.head_dim]),
+        )
+    }
+
+    /// KV head g serves query heads g·n_rep … g·n_rep + n_rep − 1 (upstream's `repeat_kv`).
+    fn repeat_kv(&self, t: Tensor<B, 4>) -> Tensor<B, 4> {
+        let rep = self.heads / self.kv_heads;
+        if rep == 1 {
+            return t;
+        }
+        let [b, kv, l, hd] = t.dims();
+        t.unsqueeze_dim::<5>(2)
+            .expand([b, kv, rep, l, hd])
+            .reshape([b, kv * rep, l, hd])
+    }
+}
+
+/// `Qwen2MLP`: SwiGLU without biases.
+#[derive(Module, Debug)]
+struct Mlp<B: Backend> {
+    gate_proj: Linear<B>,
+    up_proj: Linear<B>,
+    down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn load(w: &Weights, prefix: &str, cfg: &TextConfig, dev: &B::Device) -> Result<Self, Error> {
+        let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            gate_proj: w.linear(&format!("{prefix}.gate_proj"), d, i, false, dev)?,
+            up_proj: w.linear(&format!("{prefix}.up_proj"), d, i, false, dev)?,
+            down_proj: w.linear(&format!("{prefix}.down_proj"), i, d, false, dev)?,
+        })
+    }
+
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+/// `Qwen2_5_VLDecoderLayer` (pre-norm residual block).
+#[derive(Module, Debug)]
+struct DecoderLayer<B: Backend> {
+    input_layernorm: RmsNorm<B>,
+    self_attn: SelfAttention<B>,
+    post_attention_layernorm: RmsNorm<B>,
+    mlp: Mlp<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    fn load(w: &Weights, prefix: &str, cfg: &TextConfig, dev: &B::Device) -> Result<Self, Error> {
+        let (d, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        Ok(Self {
+            input_layernorm: RmsNorm::load(w, &format!("{prefix}.input_layernorm"), d, eps, dev)?,
+            self_attn: SelfAttention::load(w, &format!("{prefix}.self_attn"), cfg, dev)?,
+            post_attention_layernorm: RmsNorm::load(
+                w,
+                &format!("{prefix}.post_attention_layernorm"),
+                d,
+                eps,
+                dev,
+            )?,
+            mlp: Mlp::load(w, &format!("{prefix}.mlp"), cfg, dev)?,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: &Tensor<B, 4, Bool>,
+    ) -> Tensor<B, 3> {
+        let x = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), rope, mask);
+        x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+    }
+}
+
+/// Every intermediate of one forward pass, for locating a parity failure.
+#[derive(Debug, Clone)]
+pub struct HiddenStates<B: Backend> {
+    /// Token embeddings `[B, L, D]` (transformers' `hidden_states[0]`).
+    pub embeddings: Tensor<B, 3>,
+    /// Each decoder layer's output `[B, L, D]`, before the final norm.
+    pub layers: Vec<Tensor<B, 3>>,
+    /// The final RMSNorm's output `[B, L, D]`: transformers' `last_hidden_state`, and what it
+    /// reports as `hidden_states[-1]` (the tensor Qwen-Image uses).
+    pub last_hidden_state: Tensor<B, 3>,
+}
+
+/// The Qwen2.5-VL language model (`Qwen2_5_VLForConditionalGeneration` minus the vision tower
+/// and the LM head), generic over the burn backend.
+#[derive(Module, Debug)]
+pub struct QwenTextEncoder<B: Backend> {
+    embed_tokens: Param<Tensor<B, 2>>,
+    layers: Vec<DecoderLayer<B>>,
+    norm: RmsNorm<B>,
+    #[module(skip)]
+    config: TextConfig,
+    #[module(skip)]
+    inv_freq: Vec<f32>,
+}
+
+impl<B: Backend> QwenTextEncoder<B> {
+    /// Load from a transformers `text_encoder/` folder: `config.json` plus `model.safetensors`
+    /// or shards with their `model.safetensors.index.json` (bf16, f16 or f32 stored).
+    ///
+    /// Both key layouts are accepted (`model.layers.*` and `model.language_model.layers.*`).
+    /// Loading is strict: a missing, wrong-shaped, non-float or unexpected tensor is an error
+    /// naming the tensor and the file; `visual.*` and `lm_head.*` are skipped without reading.
+    pub fn load(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        let config = TextConfig::from_file(&dir.join("config.json"))?;
+        let weights = Weights::open(dir)?;
+        Self::from_weights(&weights, config, device)
+    }
+
+    /// Build from an opened checkpoint and its config (the layout is detected from the names).
+    pub fn from_weights(
+        w: &Weights,
+        config: TextConfig,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        let root = LAYOUTS
+            .into_iter()
+            .find(|p| w.contains(&format!("{p}embed_tokens.weight")))
+            .unwrap_or("model.");
+        let (d, eps) = (config.hidden_size, config.rms_norm_eps);
+        let embed_tokens = Param::from_tensor(w.get(
+            &format!("{root}embed_tokens.weight"),
+            [config.vocab_size, d],
+            device,
+        )?);
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| DecoderLayer::load(w, &format!("{root}layers.{i}"), &config, device))
+            .collect::<Result<Vec<_>, _>>()?;
+        let norm = RmsNorm::load(w, &format!("{root}norm"), d, eps, device)?;
+        w.check_all_used(&IGNORED_PREFIXES)?;
+        let inv_freq = rope::inv_freq(config.rope_theta, config.head_dim());
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm,
+            config,
+            inv_freq,
+        })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &TextConfig {
+        &self.config
+    }
+
+    pub(crate) fn embed_tokens_device(&self) -> B::Device {
+        self.embed_tokens.val().device()
+    }
+
+    /// The RoPE inverse frequencies `[head_dim / 2]` (f32, as upstream's `inv_freq` buffer).
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
+    /// Final-norm hidden states `[B, L, D]` for token ids `[B, L]` and their attention mask
+    /// `[B, L]` (1 = token, 0 = padding; either padding side).
+    ///
+    /// Every id must be below `vocab_size` (the embedding lookup does not check).
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        self.run(input_ids, attention_mask, None)
+    }
+
+    /// Like [`forward`](Self::forward), keeping the embeddings and every layer's output.
+    pub fn forward_hidden_states(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> HiddenStates<B> {
+        let mut layers = Vec::with_capacity(self.layers.len() + 1);
+        let last_hidden_state = self.run(input_ids, attention_mask, Some(&mut layers));
+        let embeddings = layers.remove(0);
+        HiddenStates {
+            embeddings,
+            layers,
+            last_hidden_state,
+        }
+    }
+
+    fn run(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+        mut collect: Option<&mut Vec<Tensor<B, 3>>>,
+    ) -> Tensor<B, 3> {
+        let device = input_ids.device();
+        let [b, l] = input_ids.dims();
+        let is_pad = attention_mask.clone().equal_elem(0);
+        // Positions count real tokens only: p = cumsum(mask) − 1 (0…n−1 whatever the padding
+        // side); pads get a dummy 1, as transformers 4.x's get_rope_index gives them. RoPE is
+        // relative, so this equals transformers 5's plain 0…L−1 on real tokens under right
+        // padding and up to rounding under left padding; pad rows are dropped downstream.
+        let positions = attention_mask
+            .cumsum(1)
+            .sub_scalar(1)
+            .mask_fill(is_pad.clone(), 1);
+        let rope = rope::tables::<B>(positions, &self.inv_freq, &device);
+        // Key-padding mask, materialised once for all layers as [B, 1, L, L].
+        let mask = is_pad.reshape([b, 1, 1, l]).repeat_dim(2, l);
+
+        let mut x = embedding(self.embed_tokens.val(), input_ids);
+        for layer in &self.layers {
+            if let Some(c) = collect.as_deref_mut() {
+                c.push(x.clone());
+            }
+            x = layer.forward(x, &rope, &mask);
+        }
+        if let Some(c) = collect {
+            c.push(x.clone());
+        }
+        self.norm.forward(x)
+    }
+}
