@@ -191,15 +191,23 @@ fn all_finite<B: Backend, const D: usize>(
     t: &Tensor<B, D>,
     tensor: &'static str,
 ) -> Result<bool, CfgError> {
-    t.clone()
+    let backend = |e| CfgError::Backend {
+        tensor,
+        message: format!("{e:?}"),
+    };
+    // Fast path (one reduction): a NaN or ±inf element makes the sum non-finite, so a finite sum
+    // proves the tensor finite. Only a non-finite sum (or an overflowing one) needs the exact test.
+    let sum: f64 = t.clone().sum().try_into_scalar().map_err(backend)?.elem();
+    if sum.is_finite() {
+        return Ok(true);
+    }
+    let all = t
+        .clone()
         .is_finite()
         .all()
         .try_into_scalar()
-        .map(|all| all.elem::<bool>())
-        .map_err(|e| CfgError::Backend {
-            tensor,
-            message: format!("{e:?}"),
-        })
+        .map_err(backend)?;
+    Ok(all.elem::<bool>())
 }
 
 fn ensure_finite<B: Backend, const D: usize>(
