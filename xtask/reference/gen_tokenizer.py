@@ -300,3 +300,58 @@ def main(out: pathlib.Path) -> None:
         print(f"[tokenizer] corpus {len(corpus.encode('utf-8'))} bytes, {len(docs)} docs, {len(ids_slow)} tokens")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench(testdata: pathlib.Path, repeats: int = 10) -> None:
+    """Python side of `cargo bench -p tokenizer-loader` (run by hand):
+    .venv-reference/bin/python xtask/reference/gen_tokenizer.py --bench
+    Prints the median of `repeats` runs for the same work as the criterion groups."""
+    import statistics
+    import time
+
+    def median_s(fn, n=repeats):
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    testdata = pathlib.Path(testdata)
+    src = testdata / "qwen2.5-tokenizer"
+    cfg = common.tiny_pipeline_dir(testdata) / "tokenizer" / "tokenizer_config.json"
+    slow, fast, tmp = load_both(src, cfg)
+    try:
+        corpus = (testdata / "tokenizer" / "corpus.txt").read_text(encoding="utf-8")
+        docs = corpus.split(SEPARATOR)
+        mb = len(corpus.encode("utf-8")) / 1e6
+        print(f"transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")
+        rows = [
+            ("load/slow_vocab_merges (Qwen2Tokenizer)", median_s(lambda: Qwen2Tokenizer.from_pretrained(str(tmp / "slow")))),
+            ("load/fast_tokenizer_json (Qwen2Tokenizer)", median_s(lambda: Qwen2Tokenizer.from_pretrained(str(tmp / "fast")))),
+            ("load/fast_tokenizer_json (tokenizers.Tokenizer)", median_s(lambda: tokenizers.Tokenizer.from_file(str(src / "tokenizer.json")))),
+        ]
+        for name, s in rows:
+            print(f"{name:55s} {s * 1e3:9.1f} ms")
+        for label, tok in [("slow", slow), ("fast", fast)]:
+            tok.encode(corpus, add_special_tokens=False)  # warm the BPE cache, as criterion does
+            whole = median_s(lambda: tok.encode(corpus, add_special_tokens=False))
+            batch = median_s(lambda: tok(docs, padding=True)["input_ids"])
+            print(f"encode_corpus/{label}_whole (transformers)              {whole * 1e3:9.1f} ms  {mb / whole:6.2f} MB/s")
+            print(f"encode_corpus/{label}_batch_docs (transformers)         {batch * 1e3:9.1f} ms  {mb / batch:6.2f} MB/s")
+        raw = tokenizers.Tokenizer.from_file(str(src / "tokenizer.json"))
+        raw.encode(corpus, add_special_tokens=False)
+        whole = median_s(lambda: raw.encode(corpus, add_special_tokens=False).ids)
+        print(f"encode_corpus/fast_whole (tokenizers.Tokenizer)        {whole * 1e3:9.1f} ms  {mb / whole:6.2f} MB/s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    if "--bench" in sys.argv:
+        bench(pathlib.Path(__file__).resolve().parents[2] / "testdata")
+    else:
+        print("run through fixtures.py (--only tokenizer), or with --bench for the Python timings")

@@ -69,13 +69,25 @@ impl Source {
         match self {
             Source::Local(dir) => dir.display().to_string(),
             Source::Hub {
-                repo_id, prefix, ..
+                repo_id,
+                prefix,
+                opts,
             } => {
-                if prefix.is_empty() {
-                    format!("hf://{repo_id}")
-                } else {
-                    format!("hf://{repo_id}/{}", prefix.trim_end_matches('/'))
+                let mut s = format!("hf://{repo_id}");
+                if !prefix.is_empty() {
+                    s = format!("{s}/{}", prefix.trim_end_matches('/'));
                 }
+                if let Some(rev) = &opts.revision {
+                    s = format!("{s}@{rev}");
+                }
+                if opts.is_offline() {
+                    let cache = opts.resolved_cache_dir();
+                    s = format!(
+                        "{s} (offline: only the cache {} was searched)",
+                        cache.display()
+                    );
+                }
+                s
             }
         }
     }
@@ -122,10 +134,22 @@ impl Source {
 
 fn hub_find(repo_id: &str, opts: &HubOptions, file: &str) -> Result<Option<PathBuf>> {
     let revision = opts.revision.clone().unwrap_or_else(|| "main".to_owned());
-    let repo = Repo::with_revision(repo_id.to_owned(), RepoType::Model, revision);
+    let repo = Repo::with_revision(repo_id.to_owned(), RepoType::Model, revision.clone());
     let cache = Cache::new(opts.resolved_cache_dir());
     if let Some(p) = cache.repo(repo.clone()).get(file) {
         return Ok(Some(p));
+    }
+    // A commit hash has no `refs/` entry in Python's cache layout: look in its snapshot directly.
+    if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let p = cache
+            .path()
+            .join(repo.folder_name())
+            .join("snapshots")
+            .join(&revision)
+            .join(file);
+        if p.is_file() {
+            return Ok(Some(p));
+        }
     }
     if opts.is_offline() {
         // Offline and not cached: the file counts as absent, like `local_files_only=True`.
