@@ -5,8 +5,11 @@
 mod common;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{B, Goldens, ints, max_rel_err, tiny_text_encoder, values};
-use text_encoder::{PromptEmbeds, QwenTextEncoder, TEMPLATE_PREFIX_TOKENS};
+use common::{B, Goldens, ints, max_rel_err, tiny_pipeline, tiny_text_encoder, values};
+use text_encoder::{
+    DEFAULT_MAX_SEQUENCE_LENGTH, Error, PROMPT_TEMPLATE, PromptEmbeds, PromptEncoder,
+    QwenTextEncoder, TEMPLATE_PREFIX_TOKENS, format_prompt,
+};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -145,4 +148,77 @@ fn an_empty_prompt_keeps_only_the_assistant_suffix() {
     let (full, encoded) = check_prompt_case("empty");
     assert_eq!(full.lengths, [5]);
     assert!(encoded.mask_if_needed().is_none());
+}
+
+/// The prompts of one golden case, as the generator recorded them.
+fn prompts(g: &Goldens, case: &str) -> Vec<String> {
+    serde_json::from_value(g.info()["cases"][case]["prompts"].clone()).expect("prompt list")
+}
+
+#[test]
+fn the_real_tokenizer_makes_the_template_prefix_exactly_34_tokens() {
+    let enc =
+        PromptEncoder::<B>::from_pipeline_dir(tiny_pipeline(), &Default::default()).expect("loads");
+    let (prefix, _) = PROMPT_TEMPLATE
+        .split_once("{}")
+        .expect("template has a slot");
+    let ids = enc.tokenizer().encode(prefix, false).expect("encodes");
+    assert_eq!(ids.len(), TEMPLATE_PREFIX_TOKENS);
+    // And the prefix is a prefix of every templated prompt's tokens (it is what gets dropped).
+    let full = enc
+        .tokenizer()
+        .encode(&format_prompt("a cat"), false)
+        .expect("encodes");
+    assert_eq!(full[..TEMPLATE_PREFIX_TOKENS], ids[..]);
+}
+
+#[test]
+fn prompts_encoded_end_to_end_match_the_pipeline_tokens_and_embeddings() {
+    let g = Goldens::open("text-encoder/prompt_embeds.safetensors");
+    let enc =
+        PromptEncoder::<B>::from_pipeline_dir(tiny_pipeline(), &Default::default()).expect("loads");
+    for case in ["batch", "truncated", "empty"] {
+        let prompts = prompts(&g, case);
+        assert_eq!(
+            enc.tokenize(&prompts).expect("tokenizes"),
+            g.batch(&format!("{case}.")),
+            "{case}: tokens"
+        );
+        let out = enc
+            .encode(&prompts, DEFAULT_MAX_SEQUENCE_LENGTH)
+            .expect("encodes");
+        let prefix = format!("{case}.encoded.");
+        assert_eq!(
+            ints(out.mask),
+            g.i64(&format!("{prefix}prompt_embeds_mask")).0,
+            "{case}: mask"
+        );
+        assert_close(
+            &prefix,
+            values(out.embeds),
+            &g,
+            &format!("{prefix}prompt_embeds"),
+        );
+    }
+}
+
+#[test]
+fn max_sequence_length_above_1024_is_refused_as_in_diffusers() {
+    let enc =
+        PromptEncoder::<B>::from_pipeline_dir(tiny_pipeline(), &Default::default()).expect("loads");
+    let err = enc
+        .encode(&["a cat".into()], 1025)
+        .expect_err("1025 > 1024");
+    assert!(
+        matches!(
+            err,
+            Error::MaxSequenceLength {
+                got: 1025,
+                limit: 1024
+            }
+        ),
+        "{err}"
+    );
+    assert!(enc.encode(&["a cat".into()], 0).is_err());
+    assert!(enc.encode(&[], 512).is_err(), "no prompts");
 }
