@@ -37,3 +37,8 @@ pub use config::DitConfig;
 pub use error::DitError;
 pub use model::{Intermediates, QwenImageTransformer};
 pub use rope::{ImageShape, Rope};
+
+/// The README example is compiled as a doc test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
