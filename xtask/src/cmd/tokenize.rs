@@ -1,5 +1,6 @@
 //! `cargo xtask tokenize`: ids, and which tokenizer path was chosen and why.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,22 +34,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let ids = tok.encode(&text, false)?;
     let decision = tok.decision();
-    if args.json {
-        let out = serde_json::json!({
-            "path": decision.path.as_str(),
-            "reason": decision.reason,
-            "ids": ids,
-        });
-        println!("{out}");
+    let out = if args.json {
+        // A struct, not `json!`, so the keys come out in the contract's order.
+        let report = Report {
+            path: decision.path.as_str(),
+            reason: &decision.reason,
+            ids: &ids,
+        };
+        format!("{}\n", serde_json::to_string(&report)?)
     } else {
-        println!("path:   {}", decision.path);
-        println!("reason: {}", decision.reason);
-        println!("from:   {}", tok.location());
-        println!("tokens: {}", ids.len());
         let list: Vec<String> = ids.iter().map(u32::to_string).collect();
-        println!("ids:    [{}]", list.join(", "));
+        format!(
+            "path:   {}\nreason: {}\nfrom:   {}\ntokens: {}\nids:    [{}]\n",
+            decision.path,
+            decision.reason,
+            tok.location(),
+            ids.len(),
+            list.join(", ")
+        )
+    };
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        // `| head` closing the pipe early is not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    path: &'a str,
+    reason: &'a str,
+    ids: &'a [u32],
 }
 
 /// A local pipeline folder (or a bare tokenizer folder), else a Hugging Face repo id whose
