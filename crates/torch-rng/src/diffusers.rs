@@ -50,7 +50,7 @@ pub fn randn_tensor<T: Element>(
             given: many.len(),
         }),
         many => {
-            let per_item = if batch == 0 { 0 } else { numel / batch };
+            let per_item = numel.checked_div(batch).unwrap_or(0);
             let mut out = Vec::with_capacity(numel);
             for generator in &mut many[..batch] {
                 out.extend(generator.randn::<T>(per_item));

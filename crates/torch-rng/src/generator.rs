@@ -72,7 +72,7 @@ impl Generator {
         // torch draws every uniform into the output first, then transforms it in place.
         let mut data: Vec<f32> = (0..n).map(|_| self.uniform_f32()).collect();
         fill_blocks(&mut data);
-        if n % BLOCK != 0 {
+        if !n.is_multiple_of(BLOCK) {
             // 16 fresh uniforms recompute the last 16 outputs, overlapping the last full block.
             let tail = &mut data[n - BLOCK..];
             tail.iter_mut().for_each(|v| *v = self.uniform_f32());
@@ -100,7 +100,7 @@ impl Generator {
             self.block_f32(&mut buf);
             out.extend(buf.iter().map(|&v| bf16::from_f32(v)));
         }
-        if n % BLOCK != 0 {
+        if !n.is_multiple_of(BLOCK) {
             self.block_f32(&mut buf);
             for (o, &v) in out[n - BLOCK..].iter_mut().zip(&buf) {
                 *o = bf16::from_f32(v);
@@ -118,7 +118,7 @@ impl Generator {
         }
         let mut data: Vec<f64> = (0..n).map(|_| self.uniform_f64()).collect();
         fill_blocks_f64(&mut data);
-        if n % BLOCK != 0 {
+        if !n.is_multiple_of(BLOCK) {
             let tail = &mut data[n - BLOCK..];
             tail.iter_mut().for_each(|v| *v = self.uniform_f64());
             fill_blocks_f64(tail);

@@ -44,11 +44,21 @@ impl Mt19937 {
     }
 
     fn twist(&mut self) {
-        for i in 0..N {
-            let y = (self.state[i] & UPPER_MASK) | (self.state[(i + 1) % N] & LOWER_MASK);
-            let mag = if y & 1 == 1 { MATRIX_A } else { 0 };
-            self.state[i] = self.state[(i + M) % N] ^ (y >> 1) ^ mag;
+        #[inline(always)]
+        fn mix(upper: u32, lower: u32, far: u32) -> u32 {
+            let y = (upper & UPPER_MASK) | (lower & LOWER_MASK);
+            far ^ (y >> 1) ^ if y & 1 == 1 { MATRIX_A } else { 0 }
         }
+        // The classic three loops (no index wrap-around inside the hot ones). Words are updated in
+        // place, so the last ones read already-updated words, as in the reference.
+        let s = &mut self.state;
+        for i in 0..N - M {
+            s[i] = mix(s[i], s[i + 1], s[i + M]);
+        }
+        for i in N - M..N - 1 {
+            s[i] = mix(s[i], s[i + 1], s[i + M - N]);
+        }
+        s[N - 1] = mix(s[N - 1], s[0], s[M - 1]);
         self.next = 0;
     }
 }

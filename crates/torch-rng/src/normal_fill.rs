@@ -6,7 +6,11 @@
 //! every `mul_add` below stands exactly where the compiled kernel has a `vfmadd`; a plain `a * b + c`
 //! is only written where the kernel keeps two roundings. The scalar lane code is written without
 //! branches so that LLVM can vectorise the 8 lanes of a block.
-#![allow(clippy::excessive_precision, clippy::unreadable_literal)]
+#![allow(
+    clippy::excessive_precision,
+    clippy::unreadable_literal,
+    clippy::approx_constant
+)]
 
 /// `float(2 * pi)`: torch rounds the double constant to f32 before the product with the uniform.
 const TWO_PI: f32 = (2.0 * std::f64::consts::PI) as f32;
@@ -130,7 +134,10 @@ fn block16(d: &mut [f32; 16]) {
     }
 }
 
-fn blocks_portable(data: &mut [f32]) {
+/// Inlined into both callers so that the FMA variant really compiles `mul_add` to `vfmadd`
+/// (target features do not reach a function that is called rather than inlined).
+#[inline(always)]
+fn blocks(data: &mut [f32]) {
     for chunk in data.chunks_exact_mut(16) {
         if let Ok(block) = <&mut [f32; 16]>::try_from(chunk) {
             block16(block);
@@ -144,7 +151,12 @@ fn blocks_portable(data: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn blocks_fma(data: &mut [f32]) {
-    blocks_portable(data)
+    blocks(data)
+}
+
+/// Without hardware FMA, `mul_add` is libm's correctly rounded `fmaf`: slower, same bits.
+fn blocks_portable(data: &mut [f32]) {
+    blocks(data)
 }
 
 /// Box-Muller over every full block of 16 in `data` (a trailing partial block is left untouched).
