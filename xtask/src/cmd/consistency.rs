@@ -234,6 +234,20 @@ fn run_cases<B: Backend>(
 ) -> anyhow::Result<Vec<CaseReport>> {
     let mut pipes: HashMap<String, Result<QwenImagePipeline<B>, String>> = HashMap::new();
     let mut reports = Vec::new();
+    // Probe every case's GT up front, many cases in parallel (the resolver bounds the pool), so
+    // a slow CDN costs one backoff for the whole run rather than one per case.
+    let queries: Vec<GtQuery> = all.iter().map(|c| query_for(c, s.platform)).collect();
+    let t_gt = Instant::now();
+    let mut resolutions: HashMap<String, anyhow::Result<gt_resolver::Resolution>> =
+        match &s.resolver {
+            Some(r) => all
+                .iter()
+                .zip(r.resolve_many(&queries))
+                .map(|(c, res)| (c.id.clone(), res.map_err(anyhow::Error::from)))
+                .collect(),
+            None => HashMap::new(),
+        };
+    let gt_probe_time = t_gt.elapsed().as_secs_f64() / all.len().max(1) as f64;
     let mut manifest = Vec::new();
     let overall = indicatif::ProgressBar::new(all.len() as u64);
     overall.set_style(
@@ -253,7 +267,15 @@ fn run_cases<B: Backend>(
         });
         let load = t_load.elapsed().as_secs_f64();
         let report = match pipe {
-            Ok(pipe) => run_case(pipe, case, s, load, &mut manifest),
+            Ok(pipe) => run_case(
+                pipe,
+                case,
+                s,
+                load,
+                resolutions.remove(&case.id),
+                gt_probe_time,
+                &mut manifest,
+            ),
             Err(e) => Err(anyhow::anyhow!("{e}")),
         };
         let report = report.unwrap_or_else(|e| CaseReport {
@@ -280,6 +302,15 @@ fn run_cases<B: Backend>(
         write_manifest(s, &manifest)?;
     }
     Ok(reports)
+}
+
+fn query_for(case: &Case, platform: Platform) -> GtQuery {
+    GtQuery::image(
+        case.id.clone(),
+        case.num_gpus,
+        Some(&case.output_format),
+        platform,
+    )
 }
 
 fn describe_latents(case: &Case) -> String {
@@ -309,6 +340,8 @@ fn run_case<B: Backend>(
     case: &Case,
     s: &Settings,
     load: f64,
+    resolution: Option<anyhow::Result<gt_resolver::Resolution>>,
+    gt_probe_time: f64,
     manifest: &mut Vec<serde_json::Value>,
 ) -> anyhow::Result<CaseReport> {
     let out = generate_with_progress(pipe, &request(case), &case.id)?;
@@ -367,13 +400,11 @@ fn run_case<B: Backend>(
     // Ground truth: official → ours → legacy, every probe logged.
     let t_gt = Instant::now();
     let resolver = s.resolver.as_ref().context("no GT resolver")?;
-    let query = GtQuery::image(
-        case.id.clone(),
-        case.num_gpus,
-        Some(&case.output_format),
-        s.platform,
-    );
-    let resolution = resolver.resolve(&query)?;
+    let query = query_for(case, s.platform);
+    let resolution = match resolution {
+        Some(r) => r?,
+        None => resolver.resolve(&query)?,
+    };
     let probes: Vec<ProbeReport> = resolution
         .probes
         .iter()
@@ -422,7 +453,7 @@ fn run_case<B: Backend>(
     let file = found.files.first().context("GT resolution with no file")?;
     let gt_path = resolver.fetch(file)?;
     let gt = metrics::load_rgb(&gt_path)?;
-    timings.gt = t_gt.elapsed().as_secs_f64();
+    timings.gt = gt_probe_time + t_gt.elapsed().as_secs_f64();
 
     // Metrics and verdict.
     let t_m = Instant::now();

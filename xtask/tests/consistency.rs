@@ -1,0 +1,458 @@
+//! `cargo xtask consistency` as a CI engineer runs it: the embedded default passes; a perturbed
+//! case fails on the right metric while the run goes on; exit codes 0/1/2; GT served over real
+//! HTTP laid out like upstream; the HTML report renders in headless Chromium.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    // Keep the GT cache of these runs away from the user's.
+    c.env(
+        "GT_RESOLVER_CACHE_DIR",
+        std::env::temp_dir().join("qwen-xtask-test-cache"),
+    );
+    c.env_remove("SGLANG_CONSISTENCY_GT_DIR");
+    c.env_remove("SGLANG_DIFFUSION_CONSISTENCY_PLATFORM");
+    c
+}
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
+fn report(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn case<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    r["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+#[test]
+fn the_embedded_default_passes() {
+    let out = tempfile::tempdir().unwrap();
+    let o = xtask()
+        .args(["consistency", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(out.path());
+    assert_eq!(r["failed"], 0);
+    assert_eq!(r["passed"], 4);
+    for c in r["cases"].as_array().unwrap() {
+        assert_eq!(c["gt_source"], "official");
+        assert!(c["metrics"][0]["clip"].as_f64().unwrap() > 0.99);
+        let id = c["id"].as_str().unwrap();
+        assert!(
+            out.path()
+                .join(format!("cases/{id}/comparison.png"))
+                .is_file()
+        );
+    }
+    assert!(out.path().join("index.html").is_file());
+}
+
+/// A case file next to testdata/cases so that its relative paths resolve.
+fn write_cases(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("cases.toml");
+    let model = testdata().join("tiny-qwen-image");
+    let lat = testdata().join("e2e/latents");
+    let body = body
+        .replace("@MODEL@", &model.to_string_lossy())
+        .replace("@LATENTS@", &lat.to_string_lossy());
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+const CFG_CASE: &str = r#"
+[[case]]
+id = "tiny_t2i_cfg"
+model = "@MODEL@"
+prompt = "Doraemon is eating dorayaki"
+negative_prompt = " "
+true_cfg_scale = 4.0
+height = 64
+width = 64
+num_inference_steps = 6
+latents = "@LATENTS@/tiny_t2i_cfg.safetensors"
+"#;
+
+// Same id and GT as the official no-CFG case, but started from another noise: a deliberate
+// perturbation that must fail on the pixel metrics.
+const PERTURBED_CASE: &str = r#"
+[[case]]
+id = "tiny_t2i_nocfg"
+model = "@MODEL@"
+prompt = "A red bicycle leaning on a brick wall, 4K"
+height = 64
+width = 64
+num_inference_steps = 6
+latents = "@LATENTS@/tiny_t2i_cfg.safetensors"
+"#;
+
+#[test]
+fn a_perturbed_case_fails_on_the_right_metric_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_cases(dir.path(), &format!("{PERTURBED_CASE}{CFG_CASE}"));
+    let out = dir.path().join("out");
+    let o = xtask()
+        .args(["consistency", "--cases"])
+        .arg(&cases)
+        .arg("--gt-root")
+        .arg(testdata().join("gt"))
+        .args(["--clip-model"])
+        .arg(testdata().join("metrics/tiny-clip"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r = report(&out);
+    assert_eq!(
+        (r["passed"].as_u64(), r["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let bad = case(&r, "tiny_t2i_nocfg");
+    assert_eq!(bad["passed"], false);
+    let failures = bad["failures"].to_string();
+    for metric in ["ssim", "psnr", "mean_abs_diff"] {
+        assert!(
+            failures.contains(metric),
+            "{metric} should fail: {failures}"
+        );
+    }
+    // Failures come first in the report, and the other case still ran and passed.
+    assert_eq!(r["cases"][0]["id"], "tiny_t2i_nocfg");
+    assert_eq!(case(&r, "tiny_t2i_cfg")["passed"], true);
+}
+
+#[test]
+fn bad_case_files_exit_2_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, needle) in [
+        (format!("{CFG_CASE}colour = \"red\"\n"), ":12"),
+        (CFG_CASE.replace("tiny_t2i_cfg\"", "../escape\""), ":3"),
+        (
+            CFG_CASE.replace("prompt = \"Doraemon is eating dorayaki\"\n", ""),
+            "prompt",
+        ),
+    ] {
+        let cases = write_cases(dir.path(), &body);
+        let o = xtask()
+            .args(["consistency", "--no-clip", "--cases"])
+            .arg(&cases)
+            .arg("--gt-root")
+            .arg(testdata().join("gt"))
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("cases.toml") && err.contains(needle),
+            "{needle}: {err}"
+        );
+    }
+}
+
+/// A static file server on 127.0.0.1 (HEAD, GET and `Range: bytes=a-b`), counting requests.
+fn serve(root: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+                let mut range = None;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                        let (a, b) = v.trim().split_once('-').unwrap_or(("0", ""));
+                        range = Some((a.parse::<usize>().unwrap_or(0), b.parse::<usize>().ok()));
+                    }
+                }
+                let file = root.join(path.trim_start_matches('/'));
+                let mut s = stream;
+                match std::fs::read(&file) {
+                    Ok(body) => {
+                        let (status, body) = match range {
+                            Some((a, b)) => {
+                                let end = b.unwrap_or(body.len() - 1).min(body.len() - 1);
+                                ("206 Partial Content", body[a..=end].to_vec())
+                            }
+                            None => ("200 OK", body),
+                        };
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        if method != "HEAD" {
+                            let _ = s.write_all(&body);
+                        }
+                    }
+                    Err(_) => {
+                        let _ = write!(
+                            s,
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                }
+                let _ = s.flush();
+                let mut sink = Vec::new();
+                let _ = reader.read_to_end(&mut sink);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn gt_over_http_official_first_then_ours() {
+    // Upstream's layout: official (declared in case_map) + ours. The no-CFG case exists only in
+    // ours; the non-square case's official file exists but is not declared, so ours is used.
+    let tree = tempfile::tempdir().unwrap();
+    let off = tree.path().join("official_generated");
+    let ours = tree.path().join("sglang_generated");
+    std::fs::create_dir_all(&off).unwrap();
+    std::fs::create_dir_all(&ours).unwrap();
+    let gt = testdata().join("gt/official_generated");
+    std::fs::copy(
+        gt.join("tiny_t2i_cfg_1gpu.png"),
+        off.join("tiny_t2i_cfg_1gpu.png"),
+    )
+    .unwrap();
+    std::fs::copy(
+        gt.join("tiny_t2i_nonsquare_1gpu.png"),
+        off.join("tiny_t2i_nonsquare_1gpu.png"),
+    )
+    .unwrap();
+    std::fs::write(
+        off.join("case_map.json"),
+        r#"{"cases": {"tiny_t2i_cfg": {"outputs": ["tiny_t2i_cfg_1gpu.png"]}}}"#,
+    )
+    .unwrap();
+    for id in ["tiny_t2i_nocfg", "tiny_t2i_nonsquare", "tiny_t2i_seed"] {
+        std::fs::copy(
+            gt.join(format!("{id}_1gpu.png")),
+            ours.join(format!("{id}_1gpu.png")),
+        )
+        .unwrap();
+    }
+    let base = serve(tree.path().to_path_buf());
+    let out = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let o = xtask()
+        .env("GT_RESOLVER_CACHE_DIR", cache.path())
+        .args(["consistency", "--gt-root", &base, "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = report(out.path());
+    assert_eq!(case(&r, "tiny_t2i_cfg")["gt_source"], "official");
+    assert_eq!(case(&r, "tiny_t2i_nocfg")["gt_source"], "sglang");
+    assert_eq!(case(&r, "tiny_t2i_nonsquare")["gt_source"], "sglang");
+    let url = case(&r, "tiny_t2i_cfg")["gt_files"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with(&base), "{url}");
+
+    // A case with no GT anywhere fails with every URL tried; the exit code says "failed".
+    std::fs::remove_file(ours.join("tiny_t2i_seed_1gpu.png")).unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    let o = xtask()
+        .env("GT_RESOLVER_CACHE_DIR", cache.path())
+        .args([
+            "consistency",
+            "--case",
+            "tiny_t2i_seed",
+            "--gt-root",
+            &base,
+            "--out",
+        ])
+        .arg(out2.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let failures = case(&report(out2.path()), "tiny_t2i_seed")["failures"].to_string();
+    assert!(
+        failures.contains("GT not found")
+            && failures.contains("sglang_generated/tiny_t2i_seed_1gpu.png"),
+        "{failures}"
+    );
+}
+
+#[test]
+fn partitions_merge_into_one_report() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    for (k, d) in dirs.iter().enumerate() {
+        let o = xtask()
+            .args([
+                "consistency",
+                "--partition",
+                &format!("{}/2", k + 1),
+                "--out",
+            ])
+            .arg(d.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(report(d.path())["cases"].as_array().unwrap().len(), 2);
+    }
+    let merged = tempfile::tempdir().unwrap();
+    let o = xtask()
+        .args(["consistency", "merge"])
+        .args(dirs.iter().map(|d| d.path()))
+        .arg("--out")
+        .arg(merged.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(report(merged.path())["passed"], 4);
+    assert!(
+        merged
+            .path()
+            .join("cases/tiny_t2i_seed/output.png")
+            .is_file()
+    );
+}
+
+#[test]
+fn gen_gt_writes_a_tree_and_a_manifest() {
+    let out = tempfile::tempdir().unwrap();
+    let o = xtask()
+        .args([
+            "consistency",
+            "--gen-gt",
+            "--case",
+            "tiny_t2i_seed",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        out.path()
+            .join("gt/sglang_generated/tiny_t2i_seed_1gpu.png")
+            .is_file()
+    );
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("gt/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let c = &m["cases"][0];
+    assert_eq!(c["seed"], 42);
+    assert_eq!(c["generator"], "torch-cpu");
+    assert_eq!(c["sha256"].as_str().unwrap().len(), 64);
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|b| {
+            let o = Command::new("which").arg(b).output().ok()?;
+            o.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        })
+}
+
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let out = tempfile::tempdir().unwrap();
+    let o = xtask()
+        .args(["consistency", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let Some(browser) = chromium() else {
+        // .ci/run installs Debian's chromium; a developer machine without it is told so.
+        panic!("chromium not found: install Debian's `chromium` package (see .ci/run)");
+    };
+    let index = out.path().join("index.html");
+    let profile = tempfile::tempdir().unwrap();
+    let shot = out.path().join("screenshot.png");
+    let run = |extra: &[&str]| {
+        Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("file://{}", index.display()))
+            .output()
+            .unwrap()
+    };
+    let dom = run(&["--dump-dom"]);
+    let html = String::from_utf8_lossy(&dom.stdout);
+    let logs = String::from_utf8_lossy(&dom.stderr);
+    for id in [
+        "tiny_t2i_cfg",
+        "tiny_t2i_nocfg",
+        "tiny_t2i_nonsquare",
+        "tiny_t2i_seed",
+    ] {
+        assert!(
+            html.contains(&format!("data-case=\"{id}\"")),
+            "{id} missing from the rendered page"
+        );
+        assert!(
+            html.contains(&format!("id=\"case-{id}\"")),
+            "{id} section missing"
+        );
+    }
+    let console_errors: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught")))
+        .collect();
+    assert!(
+        console_errors.is_empty(),
+        "console errors: {console_errors:?}"
+    );
+    let s = run(&[
+        "--window-size=1200,900",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert!(
+        shot.is_file(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&s.stderr)
+    );
+}
