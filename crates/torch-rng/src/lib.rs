@@ -41,3 +41,8 @@ pub use diffusers::randn_tensor;
 pub use error::Error;
 pub use generator::{Element, Generator};
 pub use half::bf16;
+
+/// Compiles and runs the README's example.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
