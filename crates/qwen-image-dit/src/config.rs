@@ -128,7 +128,7 @@ impl DitConfig {
     }
 
     /// Check the invariants the forward pass relies on; the message says which key is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         for (name, v) in [
             ("patch_size", self.patch_size),
             ("in_channels", self.in_channels),
