@@ -47,7 +47,11 @@ impl CacheKey {
     }
 
     fn ident(&self) -> String {
-        format!("{} @ {}", self.url, self.revision.as_deref().unwrap_or("unpinned"))
+        format!(
+            "{} @ {}",
+            self.url,
+            self.revision.as_deref().unwrap_or("unpinned")
+        )
     }
 }
 
@@ -97,7 +101,9 @@ impl Cache {
     }
 
     fn ref_path(&self, key: &CacheKey) -> PathBuf {
-        self.root.join("refs").join(sha256_hex(key.ident().as_bytes()))
+        self.root
+            .join("refs")
+            .join(sha256_hex(key.ident().as_bytes()))
     }
 
     fn object_path(&self, sha: &str) -> PathBuf {
@@ -149,7 +155,8 @@ impl Cache {
     /// Stores `bytes` under `key` and returns the object path.
     pub fn put_bytes(&self, key: &CacheKey, bytes: &[u8]) -> Result<PathBuf, Error> {
         let mut part = self.begin()?;
-        part.write_all(bytes).map_err(|e| Error::io(&part.path, e))?;
+        part.write_all(bytes)
+            .map_err(|e| Error::io(&part.path, e))?;
         self.commit(part, key)
     }
 

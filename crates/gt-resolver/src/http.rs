@@ -119,7 +119,9 @@ impl Http {
     fn probe_once(&self, url: &str) -> Seen {
         let head = self.status_of(self.agent.head(url).call());
         let status = match head {
-            Some(403 | 405 | 501) => self.status_of(self.agent.get(url).header("Range", "bytes=0-0").call()),
+            Some(403 | 405 | 501) => {
+                self.status_of(self.agent.get(url).header("Range", "bytes=0-0").call())
+            }
             other => other,
         };
         match status {
@@ -145,7 +147,14 @@ impl Http {
                 thread::sleep(self.backoff.delay_after(n));
             }
         }
-        (if all_absent { Answer::No } else { Answer::Unknown }, attempts)
+        (
+            if all_absent {
+                Answer::No
+            } else {
+                Answer::Unknown
+            },
+            attempts,
+        )
     }
 
     /// One download attempt into `out`. Calls `on_len` with the announced length before the body.
@@ -170,7 +179,11 @@ impl Http {
         }
         // Content-Length is only comparable with what we read when the body is not re-encoded.
         let encoded = resp.headers().contains_key("content-encoding");
-        let expected = if encoded { None } else { resp.body().content_length() };
+        let expected = if encoded {
+            None
+        } else {
+            resp.body().content_length()
+        };
         on_len(expected);
         let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 64 * 1024];
@@ -181,7 +194,9 @@ impl Http {
                 Ok(n) => n,
                 Err(e) => {
                     let of = expected.map(|l| format!(" of {l}")).unwrap_or_default();
-                    return Err(Failure::Retry(format!("body truncated after {got}{of} bytes: {e}")));
+                    return Err(Failure::Retry(format!(
+                        "body truncated after {got}{of} bytes: {e}"
+                    )));
                 }
             };
             out.write_all(&buf[..n])
@@ -192,7 +207,9 @@ impl Http {
         if let Some(len) = expected
             && got != len
         {
-            return Err(Failure::Retry(format!("truncated body: {got} of {len} bytes")));
+            return Err(Failure::Retry(format!(
+                "truncated body: {got} of {len} bytes"
+            )));
         }
         Ok(())
     }

@@ -91,7 +91,12 @@ pub struct GtQuery {
 
 impl GtQuery {
     /// An image query with the given output format.
-    pub fn image(case: impl Into<String>, num_gpus: u32, format: Option<&str>, platform: Platform) -> Self {
+    pub fn image(
+        case: impl Into<String>,
+        num_gpus: u32,
+        format: Option<&str>,
+        platform: Platform,
+    ) -> Self {
         GtQuery {
             case: case.into(),
             num_gpus,

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::cache::{Cache, CacheKey, Lookup, sha256_hex};
 use crate::http::{Answer, Backoff, Failure, Http};
 use crate::naming::{GtKind, GtQuery};
 use crate::source::{GtRoot, Location, Source, SourceKind};
-use crate::Error;
 
 /// Environment variable naming a local GT folder that replaces remote lookup, as upstream.
 pub const GT_DIR_ENV: &str = "SGLANG_CONSISTENCY_GT_DIR";
@@ -88,7 +88,11 @@ impl Resolution {
             num_gpus: query.num_gpus,
             platform: query.platform.to_string(),
             revision: self.revision.clone(),
-            tried: self.probes.iter().map(|p| format!("{} ({})", p.url, p.answer.as_str())).collect(),
+            tried: self
+                .probes
+                .iter()
+                .map(|p| format!("{} ({})", p.url, p.answer.as_str()))
+                .collect(),
             hint: missing_gt_hint(query, self.revision.as_deref()),
         })
     }
@@ -116,11 +120,22 @@ impl Resolution {
         }
         let doc = Doc {
             source: self.source.map_or("none", SourceKind::as_str),
-            files: self.files.iter().map(|f| DocFile { name: &f.name, url: &f.url }).collect(),
+            files: self
+                .files
+                .iter()
+                .map(|f| DocFile {
+                    name: &f.name,
+                    url: &f.url,
+                })
+                .collect(),
             probes: self
                 .probes
                 .iter()
-                .map(|p| DocProbe { url: &p.url, answer: p.answer.as_str(), attempts: p.attempts })
+                .map(|p| DocProbe {
+                    url: &p.url,
+                    answer: p.answer.as_str(),
+                    attempts: p.attempts,
+                })
                 .collect(),
         };
         // Plain strings and integers only: serialisation cannot fail.
@@ -166,7 +181,7 @@ impl Default for ResolverBuilder {
             forced_ours: DEFAULT_FORCED_OURS.iter().map(|s| s.to_string()).collect(),
             backoff: Backoff::default(),
             timeout: Duration::from_secs(30),
-            max_in_flight: 16,
+            max_in_flight: 32,
             cache_dir: None,
             offline: false,
             progress: true,
@@ -217,7 +232,7 @@ impl ResolverBuilder {
         self
     }
 
-    /// Most HTTP requests in flight at once, and most cases resolved at once (default 16).
+    /// Most HTTP requests in flight at once, and most cases resolved at once (default 32).
     /// 1 probes one URL after another and stops at the first decisive answer.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
@@ -251,7 +266,8 @@ impl ResolverBuilder {
                     "{GT_DIR_ENV}={} replaces remote lookup",
                     dir.display()
                 ));
-                let is_root = dir.join("official_generated").is_dir() || dir.join("sglang_generated").is_dir();
+                let is_root = dir.join("official_generated").is_dir()
+                    || dir.join("sglang_generated").is_dir();
                 if is_root {
                     GtRoot {
                         base: Location::Local(dir.clone()),
@@ -259,7 +275,10 @@ impl ResolverBuilder {
                     }
                     .sources()
                 } else {
-                    vec![Source::new(SourceKind::Sglang, Location::Local(dir.clone()))]
+                    vec![Source::new(
+                        SourceKind::Sglang,
+                        Location::Local(dir.clone()),
+                    )]
                 }
             }
             None => self.sources,
@@ -547,7 +566,8 @@ impl Resolver {
                     &key.url,
                     &mut part,
                     &mut |len| {
-                        if let Some(len) = len.filter(|l| self.progress && *l >= PROGRESS_MIN_BYTES) {
+                        if let Some(len) = len.filter(|l| self.progress && *l >= PROGRESS_MIN_BYTES)
+                        {
                             let pb = indicatif::ProgressBar::new(len);
                             pb.set_message(key.url.clone());
                             let _ = bar.set(pb);
@@ -603,7 +623,14 @@ impl Resolver {
                     SourceKind::Legacy => continue,
                     SourceKind::Sglang => set.names.clone(),
                     SourceKind::Official => {
-                        let (names, ok) = self.official_names(i, q, &set.names, set.all_required, notes, &mut official_noted);
+                        let (names, ok) = self.official_names(
+                            i,
+                            q,
+                            &set.names,
+                            set.all_required,
+                            notes,
+                            &mut official_noted,
+                        );
                         definitive &= ok;
                         names
                     }
@@ -655,7 +682,10 @@ impl Resolver {
             }
         };
         if self.forced_ours.contains(&q.case) {
-            note(format!("{} is forced to our GT: official GT skipped", q.case));
+            note(format!(
+                "{} is forced to our GT: official GT skipped",
+                q.case
+            ));
             *noted = true;
             return (Vec::new(), true);
         }
@@ -676,7 +706,9 @@ impl Resolver {
             *noted = true;
             return (Vec::new(), true);
         };
-        let is_declared = |n: &String| declared.contains(n) || n.rsplit('/').next().is_some_and(|b| declared.contains(b));
+        let is_declared = |n: &String| {
+            declared.contains(n) || n.rsplit('/').next().is_some_and(|b| declared.contains(b))
+        };
         if all_required {
             if names.iter().all(is_declared) {
                 (names.to_vec(), true)
@@ -684,7 +716,10 @@ impl Resolver {
                 (Vec::new(), true)
             }
         } else {
-            (names.iter().filter(|n| is_declared(n)).cloned().collect(), true)
+            (
+                names.iter().filter(|n| is_declared(n)).cloned().collect(),
+                true,
+            )
         }
     }
 
@@ -712,9 +747,14 @@ impl Resolver {
                     local_path: None,
                     revision: source.revision.clone(),
                 };
-                match self.fetch(&file).and_then(|p| std::fs::read(&p).map_err(|e| Error::io(p, e))) {
+                match self
+                    .fetch(&file)
+                    .and_then(|p| std::fs::read(&p).map_err(|e| Error::io(p, e)))
+                {
                     Ok(b) => b,
-                    Err(Error::Download { reason, attempts, .. }) if reason.contains("not retried") => {
+                    Err(Error::Download {
+                        reason, attempts, ..
+                    }) if reason.contains("not retried") => {
                         return absent(format!(
                             "{url}: {reason} after {attempts} attempt(s): official GT not used"
                         ));
@@ -777,7 +817,12 @@ impl Resolver {
 
     /// The names a tier yields, probing lazily in order (and stopping early) when not prefetched.
     /// Image: the first `Yes`, else the first `Unknown`. Video: all names, unless one is `No`.
-    fn decide(&self, tier: &Tier, memo: &mut Memo, order: &mut Vec<String>) -> Option<(Vec<String>, bool)> {
+    fn decide(
+        &self,
+        tier: &Tier,
+        memo: &mut Memo,
+        order: &mut Vec<String>,
+    ) -> Option<(Vec<String>, bool)> {
         let s = &self.sources[tier.source];
         let mut answer = |name: &str| -> Answer {
             let loc = s.base.join(name);
@@ -836,7 +881,9 @@ impl Resolver {
     /// remote: an unpinned base can change between runs, which is how upstream's floating `main`
     /// let unrelated uploads flip PR results.
     fn record_key(&self, q: &GtQuery) -> Option<CacheKey> {
-        if !self.sources.iter().all(Source::is_pinned) || self.sources.iter().all(|s| s.base.is_local()) {
+        if !self.sources.iter().all(Source::is_pinned)
+            || self.sources.iter().all(|s| s.base.is_local())
+        {
             return None;
         }
         let format = match &q.kind {
@@ -854,7 +901,10 @@ impl Resolver {
             ident.push_str(&format!("|{}={}", s.kind, s.base.url()));
         }
         let revision = self.sources.iter().find_map(|s| s.revision.clone());
-        Some(CacheKey::new(format!("resolution:{}", sha256_hex(ident.as_bytes())), revision))
+        Some(CacheKey::new(
+            format!("resolution:{}", sha256_hex(ident.as_bytes())),
+            revision,
+        ))
     }
 
     fn load_record(&self, key: &CacheKey) -> Option<Resolution> {

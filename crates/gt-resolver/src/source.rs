@@ -87,7 +87,9 @@ impl Location {
     pub fn join(&self, rel: &str) -> Location {
         match self {
             Location::Remote(base) => Location::Remote(format!("{base}/{rel}")),
-            Location::Local(dir) => Location::Local(rel.split('/').fold(dir.clone(), |p, c| p.join(c))),
+            Location::Local(dir) => {
+                Location::Local(rel.split('/').fold(dir.clone(), |p, c| p.join(c)))
+            }
         }
     }
 
@@ -158,7 +160,11 @@ impl GtRoot {
             Location::Remote(url) => {
                 let path = url.split_once("://").map(|(_, r)| r).unwrap_or("");
                 let segs: Vec<&str> = path.split('/').collect();
-                let pinned = segs.iter().skip(1).find(|s| is_commit(s)).map(|s| s.to_string());
+                let pinned = segs
+                    .iter()
+                    .skip(1)
+                    .find(|s| is_commit(s))
+                    .map(|s| s.to_string());
                 let is_github_raw = segs
                     .first()
                     .is_some_and(|h| h.eq_ignore_ascii_case("raw.githubusercontent.com"));
@@ -177,14 +183,22 @@ impl GtRoot {
     /// `{host}/{repo}/{revision}/diffusion-ci/consistency_gt`, as upstream builds it. `host` is
     /// usually [`GITHUB_RAW`]. A revision that is not a 40-hex commit (e.g. `main`) is refused
     /// unless `allow_floating`.
-    pub fn github(host: &str, repo: &str, revision: &str, allow_floating: bool) -> Result<Self, Error> {
+    pub fn github(
+        host: &str,
+        repo: &str,
+        revision: &str,
+        allow_floating: bool,
+    ) -> Result<Self, Error> {
         if !is_commit(revision) && !allow_floating {
             return Err(Error::FloatingRevision {
                 repo: repo.to_string(),
                 revision: revision.to_string(),
             });
         }
-        let url = format!("{}/{repo}/{revision}/{GT_TREE_PATH}", host.trim_end_matches('/'));
+        let url = format!(
+            "{}/{repo}/{revision}/{GT_TREE_PATH}",
+            host.trim_end_matches('/')
+        );
         let base = Location::parse(&url)?;
         Ok(GtRoot {
             base,

@@ -49,7 +49,13 @@ fn walk(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
@@ -76,37 +82,70 @@ fn truncated_body_is_retried_and_never_cached() {
     s.script(
         "/x.png",
         vec![
-            Reply::Truncated { body: full.clone(), sent: 20_000 },
+            Reply::Truncated {
+                body: full.clone(),
+                sent: 20_000,
+            },
             Reply::Body(full.clone()),
         ],
     );
     let tmp = tempfile::tempdir().expect("tempdir");
-    let p = resolver(s.url(), tmp.path()).fetch(&remote(format!("{}/x.png", s.url()))).expect("second try");
+    let p = resolver(s.url(), tmp.path())
+        .fetch(&remote(format!("{}/x.png", s.url())))
+        .expect("second try");
     assert_eq!(std::fs::read(p).expect("read"), full);
     assert_eq!(s.count("/x.png"), 2);
 
     // Always truncated: an error naming the URL, and nothing in the cache.
-    s.script("/y.png", vec![Reply::Truncated { body: full.clone(), sent: 100 }]);
+    s.script(
+        "/y.png",
+        vec![Reply::Truncated {
+            body: full.clone(),
+            sent: 100,
+        }],
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let url = format!("{}/y.png", s.url());
-    let err = resolver(s.url(), tmp.path()).fetch(&remote(url.clone())).expect_err("truncated");
+    let err = resolver(s.url(), tmp.path())
+        .fetch(&remote(url.clone()))
+        .expect_err("truncated");
     assert!(matches!(&err, Error::Download { attempts: 3, .. }), "{err}");
-    assert!(err.to_string().contains(&url) && err.to_string().contains("truncated"), "{err}");
-    assert_eq!(Cache::open(tmp.path()).expect("cache").lookup(&CacheKey::new(url, Some(REV.into()))), Lookup::Miss);
+    assert!(
+        err.to_string().contains(&url) && err.to_string().contains("truncated"),
+        "{err}"
+    );
+    assert_eq!(
+        Cache::open(tmp.path())
+            .expect("cache")
+            .lookup(&CacheKey::new(url, Some(REV.into()))),
+        Lookup::Miss
+    );
     assert_eq!(object_files(tmp.path()), 0);
 }
 
 #[test]
 fn download_retries_throttling_and_5xx_but_not_404() {
     let s = TestServer::start();
-    s.script("/a.png", vec![Reply::Status(429), Reply::Status(503), Reply::Body(b"ok".to_vec())]);
-    s.script("/b.png", vec![Reply::Status(403), Reply::Body(b"ok".to_vec())]);
+    s.script(
+        "/a.png",
+        vec![
+            Reply::Status(429),
+            Reply::Status(503),
+            Reply::Body(b"ok".to_vec()),
+        ],
+    );
+    s.script(
+        "/b.png",
+        vec![Reply::Status(403), Reply::Body(b"ok".to_vec())],
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let r = resolver(s.url(), tmp.path());
     assert!(r.fetch(&remote(format!("{}/a.png", s.url()))).is_ok());
     assert!(r.fetch(&remote(format!("{}/b.png", s.url()))).is_ok());
     assert_eq!((s.count("/a.png"), s.count("/b.png")), (3, 2));
-    let err = r.fetch(&remote(format!("{}/missing.png", s.url()))).expect_err("404");
+    let err = r
+        .fetch(&remote(format!("{}/missing.png", s.url())))
+        .expect_err("404");
     assert!(matches!(err, Error::Download { attempts: 1, .. }), "{err}");
     assert_eq!(s.count("/missing.png"), 1);
 }
@@ -117,12 +156,19 @@ fn corrupted_cache_file_is_detected_and_refetched() {
     s.file("/x.png", &body());
     let tmp = tempfile::tempdir().expect("tempdir");
     let url = format!("{}/x.png", s.url());
-    let p = resolver(s.url(), tmp.path()).fetch(&remote(url.clone())).expect("download");
+    let p = resolver(s.url(), tmp.path())
+        .fetch(&remote(url.clone()))
+        .expect("download");
     std::fs::write(&p, b"bit rot").expect("corrupt the object");
     let cache = Cache::open(tmp.path()).expect("cache");
-    assert!(matches!(cache.lookup(&CacheKey::new(url.clone(), Some(REV.into()))), Lookup::Corrupt(_)));
+    assert!(matches!(
+        cache.lookup(&CacheKey::new(url.clone(), Some(REV.into()))),
+        Lookup::Corrupt(_)
+    ));
     std::fs::write(&p, b"bit rot").ok();
-    let again = resolver(s.url(), tmp.path()).fetch(&remote(url)).expect("refetch");
+    let again = resolver(s.url(), tmp.path())
+        .fetch(&remote(url))
+        .expect("refetch");
     assert_eq!(std::fs::read(again).expect("read"), body());
     assert_eq!(s.count("/x.png"), 2);
 }
@@ -131,9 +177,19 @@ fn corrupted_cache_file_is_detected_and_refetched() {
 fn cache_key_includes_the_revision() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = Cache::open(tmp.path()).expect("cache");
-    cache.put_bytes(&CacheKey::new("http://h/x", Some("a".repeat(40))), b"one").expect("put");
-    assert!(cache.get(&CacheKey::new("http://h/x", Some("a".repeat(40)))).is_some());
-    assert!(cache.get(&CacheKey::new("http://h/x", Some("b".repeat(40)))).is_none());
+    cache
+        .put_bytes(&CacheKey::new("http://h/x", Some("a".repeat(40))), b"one")
+        .expect("put");
+    assert!(
+        cache
+            .get(&CacheKey::new("http://h/x", Some("a".repeat(40))))
+            .is_some()
+    );
+    assert!(
+        cache
+            .get(&CacheKey::new("http://h/x", Some("b".repeat(40))))
+            .is_none()
+    );
     assert!(cache.get(&CacheKey::new("http://h/x", None)).is_none());
 }
 
@@ -141,7 +197,9 @@ fn cache_key_includes_the_revision() {
 /// spawns (this test binary re-invoked with [`CHILD_ENV`] set).
 #[test]
 fn child_fetch_entry() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let (server, cache, url) = {
         let mut it = spec.split('|');
         (
@@ -160,7 +218,11 @@ fn killed_download_leaves_no_entry() {
     s.script(
         "/x.png",
         vec![
-            Reply::Stall { body: full.clone(), sent: 25_000, hold: Duration::from_secs(60) },
+            Reply::Stall {
+                body: full.clone(),
+                sent: 25_000,
+                hold: Duration::from_secs(60),
+            },
             Reply::Body(full.clone()),
         ],
     );
@@ -168,8 +230,16 @@ fn killed_download_leaves_no_entry() {
     let url = format!("{}/x.png", s.url());
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["--exact", "child_fetch_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{}|{}|{url}", s.url(), tmp.path().display()))
+        .args([
+            "--exact",
+            "child_fetch_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            CHILD_ENV,
+            format!("{}|{}|{url}", s.url(), tmp.path().display()),
+        )
         .spawn()
         .expect("spawn child");
     // Wait until the child is mid-body, then kill it.
@@ -183,11 +253,20 @@ fn killed_download_leaves_no_entry() {
     let _ = child.wait();
 
     // The child died mid-body: its partial download is still there, as a `.part` file only.
-    assert_eq!(walk(&tmp.path().join("tmp")), 1, "the killed child left its .part file");
+    assert_eq!(
+        walk(&tmp.path().join("tmp")),
+        1,
+        "the killed child left its .part file"
+    );
     let key = CacheKey::new(url.clone(), Some(REV.into()));
-    assert_eq!(Cache::open(tmp.path()).expect("cache").lookup(&key), Lookup::Miss);
+    assert_eq!(
+        Cache::open(tmp.path()).expect("cache").lookup(&key),
+        Lookup::Miss
+    );
     assert_eq!(object_files(tmp.path()), 0, "no object may look complete");
     // The next run downloads it whole.
-    let p = resolver(s.url(), tmp.path()).fetch(&remote(url)).expect("fresh download");
+    let p = resolver(s.url(), tmp.path())
+        .fetch(&remote(url))
+        .expect("fresh download");
     assert_eq!(std::fs::read(p).expect("read"), full);
 }

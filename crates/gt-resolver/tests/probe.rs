@@ -29,15 +29,64 @@ fn matrix() -> Vec<(&'static str, Vec<Reply>, Answer, u32)> {
     let png = b"\x89PNG fake".to_vec();
     vec![
         ("ok", vec![Reply::Body(png.clone())], Answer::Yes, 1),
-        ("head_405_get_206", vec![Reply::RefuseHead(png.clone())], Answer::Yes, 1),
+        (
+            "head_405_get_206",
+            vec![Reply::RefuseHead(png.clone())],
+            Answer::Yes,
+            1,
+        ),
         ("persistent_404", vec![Reply::Status(404)], Answer::No, 5),
-        ("cdn_warming_404_then_200", vec![Reply::Status(404), Reply::Status(404), Reply::Body(png.clone())], Answer::Yes, 3),
-        ("persistent_429", vec![Reply::Status(429)], Answer::Unknown, 5),
-        ("burst_429_then_200", vec![Reply::Status(429), Reply::Status(429), Reply::Status(429), Reply::Body(png.clone())], Answer::Yes, 4),
-        ("timeout", vec![Reply::Hang(Duration::from_secs(3))], Answer::Unknown, 5),
-        ("persistent_503", vec![Reply::Status(503)], Answer::Unknown, 5),
-        ("404_then_429_is_not_a_clean_absence", vec![Reply::Status(404), Reply::Status(429)], Answer::Unknown, 5),
-        ("redirect_to_another_path", vec![Reply::Redirect("/elsewhere/target.png".into())], Answer::Yes, 1),
+        (
+            "cdn_warming_404_then_200",
+            vec![
+                Reply::Status(404),
+                Reply::Status(404),
+                Reply::Body(png.clone()),
+            ],
+            Answer::Yes,
+            3,
+        ),
+        (
+            "persistent_429",
+            vec![Reply::Status(429)],
+            Answer::Unknown,
+            5,
+        ),
+        (
+            "burst_429_then_200",
+            vec![
+                Reply::Status(429),
+                Reply::Status(429),
+                Reply::Status(429),
+                Reply::Body(png.clone()),
+            ],
+            Answer::Yes,
+            4,
+        ),
+        (
+            "timeout",
+            vec![Reply::Hang(Duration::from_secs(3))],
+            Answer::Unknown,
+            5,
+        ),
+        (
+            "persistent_503",
+            vec![Reply::Status(503)],
+            Answer::Unknown,
+            5,
+        ),
+        (
+            "404_then_429_is_not_a_clean_absence",
+            vec![Reply::Status(404), Reply::Status(429)],
+            Answer::Unknown,
+            5,
+        ),
+        (
+            "redirect_to_another_path",
+            vec![Reply::Redirect("/elsewhere/target.png".into())],
+            Answer::Yes,
+            1,
+        ),
         ("gone_410", vec![Reply::Status(410)], Answer::No, 5),
     ]
 }
@@ -69,7 +118,9 @@ fn head_refused_falls_back_to_ranged_get() {
     let server = TestServer::start();
     server.script("/x.png", vec![Reply::RefuseHead(b"abc".to_vec())]);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let p = resolver(tmp.path()).exists(&format!("{}/x.png", server.url())).expect("url");
+    let p = resolver(tmp.path())
+        .exists(&format!("{}/x.png", server.url()))
+        .expect("url");
     assert_eq!(p.answer, Answer::Yes);
     assert_eq!(server.methods("/x.png"), ["HEAD", "GET"]);
 }
@@ -82,7 +133,9 @@ fn connection_refused_is_unknown_not_absent() {
         .expect("port")
         .port();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let p = resolver(tmp.path()).exists(&format!("http://127.0.0.1:{port}/x.png")).expect("url");
+    let p = resolver(tmp.path())
+        .exists(&format!("http://127.0.0.1:{port}/x.png"))
+        .expect("url");
     assert_eq!(p.answer, Answer::Unknown);
 }
 

@@ -43,7 +43,10 @@ fn case_map(server: &TestServer, entries: &[(&str, &[&str])]) {
         .map(|(id, outs)| (id.to_string(), serde_json::json!({ "outputs": outs })))
         .collect();
     let body = serde_json::json!({ "cases": cases }).to_string();
-    server.file(&gt_path("official_generated/case_map.json"), body.as_bytes());
+    server.file(
+        &gt_path("official_generated/case_map.json"),
+        body.as_bytes(),
+    );
 }
 
 fn names(r: &Resolution) -> Vec<&str> {
@@ -61,9 +64,15 @@ fn official_present_but_not_declared_uses_ours() {
     s.file(&gt_path("official_generated/c_1gpu.png"), b"official");
     s.file(&gt_path("sglang_generated/c_1gpu.png"), b"ours");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png("c")).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Sglang));
-    assert!(r.notes.iter().any(|n| n.contains("not declared")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("not declared")),
+        "{:?}",
+        r.notes
+    );
     // The undeclared official file is never even probed.
     assert_eq!(s.count(&gt_path("official_generated/c_1gpu.png")), 0);
 }
@@ -75,10 +84,15 @@ fn declared_official_wins_over_ours() {
     s.file(&gt_path("official_generated/c_1gpu.png"), b"official");
     s.file(&gt_path("sglang_generated/c_1gpu.png"), b"ours");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png("c")).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Official));
     assert_eq!(names(&r), ["c_1gpu.png"]);
-    assert_eq!(r.files[0].url, format!("{}{}", s.url(), gt_path("official_generated/c_1gpu.png")));
+    assert_eq!(
+        r.files[0].url,
+        format!("{}{}", s.url(), gt_path("official_generated/c_1gpu.png"))
+    );
 }
 
 #[test]
@@ -86,12 +100,24 @@ fn forced_case_ignores_declared_official() {
     let s = TestServer::start();
     let case = "qwen_image_edit_2509_ti2i";
     case_map(&s, &[(case, &["qwen_image_edit_2509_ti2i_1gpu.png"])]);
-    s.file(&gt_path("official_generated/qwen_image_edit_2509_ti2i_1gpu.png"), b"o");
-    s.file(&gt_path("sglang_generated/qwen_image_edit_2509_ti2i_1gpu.png"), b"s");
+    s.file(
+        &gt_path("official_generated/qwen_image_edit_2509_ti2i_1gpu.png"),
+        b"o",
+    );
+    s.file(
+        &gt_path("sglang_generated/qwen_image_edit_2509_ti2i_1gpu.png"),
+        b"s",
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png(case)).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png(case))
+        .expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Sglang));
-    assert!(r.notes.iter().any(|n| n.contains("forced")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("forced")),
+        "{:?}",
+        r.notes
+    );
 }
 
 #[test]
@@ -104,7 +130,9 @@ fn platform_file_wins_over_bare() {
     s.file(&gt_path("sglang_generated/h100/c_1gpu.png"), b"s-h100");
     s.file(&gt_path("sglang_generated/c_1gpu.png"), b"s");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png("c")).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Sglang));
     assert_eq!(names(&r), ["h100/c_1gpu.png"]);
 }
@@ -117,7 +145,13 @@ fn requested_format_first_then_png_jpg_webp() {
     s.file(&gt_path("sglang_generated/c_1gpu.webp"), b"w");
     let tmp = tempfile::tempdir().expect("tempdir");
     let r = resolver_for(&s, tmp.path());
-    assert_eq!(names(&r.resolve(&GtQuery::image("c", 1, Some("webp"), Platform::H100)).expect("r")), ["c_1gpu.webp"]);
+    assert_eq!(
+        names(
+            &r.resolve(&GtQuery::image("c", 1, Some("webp"), Platform::H100))
+                .expect("r")
+        ),
+        ["c_1gpu.webp"]
+    );
     assert_eq!(names(&r.resolve(&png("c")).expect("r")), ["c_1gpu.jpg"]);
 }
 
@@ -155,21 +189,36 @@ fn legacy_is_the_last_resort_and_says_so() {
     case_map(&s, &[]);
     s.file(&gt_path("c_1gpu.png"), b"legacy");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png("c")).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Legacy));
-    assert!(r.notes.iter().any(|n| n.contains("legacy")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("legacy")),
+        "{:?}",
+        r.notes
+    );
 }
 
 #[test]
 fn unknown_answer_is_taken_as_present_and_logged() {
     let s = TestServer::start();
     case_map(&s, &[("c", &["c_1gpu.png"])]);
-    s.script(&gt_path("official_generated/c_1gpu.png"), vec![Reply::Status(429)]);
+    s.script(
+        &gt_path("official_generated/c_1gpu.png"),
+        vec![Reply::Status(429)],
+    );
     s.file(&gt_path("sglang_generated/c_1gpu.png"), b"ours");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png("c")).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Official));
-    assert!(r.notes.iter().any(|n| n.contains("treated as present")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("treated as present")),
+        "{:?}",
+        r.notes
+    );
 }
 
 #[test]
@@ -178,9 +227,15 @@ fn missing_case_map_means_no_official() {
     s.file(&gt_path("official_generated/c_1gpu.png"), b"o");
     s.file(&gt_path("sglang_generated/c_1gpu.png"), b"s");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png("c")).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Sglang));
-    assert!(r.notes.iter().any(|n| n.contains("case_map.json")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("case_map.json")),
+        "{:?}",
+        r.notes
+    );
     // 404 is final for a download: one request, not a retry loop.
     assert_eq!(s.count(&gt_path("official_generated/case_map.json")), 1);
 }
@@ -216,28 +271,59 @@ fn json_has_exactly_the_contract_shape() {
     case_map(&s, &[]);
     s.file(&gt_path("sglang_generated/c_1gpu.png"), b"s");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let r = resolver_for(&s, tmp.path()).resolve(&png("c")).expect("resolve");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
     let text = r.to_json();
     // Contract order: source, files, probes.
     let at = |k: &str| text.find(&format!("\"{k}\":")).expect(k);
-    assert!(at("source") < at("files") && at("files") < at("probes"), "{text}");
+    assert!(
+        at("source") < at("files") && at("files") < at("probes"),
+        "{text}"
+    );
     let j: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(j.as_object().expect("object").len(), 3);
     assert_eq!(j["source"], "sglang");
     assert_eq!(j["files"][0].as_object().expect("file").len(), 2);
     let probe = j["probes"][0].as_object().expect("probe");
-    assert_eq!(probe.keys().map(String::as_str).collect::<Vec<_>>(), ["answer", "attempts", "url"]);
-    assert!(j["probes"].as_array().expect("probes").iter().any(|p| p["answer"] == "yes"));
+    assert_eq!(
+        probe.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["answer", "attempts", "url"]
+    );
+    assert!(
+        j["probes"]
+            .as_array()
+            .expect("probes")
+            .iter()
+            .any(|p| p["answer"] == "yes")
+    );
 }
 
 #[test]
 fn floating_main_is_refused_unless_allowed() {
-    let err = GtRoot::github("https://raw.githubusercontent.com", "sgl-project/ci-data", "main", false)
-        .expect_err("floating main refused");
+    let err = GtRoot::github(
+        "https://raw.githubusercontent.com",
+        "sgl-project/ci-data",
+        "main",
+        false,
+    )
+    .expect_err("floating main refused");
     assert!(err.to_string().contains("main"), "{err}");
-    assert!(GtRoot::github("https://raw.githubusercontent.com", "sgl-project/ci-data", "main", true).is_ok());
+    assert!(
+        GtRoot::github(
+            "https://raw.githubusercontent.com",
+            "sgl-project/ci-data",
+            "main",
+            true
+        )
+        .is_ok()
+    );
     assert!(GtRoot::parse("https://raw.githubusercontent.com/sgl-project/ci-data/main/diffusion-ci/consistency_gt", false).is_err());
-    let pinned = GtRoot::parse(&format!("https://raw.githubusercontent.com/{REPO}/{REV}/x"), false).expect("pinned");
+    let pinned = GtRoot::parse(
+        &format!("https://raw.githubusercontent.com/{REPO}/{REV}/x"),
+        false,
+    )
+    .expect("pinned");
     assert_eq!(pinned.revision.as_deref(), Some(REV));
 }
 
@@ -247,7 +333,10 @@ fn invalid_case_ids_are_rejected() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let r = resolver_for(&s, tmp.path());
     for bad in ["../etc", "a/b", "", "x y", ".."] {
-        assert!(matches!(r.resolve(&png(bad)), Err(Error::InvalidCase { .. })), "{bad:?}");
+        assert!(
+            matches!(r.resolve(&png(bad)), Err(Error::InvalidCase { .. })),
+            "{bad:?}"
+        );
     }
 }
 
@@ -261,18 +350,29 @@ fn write(root: &Path, rel: &str, bytes: &[u8]) {
 fn local_tree_follows_the_same_rules() {
     let gt = tempfile::tempdir().expect("tempdir");
     let cache = tempfile::tempdir().expect("tempdir");
-    write(gt.path(), "official_generated/case_map.json", br#"{"cases": {"c": {"outputs": ["c_1gpu.png"]}}}"#);
+    write(
+        gt.path(),
+        "official_generated/case_map.json",
+        br#"{"cases": {"c": {"outputs": ["c_1gpu.png"]}}}"#,
+    );
     write(gt.path(), "official_generated/c_1gpu.png", b"o");
     write(gt.path(), "official_generated/d_1gpu.png", b"o");
     write(gt.path(), "sglang_generated/d_1gpu.png", b"s");
     let root = GtRoot::parse(&format!("file://{}", gt.path().display()), false).expect("root");
-    let r = Resolver::builder().root(&root).cache_dir(cache.path()).build().expect("resolver");
+    let r = Resolver::builder()
+        .root(&root)
+        .cache_dir(cache.path())
+        .build()
+        .expect("resolver");
     let c = r.resolve(&png("c")).expect("c");
     assert_eq!(c.source, Some(SourceKind::Official));
     assert!(c.files[0].url.starts_with("file://"));
     let path = r.fetch(&c.files[0]).expect("local fetch");
     assert_eq!(std::fs::read(path).expect("read"), b"o");
-    assert_eq!(r.resolve(&png("d")).expect("d").source, Some(SourceKind::Sglang));
+    assert_eq!(
+        r.resolve(&png("d")).expect("d").source,
+        Some(SourceKind::Sglang)
+    );
 }
 
 #[test]
@@ -296,16 +396,24 @@ fn flat_local_override_replaces_remote_lookup() {
 #[test]
 fn resolve_many_keeps_order_and_warm_cache_makes_no_request() {
     let s = TestServer::start();
-    let declared: Vec<(String, [String; 1])> =
-        (0..12).step_by(2).map(|i| (format!("c{i}"), [format!("c{i}_1gpu.png")])).collect();
-    let entries: Vec<(&str, Vec<&str>)> =
-        declared.iter().map(|(c, o)| (c.as_str(), o.iter().map(String::as_str).collect())).collect();
+    let declared: Vec<(String, [String; 1])> = (0..12)
+        .step_by(2)
+        .map(|i| (format!("c{i}"), [format!("c{i}_1gpu.png")]))
+        .collect();
+    let entries: Vec<(&str, Vec<&str>)> = declared
+        .iter()
+        .map(|(c, o)| (c.as_str(), o.iter().map(String::as_str).collect()))
+        .collect();
     let entries: Vec<(&str, &[&str])> = entries.iter().map(|(c, o)| (*c, o.as_slice())).collect();
     case_map(&s, &entries);
     let mut queries = Vec::new();
     for i in 0..12 {
         let case = format!("c{i}");
-        let folder = if i % 2 == 0 { "official_generated" } else { "sglang_generated" };
+        let folder = if i % 2 == 0 {
+            "official_generated"
+        } else {
+            "sglang_generated"
+        };
         s.file(&gt_path(&format!("{folder}/{case}_1gpu.png")), b"x");
         queries.push(png(&case));
     }
@@ -315,12 +423,20 @@ fn resolve_many_keeps_order_and_warm_cache_makes_no_request() {
         let r = r.as_ref().expect("resolved");
         assert_eq!(r.case, q.case);
         let even = q.case[1..].parse::<u32>().expect("index") % 2 == 0;
-        let want = if even { SourceKind::Official } else { SourceKind::Sglang };
+        let want = if even {
+            SourceKind::Official
+        } else {
+            SourceKind::Sglang
+        };
         assert_eq!(r.source, Some(want), "{}", q.case);
     }
     let before = s.requests();
     let warm = resolver_for(&s, tmp.path()).resolve_many(&queries);
-    assert_eq!(s.requests(), before, "warm cache must not touch the network");
+    assert_eq!(
+        s.requests(),
+        before,
+        "warm cache must not touch the network"
+    );
     for (c, w) in cold.iter().zip(&warm) {
         let (c, w) = (c.as_ref().expect("cold"), w.as_ref().expect("warm"));
         assert_eq!((c.source, &c.files), (w.source, &w.files));
@@ -354,7 +470,10 @@ fn offline_serves_from_cache_only() {
     let off = offline();
     let r = off.resolve(&png("c")).expect("resolve");
     assert_eq!(r.source, Some(SourceKind::Sglang));
-    assert_eq!(std::fs::read(off.fetch(&r.files[0]).expect("cached")).expect("read"), b"ours");
+    assert_eq!(
+        std::fs::read(off.fetch(&r.files[0]).expect("cached")).expect("read"),
+        b"ours"
+    );
     assert_eq!(s.requests(), before);
 }
 
@@ -362,7 +481,9 @@ fn offline_serves_from_cache_only() {
 fn explicit_sources_accept_plain_paths_and_urls() {
     let loc = Location::parse("/tmp/gt").expect("path");
     assert!(loc.is_local());
-    assert!(matches!(Location::parse("https://h/x/").expect("url"), Location::Remote(u) if u == "https://h/x"));
+    assert!(
+        matches!(Location::parse("https://h/x/").expect("url"), Location::Remote(u) if u == "https://h/x")
+    );
     assert!(Location::parse("ftp://h/x").is_err());
     let src = Source::new(SourceKind::Legacy, loc);
     assert!(src.is_pinned(), "local folders need no pin");

@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+use gt_resolver::{GtQuery, GtRoot, Platform, Resolver};
+
 #[derive(clap::Subcommand, Debug)]
 pub enum Gt {
     /// Find a case's GT files: chosen source, files with URLs, every probe with its answer.
@@ -29,8 +32,63 @@ pub struct ResolveArgs {
     pub json: bool,
 }
 
+/// Set to 1 to accept a GT root on a branch (e.g. `…/ci-data/main/…`) instead of a pinned commit.
+const ALLOW_FLOATING_ENV: &str = "GT_RESOLVER_ALLOW_FLOATING_REVISION";
+
 pub fn run(g: Gt) -> anyhow::Result<ExitCode> {
     match g {
-        Gt::Resolve(_) => super::not_implemented("gt resolve"),
+        Gt::Resolve(a) => resolve(a),
+    }
+}
+
+/// Exit 0 when GT was found, 1 when no source has it, 2 when the lookup could not run.
+fn resolve(a: ResolveArgs) -> anyhow::Result<ExitCode> {
+    let platform = match a.platform.as_deref() {
+        Some(p) if !p.trim().is_empty() => Platform::parse(p)?,
+        _ => Platform::default(),
+    };
+    let query = if a.video {
+        GtQuery::video(&a.case, a.num_gpus, platform)
+    } else {
+        GtQuery::image(&a.case, a.num_gpus, a.output_format.as_deref(), platform)
+    };
+    let allow_floating = std::env::var(ALLOW_FLOATING_ENV).is_ok_and(|v| v == "1");
+    let root = GtRoot::parse(&a.gt_root, allow_floating).with_context(|| {
+        format!(
+            "--gt-root {} (set {ALLOW_FLOATING_ENV}=1 to allow a branch)",
+            a.gt_root
+        )
+    })?;
+    let resolver = Resolver::builder()
+        .root(&root)
+        .local_override(gt_resolver::gt_dir_from_env())
+        .offline(a.offline)
+        .build()?;
+    let resolution = resolver.resolve(&query)?;
+
+    if a.json {
+        println!("{}", resolution.to_json());
+    } else {
+        match resolution.source {
+            Some(src) => println!("{}: GT from {src}", query.case),
+            None => println!("{}: no GT found", query.case),
+        }
+        for f in &resolution.files {
+            println!("  file  {}  {}", f.name, f.url);
+        }
+        println!("probes ({}):", resolution.probes.len());
+        for p in &resolution.probes {
+            println!("  {:<7} x{}  {}", p.answer.as_str(), p.attempts, p.url);
+        }
+        for n in &resolution.notes {
+            println!("note: {n}");
+        }
+    }
+    match resolution.into_found(&query) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
     }
 }

@@ -98,7 +98,11 @@ impl TestServer {
 
     /// Requests received for `path`.
     pub fn count(&self, path: &str) -> usize {
-        self.lock().requests.iter().filter(|(_, p)| p == path).count()
+        self.lock()
+            .requests
+            .iter()
+            .filter(|(_, p)| p == path)
+            .count()
     }
 
     /// Methods of the requests received for `path`, in order.
@@ -205,7 +209,13 @@ fn write_head(out: &mut TcpStream, code: u16, len: usize, extra: &[&str]) -> std
     out.write_all(h.as_bytes())
 }
 
-fn respond(out: &mut TcpStream, code: u16, body: &[u8], head: bool, extra: &[&str]) -> std::io::Result<()> {
+fn respond(
+    out: &mut TcpStream,
+    code: u16,
+    body: &[u8],
+    head: bool,
+    extra: &[&str],
+) -> std::io::Result<()> {
     write_head(out, code, body.len(), extra)?;
     if !head {
         out.write_all(body)?;
