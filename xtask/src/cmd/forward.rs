@@ -29,8 +29,49 @@ pub struct Common {
 pub fn run(f: Forward) -> anyhow::Result<ExitCode> {
     match f {
         Forward::Dit(c) => run_dit(c),
-        Forward::VaeDecode(_) => super::not_implemented("forward vae-decode"),
+        Forward::VaeDecode(c) => run_vae(c),
     }
+}
+
+/// `forward vae-decode`: `latents` [B, z, 1, h, w] (after de-normalisation) → `sample`
+/// [B, 3, 1, 8h, 8w] f32, clamped to [-1, 1], as `AutoencoderKLQwenImage.decode(latents).sample`.
+fn run_vae(c: Common) -> anyhow::Result<ExitCode> {
+    let (device, precision) = crate::backend::parse(&c.device, &c.dtype)?;
+    crate::with_backend!(device, precision, |B, dev| vae_decode::<B>(&c, &dev))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vae_decode<B: burn::tensor::backend::Backend>(
+    c: &Common,
+    dev: &B::Device,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    let inputs = weights::Weights::open(&c.inputs)?;
+    let latents: burn::tensor::Tensor<B, 5> = inputs
+        .get_any("latents", dev)
+        .with_context(|| format!("reading inputs {}", c.inputs.display()))?;
+    let vae = qwen_image_vae::QwenImageVae::<B>::load(&c.model, dev)
+        .with_context(|| format!("loading the VAE from {}", c.model.display()))?;
+    let sample = vae
+        .decode(latents)
+        .with_context(|| format!("decoding `latents` from {}", c.inputs.display()))?;
+    let shape = sample.dims().to_vec();
+    let data = sample.into_data().convert::<f32>();
+    let values = data
+        .as_slice::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading the decoded sample back: {e:?}"))?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)?;
+    // Never leave a half-written file behind: write beside it, then rename.
+    let mut tmp = c.output.clone().into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    safetensors::serialize_to_file([("sample", view)], None, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &c.output)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), c.output.display()))?;
+    Ok(())
 }
 
 /// `forward dit`: `hidden_states` [B,N,C_in], `encoder_hidden_states` [B,L,D], optional
