@@ -24,7 +24,12 @@ pub struct ImageMetrics {
 impl ImageMetrics {
     /// Pixel metrics plus an optional CLIP similarity.
     pub fn new(pixel: PixelMetrics, clip: Option<f64>) -> Self {
-        Self { ssim: pixel.ssim, psnr: pixel.psnr, mean_abs_diff: pixel.mean_abs_diff, clip }
+        Self {
+            ssim: pixel.ssim,
+            psnr: pixel.psnr,
+            mean_abs_diff: pixel.mean_abs_diff,
+            clip,
+        }
     }
 }
 
@@ -44,7 +49,11 @@ mod psnr_json {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_infinite() && *v > 0.0 { s.serialize_str("inf") } else { s.serialize_f64(*v) }
+        if v.is_infinite() && *v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_f64(*v)
+        }
     }
 
     #[derive(Deserialize)]
@@ -58,7 +67,9 @@ mod psnr_json {
         match NumberOrInf::deserialize(d)? {
             NumberOrInf::Number(v) => Ok(v),
             NumberOrInf::Text(t) if t == "inf" => Ok(f64::INFINITY),
-            NumberOrInf::Text(t) => Err(D::Error::custom(format!("psnr must be a number or \"inf\", got {t:?}"))),
+            NumberOrInf::Text(t) => Err(D::Error::custom(format!(
+                "psnr must be a number or \"inf\", got {t:?}"
+            ))),
         }
     }
 }
@@ -69,9 +80,17 @@ mod tests {
 
     #[test]
     fn json_shape_matches_the_cli_contract() {
-        let m = ImageMetrics { ssim: 1.0, psnr: f64::INFINITY, mean_abs_diff: 0.0, clip: None };
+        let m = ImageMetrics {
+            ssim: 1.0,
+            psnr: f64::INFINITY,
+            mean_abs_diff: 0.0,
+            clip: None,
+        };
         let text = serde_json::to_string(&m).unwrap();
-        assert_eq!(text, r#"{"ssim":1.0,"psnr":"inf","mean_abs_diff":0.0,"clip":null}"#);
+        assert_eq!(
+            text,
+            r#"{"ssim":1.0,"psnr":"inf","mean_abs_diff":0.0,"clip":null}"#
+        );
         assert_eq!(serde_json::from_str::<ImageMetrics>(&text).unwrap(), m);
     }
 
@@ -79,7 +98,12 @@ mod tests {
     fn frame_metrics_round_trip_with_finite_psnr() {
         let f = FrameMetrics {
             frame: "frame_0".into(),
-            metrics: ImageMetrics { ssim: 0.9, psnr: 31.5, mean_abs_diff: 2.25, clip: Some(0.97) },
+            metrics: ImageMetrics {
+                ssim: 0.9,
+                psnr: 31.5,
+                mean_abs_diff: 2.25,
+                clip: Some(0.97),
+            },
         };
         let text = serde_json::to_string(&f).unwrap();
         assert_eq!(

@@ -40,15 +40,22 @@ pub use frame::{FrameMetrics, ImageMetrics};
 pub use pixel::{PixelMetrics, mean_abs_diff, psnr, ssim};
 pub use preprocess::{ClipPreprocessor, PixelValues, Resample, ResizeTo};
 pub use resample::resize_like_pil;
-pub use thresholds::{CaseThresholds, Failure, Media, Metric, Status, Thresholds, Unchecked, Verdict};
+pub use thresholds::{
+    CaseThresholds, Failure, Media, Metric, Status, Thresholds, Unchecked, Verdict,
+};
 
 #[cfg(feature = "clip")]
-pub use clip::{Activation, ClipConfig, ClipImageEncoder, DEFAULT_CLIP_MODEL, VisionOutput, clip_similarity};
+pub use clip::{
+    Activation, ClipConfig, ClipImageEncoder, DEFAULT_CLIP_MODEL, VisionOutput, clip_similarity,
+};
 
 /// Reads an image file (PNG, JPEG or WebP, format guessed from the content) as 8-bit RGB. An alpha
 /// channel is dropped, as PIL's `convert("RGB")` does.
 pub fn load_rgb(path: &std::path::Path) -> Result<image::RgbImage> {
-    let read = |source| Error::ImageRead { path: path.to_path_buf(), source };
+    let read = |source| Error::ImageRead {
+        path: path.to_path_buf(),
+        source,
+    };
     let reader = image::ImageReader::open(path)
         .map_err(|e| read(image::ImageError::IoError(e)))?
         .with_guessed_format()

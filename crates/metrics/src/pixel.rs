@@ -48,7 +48,10 @@ fn same_size(output: &RgbImage, gt: &RgbImage) -> Result<()> {
     if output.dimensions() == gt.dimensions() {
         Ok(())
     } else {
-        Err(Error::SizeMismatch { output: output.dimensions(), gt: gt.dimensions() })
+        Err(Error::SizeMismatch {
+            output: output.dimensions(),
+            gt: gt.dimensions(),
+        })
     }
 }
 
@@ -60,9 +63,17 @@ pub fn ssim(output: &RgbImage, gt: &RgbImage) -> Result<f64> {
     same_size(output, gt)?;
     let (w, h) = output.dimensions();
     if (w as usize) < WIN || (h as usize) < WIN {
-        return Err(Error::TooSmallForSsim { width: w, height: h });
+        return Err(Error::TooSmallForSsim {
+            width: w,
+            height: h,
+        });
     }
-    Ok(ssim_interleaved(output.as_raw(), gt.as_raw(), w as usize, h as usize))
+    Ok(ssim_interleaved(
+        output.as_raw(),
+        gt.as_raw(),
+        w as usize,
+        h as usize,
+    ))
 }
 
 /// SSIM on interleaved RGB rows. Output rows are split into bands processed in parallel; each band
@@ -200,7 +211,9 @@ mod tests {
     use super::*;
 
     fn image(w: u32, h: u32, f: impl Fn(u32, u32, usize) -> u8) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb([f(x, y, 0), f(x, y, 1), f(x, y, 2)]))
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([f(x, y, 0), f(x, y, 1), f(x, y, 2)])
+        })
     }
 
     /// Direct O(49) evaluation of skimage's formula in float64, as a cross-check of the sliding sums.
@@ -225,7 +238,11 @@ mod tests {
                         }
                     }
                     let cn = 49.0 / 48.0;
-                    let (vx, vy, vxy) = (cn * (mxx - mx * mx), cn * (myy - my * my), cn * (mxy - mx * my));
+                    let (vx, vy, vxy) = (
+                        cn * (mxx - mx * mx),
+                        cn * (myy - my * my),
+                        cn * (mxy - mx * my),
+                    );
                     total += ((2.0 * mx * my + c1) * (2.0 * vxy + c2))
                         / ((mx * mx + my * my + c1) * (vx + vy + c2));
                     count += 1;
@@ -238,8 +255,12 @@ mod tests {
     #[test]
     fn sliding_sums_equal_the_direct_formula() {
         // Tall enough for several bands and ring wrap-arounds.
-        let a = image(23, 61, |x, y, c| ((x * 37 + y * 11 + c as u32 * 71) % 256) as u8);
-        let b = image(23, 61, |x, y, c| ((x * x + y * 5 + c as u32 * 13) % 256) as u8);
+        let a = image(23, 61, |x, y, c| {
+            ((x * 37 + y * 11 + c as u32 * 71) % 256) as u8
+        });
+        let b = image(23, 61, |x, y, c| {
+            ((x * x + y * 5 + c as u32 * 13) % 256) as u8
+        });
         let fast = ssim(&a, &b).unwrap();
         let slow = ssim_naive(&a, &b);
         assert!((fast - slow).abs() < 1e-12, "{fast} vs {slow}");
@@ -265,7 +286,13 @@ mod tests {
     #[test]
     fn smaller_than_the_window_is_an_error() {
         let a = image(6, 30, |_, _, _| 0);
-        assert!(matches!(ssim(&a, &a), Err(Error::TooSmallForSsim { width: 6, height: 30 })));
+        assert!(matches!(
+            ssim(&a, &a),
+            Err(Error::TooSmallForSsim {
+                width: 6,
+                height: 30
+            })
+        ));
         // PSNR and MAD have no window.
         assert_eq!(mean_abs_diff(&a, &a).unwrap(), 0.0);
     }

@@ -78,6 +78,8 @@ pub struct PixelValues {
 }
 
 const OPENAI_CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+// Written as transformers' OPENAI_CLIP_STD so that the default and a parsed config round alike.
+#[allow(clippy::excessive_precision)]
 const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 impl Default for ClipPreprocessor {
@@ -99,15 +101,19 @@ impl ClipPreprocessor {
     /// `"crop_size": {"height": .., "width": ..}`) or the legacy one of the openai repos
     /// (`"size": 224`, `"crop_size": 224`). Missing keys take `CLIPImageProcessor`'s defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     /// Parses `preprocessor_config.json` text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let json: Value = serde_json::from_str(text)
-            .map_err(|source| Error::Json { path: origin.to_path_buf(), source })?;
+        let json: Value = serde_json::from_str(text).map_err(|source| Error::Json {
+            path: origin.to_path_buf(),
+            source,
+        })?;
         let bad = |key: &str, problem: String| Error::BadValue {
             path: origin.to_path_buf(),
             key: key.to_string(),
@@ -119,7 +125,9 @@ impl ClipPreprocessor {
         let flag = |key: &str| -> Result<bool> {
             match obj.get(key) {
                 None => Ok(true), // every do_* defaults to true for CLIP
-                Some(v) => v.as_bool().ok_or_else(|| bad(key, format!("must be true or false, found {v}"))),
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| bad(key, format!("must be true or false, found {v}"))),
             }
         };
         let side = |key: &str, v: &Value| -> Result<u32> {
@@ -128,12 +136,13 @@ impl ClipPreprocessor {
                 .filter(|&n| n > 0)
                 .ok_or_else(|| bad(key, format!("must be a positive integer, found {v}")))
         };
-        let height_width = |key: &str, o: &serde_json::Map<String, Value>| -> Result<Option<(u32, u32)>> {
-            match (o.get("height"), o.get("width")) {
-                (Some(h), Some(w)) => Ok(Some((side(key, h)?, side(key, w)?))),
-                _ => Ok(None),
-            }
-        };
+        let height_width =
+            |key: &str, o: &serde_json::Map<String, Value>| -> Result<Option<(u32, u32)>> {
+                match (o.get("height"), o.get("width")) {
+                    (Some(h), Some(w)) => Ok(Some((side(key, h)?, side(key, w)?))),
+                    _ => Ok(None),
+                }
+            };
 
         let mut out = Self::default();
         if !flag("do_resize")? {
@@ -146,47 +155,73 @@ impl ClipPreprocessor {
                     (Some(s), _) => ResizeTo::ShortestEdge(side("size.shortest_edge", s)?),
                     (None, Some((height, width))) => ResizeTo::Exact { height, width },
                     (None, None) => {
-                        return Err(bad("size", format!("needs shortest_edge or height and width, found {size}")));
+                        return Err(bad(
+                            "size",
+                            format!("needs shortest_edge or height and width, found {size}"),
+                        ));
                     }
                 },
-                _ => return Err(bad("size", format!("must be an integer or an object, found {size}"))),
+                _ => {
+                    return Err(bad(
+                        "size",
+                        format!("must be an integer or an object, found {size}"),
+                    ));
+                }
             });
         }
         if let Some(r) = obj.get("resample") {
-            out.resample = r
-                .as_u64()
-                .and_then(Resample::from_pil)
-                .ok_or_else(|| bad("resample", format!("must be a PIL convolution filter number 1-5, found {r}")))?;
+            out.resample = r.as_u64().and_then(Resample::from_pil).ok_or_else(|| {
+                bad(
+                    "resample",
+                    format!("must be a PIL convolution filter number 1-5, found {r}"),
+                )
+            })?;
         }
         if !flag("do_center_crop")? {
             out.crop = None;
         } else if let Some(c) = obj.get("crop_size") {
             out.crop = Some(match c {
                 Value::Number(_) => (side("crop_size", c)?, side("crop_size", c)?),
-                Value::Object(o) => height_width("crop_size", o)?
-                    .ok_or_else(|| bad("crop_size", format!("needs height and width, found {c}")))?,
-                _ => return Err(bad("crop_size", format!("must be an integer or an object, found {c}"))),
+                Value::Object(o) => height_width("crop_size", o)?.ok_or_else(|| {
+                    bad("crop_size", format!("needs height and width, found {c}"))
+                })?,
+                _ => {
+                    return Err(bad(
+                        "crop_size",
+                        format!("must be an integer or an object, found {c}"),
+                    ));
+                }
             });
         }
         if !flag("do_rescale")? {
             out.rescale = None;
         } else if let Some(f) = obj.get("rescale_factor") {
-            out.rescale = Some(f.as_f64().ok_or_else(|| bad("rescale_factor", format!("must be a number, found {f}")))?);
+            out.rescale =
+                Some(f.as_f64().ok_or_else(|| {
+                    bad("rescale_factor", format!("must be a number, found {f}"))
+                })?);
         }
         if !flag("do_normalize")? {
             out.normalize = None;
         } else {
             let three = |key: &str, default: [f32; 3]| -> Result<[f32; 3]> {
-                let Some(v) = obj.get(key) else { return Ok(default) };
-                let values: Option<Vec<f32>> = v
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_f64().map(|x| x as f32)).collect());
+                let Some(v) = obj.get(key) else {
+                    return Ok(default);
+                };
+                let values: Option<Vec<f32>> = v.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_f64().map(|x| x as f32))
+                        .collect()
+                });
                 match values {
                     Some(values) if values.len() == 3 => Ok([values[0], values[1], values[2]]),
                     _ => Err(bad(key, format!("must be a list of 3 numbers, found {v}"))),
                 }
             };
-            out.normalize = Some((three("image_mean", OPENAI_CLIP_MEAN)?, three("image_std", OPENAI_CLIP_STD)?));
+            out.normalize = Some((
+                three("image_mean", OPENAI_CLIP_MEAN)?,
+                three("image_std", OPENAI_CLIP_STD)?,
+            ));
         }
         Ok(out)
     }
@@ -198,7 +233,11 @@ impl ClipPreprocessor {
             ResizeTo::ShortestEdge(short) => {
                 // transformers: new_long = int(short * long / short_side), a float division truncated.
                 let long = |l: u32, s: u32| (f64::from(short) * f64::from(l) / f64::from(s)) as u32;
-                Some(if width <= height { (long(height, width), short) } else { (short, long(width, height)) })
+                Some(if width <= height {
+                    (long(height, width), short)
+                } else {
+                    (short, long(width, height))
+                })
             }
         }
     }
@@ -215,11 +254,17 @@ impl ClipPreprocessor {
             _ => img,
         };
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let (ch, cw) = self.crop.map_or((h, w), |(ch, cw)| (ch as usize, cw as usize));
+        let (ch, cw) = self
+            .crop
+            .map_or((h, w), |(ch, cw)| (ch as usize, cw as usize));
         // transformers' center_crop: offset floor((h - ch) / 2) inside a large image; a smaller
         // image is first zero-padded to the crop size with ceil((ch - h) / 2) rows above it.
         let offset = |size: usize, crop: usize| -> isize {
-            if size >= crop { ((size - crop) / 2) as isize } else { -((crop - size).div_ceil(2) as isize) }
+            if size >= crop {
+                ((size - crop) / 2) as isize
+            } else {
+                -((crop - size).div_ceil(2) as isize)
+            }
         };
         let (dy, dx) = (offset(h, ch), offset(w, cw));
         let raw = img.as_raw();
@@ -239,11 +284,19 @@ impl ClipPreprocessor {
                         Some(f) => (f64::from(v) * f) as f32,
                         None => f32::from(v),
                     };
-                    data[(c * ch + y) * cw + x] = if self.normalize.is_some() { (v - mean) / std } else { v };
+                    data[(c * ch + y) * cw + x] = if self.normalize.is_some() {
+                        (v - mean) / std
+                    } else {
+                        v
+                    };
                 }
             }
         }
-        PixelValues { height: ch, width: cw, data }
+        PixelValues {
+            height: ch,
+            width: cw,
+            data,
+        }
     }
 }
 
@@ -260,15 +313,24 @@ mod tests {
         let current = r#"{"crop_size": {"height": 224, "width": 224}, "size": {"shortest_edge": 224},
             "rescale_factor": 0.00392156862745098, "resample": 3}"#;
         let p = Path::new("p.json");
-        assert_eq!(ClipPreprocessor::parse(legacy, p).unwrap(), ClipPreprocessor::default());
-        assert_eq!(ClipPreprocessor::parse(current, p).unwrap(), ClipPreprocessor::default());
+        assert_eq!(
+            ClipPreprocessor::parse(legacy, p).unwrap(),
+            ClipPreprocessor::default()
+        );
+        assert_eq!(
+            ClipPreprocessor::parse(current, p).unwrap(),
+            ClipPreprocessor::default()
+        );
     }
 
     #[test]
     fn bad_values_name_the_key_and_file() {
         let e = ClipPreprocessor::parse(r#"{"resample": 9}"#, Path::new("x/pp.json")).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("x/pp.json") && msg.contains("resample"), "{msg}");
+        assert!(
+            msg.contains("x/pp.json") && msg.contains("resample"),
+            "{msg}"
+        );
         let e = ClipPreprocessor::parse("{", Path::new("x/pp.json")).unwrap_err();
         assert!(e.to_string().contains("x/pp.json"));
     }
@@ -283,7 +345,13 @@ mod tests {
 
     #[test]
     fn small_images_are_zero_padded_around_the_centre() {
-        let p = ClipPreprocessor { resize: None, rescale: None, normalize: None, crop: Some((4, 5)), ..Default::default() };
+        let p = ClipPreprocessor {
+            resize: None,
+            rescale: None,
+            normalize: None,
+            crop: Some((4, 5)),
+            ..Default::default()
+        };
         let img = RgbImage::from_pixel(2, 1, image::Rgb([9, 9, 9]));
         let pv = p.pixel_values(&img);
         // ceil((4-1)/2) = 2 rows above, ceil((5-2)/2) = 2 columns left.

@@ -70,7 +70,11 @@ impl Resample {
                         x.sin() / x
                     }
                 };
-                if -3.0 < x && x < 3.0 { sinc(x) * sinc(x / 3.0) } else { 0.0 }
+                if -3.0 < x && x < 3.0 {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
             }
         }
     }
@@ -108,11 +112,19 @@ fn coefficients(in_size: usize, out_size: usize, filter: Resample) -> Coefficien
             let kx = if ww != 0.0 { kx / ww } else { kx };
             let fixed = kx * f64::from(1u32 << PRECISION_BITS);
             // Round half away from zero, then truncate: Pillow's (int)(±0.5 + k · 2²²).
-            weights[xx * ksize + x] = if kx < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
+            weights[xx * ksize + x] = if kx < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
         }
         bounds.push((xmin, xmax));
     }
-    Coefficients { ksize, bounds, weights }
+    Coefficients {
+        ksize,
+        bounds,
+        weights,
+    }
 }
 
 /// Pillow's `clip8`: drop the fraction bits and saturate to 0..=255.
@@ -181,12 +193,21 @@ mod tests {
 
     #[test]
     fn weights_sum_to_one_in_fixed_point() {
-        for filter in [Resample::Bicubic, Resample::Bilinear, Resample::Lanczos, Resample::Box, Resample::Hamming] {
+        for filter in [
+            Resample::Bicubic,
+            Resample::Bilinear,
+            Resample::Lanczos,
+            Resample::Box,
+            Resample::Hamming,
+        ] {
             for (i, o) in [(301, 224), (100, 224), (7, 3)] {
                 let c = coefficients(i, o, filter);
                 for (xx, &(_, n)) in c.bounds.iter().enumerate() {
                     let sum: i32 = c.weights[xx * c.ksize..xx * c.ksize + n].iter().sum();
-                    assert!((sum - (1 << PRECISION_BITS)).abs() <= n as i32, "{filter:?} {i}->{o}");
+                    assert!(
+                        (sum - (1 << PRECISION_BITS)).abs() <= n as i32,
+                        "{filter:?} {i}->{o}"
+                    );
                 }
             }
         }

@@ -59,7 +59,12 @@ pub enum Metric {
 
 impl Metric {
     /// All four, in upstream's order.
-    pub const ALL: [Metric; 4] = [Metric::Clip, Metric::Ssim, Metric::Psnr, Metric::MeanAbsDiff];
+    pub const ALL: [Metric; 4] = [
+        Metric::Clip,
+        Metric::Ssim,
+        Metric::Psnr,
+        Metric::MeanAbsDiff,
+    ];
 
     /// The name used in JSON keys and messages (`clip`, `ssim`, `psnr`, `mean_abs_diff`).
     pub fn name(self) -> &'static str {
@@ -97,9 +102,19 @@ pub struct CaseThresholds {
 
 impl CaseThresholds {
     /// Upstream's code defaults for images.
-    pub const IMAGE: Self = Self { clip: 0.92, ssim: 0.95, psnr: 28.0, mean_abs_diff: 8.0 };
+    pub const IMAGE: Self = Self {
+        clip: 0.92,
+        ssim: 0.95,
+        psnr: 28.0,
+        mean_abs_diff: 8.0,
+    };
     /// Upstream's code defaults for videos.
-    pub const VIDEO: Self = Self { clip: 0.90, ssim: 0.92, psnr: 24.0, mean_abs_diff: 10.0 };
+    pub const VIDEO: Self = Self {
+        clip: 0.90,
+        ssim: 0.92,
+        psnr: 24.0,
+        mean_abs_diff: 10.0,
+    };
 
     /// The built-in defaults for a media kind.
     pub fn builtin(media: Media) -> Self {
@@ -131,7 +146,11 @@ impl CaseThresholds {
     /// Applies upstream's pass rule to every frame and every metric, collecting all failures
     /// instead of stopping at the first. A frame without a CLIP score is listed as unchecked.
     pub fn check(&self, frames: &[FrameMetrics]) -> Verdict {
-        let mut verdict = Verdict { frames: frames.len(), failures: Vec::new(), unchecked: Vec::new() };
+        let mut verdict = Verdict {
+            frames: frames.len(),
+            failures: Vec::new(),
+            unchecked: Vec::new(),
+        };
         for f in frames {
             let m = &f.metrics;
             let values = [
@@ -143,14 +162,25 @@ impl CaseThresholds {
             for (metric, value) in values {
                 let threshold = self.get(metric);
                 let Some(value) = value else {
-                    verdict.unchecked.push(Unchecked { frame: f.frame.clone(), metric });
+                    verdict.unchecked.push(Unchecked {
+                        frame: f.frame.clone(),
+                        metric,
+                    });
                     continue;
                 };
                 // Written as "not passed" so that a NaN fails, as upstream's `nan >= t` does.
-                let passed =
-                    if metric.higher_is_better() { value >= threshold } else { value <= threshold };
+                let passed = if metric.higher_is_better() {
+                    value >= threshold
+                } else {
+                    value <= threshold
+                };
                 if !passed {
-                    verdict.failures.push(Failure { frame: f.frame.clone(), metric, value, threshold });
+                    verdict.failures.push(Failure {
+                        frame: f.frame.clone(),
+                        metric,
+                        value,
+                        threshold,
+                    });
                 }
             }
         }
@@ -173,7 +203,11 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (op, want) = if self.metric.higher_is_better() { ("<", ">=") } else { (">", "<=") };
+        let (op, want) = if self.metric.higher_is_better() {
+            ("<", ">=")
+        } else {
+            (">", "<=")
+        };
         write!(
             f,
             "{}: {} {:.4} {op} threshold {} (needs {want} {})",
@@ -193,7 +227,11 @@ pub struct Unchecked {
 
 impl fmt::Display for Unchecked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} not computed, not checked", self.frame, self.metric)
+        write!(
+            f,
+            "{}: {} not computed, not checked",
+            self.frame, self.metric
+        )
     }
 }
 
@@ -265,15 +303,19 @@ impl Thresholds {
 
     /// Reads one threshold file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     /// Parses threshold JSON; `origin` names the text in error messages.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|source| Error::Json { path: origin.to_path_buf(), source })?;
+        let value: Value = serde_json::from_str(text).map_err(|source| Error::Json {
+            path: origin.to_path_buf(),
+            source,
+        })?;
         let bad = |key: &str, problem: &str| Error::BadValue {
             path: origin.to_path_buf(),
             key: key.to_string(),
@@ -309,7 +351,12 @@ impl Thresholds {
                     out.cases.insert(id.clone(), partial);
                 }
             }
-            Some(_) => return Err(bad("cases", "must be a JSON object mapping case ids to thresholds")),
+            Some(_) => {
+                return Err(bad(
+                    "cases",
+                    "must be a JSON object mapping case ids to thresholds",
+                ));
+            }
         }
         Ok(out)
     }

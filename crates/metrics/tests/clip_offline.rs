@@ -20,8 +20,12 @@ fn a_model_that_cannot_be_had_is_unavailable_with_the_reason() {
         std::env::set_var("HF_HOME", home.path());
         std::env::remove_var("HF_HUB_CACHE");
     }
-    let err = ClipImageEncoder::<Flex>::load("nobody/no-such-clip", &Default::default()).unwrap_err();
+    let err =
+        ClipImageEncoder::<Flex>::load("nobody/no-such-clip", &Default::default()).unwrap_err();
     assert!(matches!(err, Error::ModelUnavailable { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("nobody/no-such-clip") && msg.contains("HF_HUB_OFFLINE"), "{msg}");
+    assert!(
+        msg.contains("nobody/no-such-clip") && msg.contains("HF_HUB_OFFLINE"),
+        "{msg}"
+    );
 }

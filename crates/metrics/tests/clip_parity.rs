@@ -38,7 +38,8 @@ fn preprocessing_equals_clip_image_processor() {
     // Both layouts of preprocessor_config.json, on a downscaled (301x241) and an upscaled (150x100)
     // non-square photograph. The requirement is one 8-bit step; we are in fact bit-exact.
     for folder in ["tiny-clip", "tiny-clip-vision"] {
-        let pp = ClipPreprocessor::from_file(&dir().join(folder).join("preprocessor_config.json")).unwrap();
+        let pp = ClipPreprocessor::from_file(&dir().join(folder).join("preprocessor_config.json"))
+            .unwrap();
         let (_, std) = pp.normalize.unwrap();
         for name in ["chelsea", "coffee"] {
             let img = load_rgb(&dir().join(format!("images/{name}.png"))).unwrap();
@@ -50,10 +51,16 @@ fn preprocessing_equals_clip_image_processor() {
             for (i, (&a, &b)) in ours.data.iter().zip(&want).enumerate() {
                 // One 8-bit step after rescale and normalisation is 1 / (255 · std).
                 let steps = (f64::from(a) - b).abs() * 255.0 * f64::from(std[i / plane]);
-                assert!(steps <= 1.0 + 1e-3, "{folder}/{name}: element {i} off by {steps:.2} steps");
+                assert!(
+                    steps <= 1.0 + 1e-3,
+                    "{folder}/{name}: element {i} off by {steps:.2} steps"
+                );
                 differing += usize::from(f64::from(a) != b);
             }
-            assert_eq!(differing, 0, "{folder}/{name}: values differing from transformers");
+            assert_eq!(
+                differing, 0,
+                "{folder}/{name}: values differing from transformers"
+            );
         }
     }
 }
@@ -72,7 +79,12 @@ fn resizing_equals_pillow_for_every_filter() {
         for (filter, name) in filters {
             let want = load_rgb(&dir().join(format!("resized/{src}_{name}_{w}x{h}.png"))).unwrap();
             let ours = resize_like_pil(&img, w, h, filter);
-            let differing = ours.as_raw().iter().zip(want.as_raw()).filter(|(a, b)| a != b).count();
+            let differing = ours
+                .as_raw()
+                .iter()
+                .zip(want.as_raw())
+                .filter(|(a, b)| a != b)
+                .count();
             assert_eq!(differing, 0, "{src} {name}: bytes differing from Pillow");
         }
     }
@@ -97,23 +109,47 @@ mod tower {
         assert_eq!(ours.dims(), want.dims(), "{what}: shape");
         let scale = want.clone().abs().max().into_scalar() as f64;
         let err = (ours - want).abs().max().into_scalar() as f64;
-        assert!(err <= tol * scale.max(1.0), "{what}: max abs error {err} (scale {scale})");
+        assert!(
+            err <= tol * scale.max(1.0),
+            "{what}: max abs error {err} (scale {scale})"
+        );
     }
 
     fn encoder(folder: &str) -> ClipImageEncoder<B> {
-        ClipImageEncoder::<B>::load(dir().join(folder).to_str().unwrap(), &Default::default()).unwrap()
+        ClipImageEncoder::<B>::load(dir().join(folder).to_str().unwrap(), &Default::default())
+            .unwrap()
     }
 
     #[test]
     fn tower_matches_transformers_on_the_same_pixel_values() {
         let enc = encoder("tiny-clip");
         let out = enc.forward_vision(tensor("pixel_values.chelsea"));
-        assert_close("embeddings", out.embeddings, tensor("vision.hidden_states.0.chelsea"), 1e-4);
-        assert_close("last_hidden_state", out.last_hidden_state, tensor("vision.last_hidden_state.chelsea"), 1e-4);
-        assert_close("pooler_output", out.pooler_output, tensor("vision.pooler_output.chelsea"), 1e-4);
+        assert_close(
+            "embeddings",
+            out.embeddings,
+            tensor("vision.hidden_states.0.chelsea"),
+            1e-4,
+        );
+        assert_close(
+            "last_hidden_state",
+            out.last_hidden_state,
+            tensor("vision.last_hidden_state.chelsea"),
+            1e-4,
+        );
+        assert_close(
+            "pooler_output",
+            out.pooler_output,
+            tensor("vision.pooler_output.chelsea"),
+            1e-4,
+        );
         for name in ["chelsea", "coffee"] {
             let features = enc.image_features(tensor(&format!("pixel_values.{name}")));
-            assert_close(name, features, tensor(&format!("image_features.{name}")), 1e-4);
+            assert_close(
+                name,
+                features,
+                tensor(&format!("image_features.{name}")),
+                1e-4,
+            );
         }
     }
 
@@ -133,7 +169,10 @@ mod tower {
                 let ib = load_rgb(&dir().join(format!("images/{b}.png"))).unwrap();
                 let ours = enc.similarity(&ia, &ib).unwrap();
                 let want = golden(&format!("similarity.{a}.{b}")).0[0];
-                assert!((ours - want).abs() <= 1e-3, "{folder} {a}/{b}: {ours} vs transformers {want}");
+                assert!(
+                    (ours - want).abs() <= 1e-3,
+                    "{folder} {a}/{b}: {ours} vs transformers {want}"
+                );
                 // And the embeddings themselves are unit vectors close to transformers' ones.
                 let ea = enc.embed(&ia).unwrap();
                 let (wa, _) = golden(&format!("image_embeds.{a}"));

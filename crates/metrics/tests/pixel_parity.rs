@@ -39,9 +39,20 @@ fn pixel_metrics_equal_skimage_on_every_golden_pair() {
         let out = load_rgb(&dir().join(&p.output)).unwrap();
         let gt = load_rgb(&dir().join(&p.gt)).unwrap();
         let m = PixelMetrics::compute(&out, &gt).unwrap();
-        assert!(close(m.ssim, p.ssim), "{}: ssim {} vs skimage {}", p.name, m.ssim, p.ssim);
+        assert!(
+            close(m.ssim, p.ssim),
+            "{}: ssim {} vs skimage {}",
+            p.name,
+            m.ssim,
+            p.ssim
+        );
         match p.psnr.as_f64() {
-            Some(want) => assert!(close(m.psnr, want), "{}: psnr {} vs skimage {want}", p.name, m.psnr),
+            Some(want) => assert!(
+                close(m.psnr, want),
+                "{}: psnr {} vs skimage {want}",
+                p.name,
+                m.psnr
+            ),
             None => {
                 assert_eq!(p.psnr, "inf", "{}", p.name);
                 assert_eq!(m.psnr, f64::INFINITY, "{}", p.name);
@@ -74,8 +85,12 @@ fn different_sizes_are_an_error_naming_both() {
 
 #[test]
 fn unreadable_images_are_an_error_naming_the_file() {
-    let msg = load_rgb(&dir().join("pixel_goldens.json")).unwrap_err().to_string();
+    let msg = load_rgb(&dir().join("pixel_goldens.json"))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("pixel_goldens.json"), "{msg}");
-    let msg = load_rgb(Path::new("/nonexistent/x.png")).unwrap_err().to_string();
+    let msg = load_rgb(Path::new("/nonexistent/x.png"))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("/nonexistent/x.png"), "{msg}");
 }

@@ -7,29 +7,54 @@ use metrics::{
 };
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/metrics/thresholds").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/metrics/thresholds")
+        .join(name)
 }
 
 fn frame(name: &str, clip: Option<f64>, ssim: f64, psnr: f64, mad: f64) -> FrameMetrics {
     FrameMetrics {
         frame: name.into(),
-        metrics: ImageMetrics { clip, ssim, psnr, mean_abs_diff: mad },
+        metrics: ImageMetrics {
+            clip,
+            ssim,
+            psnr,
+            mean_abs_diff: mad,
+        },
     }
 }
 
 #[test]
 fn a_case_entry_wins_then_file_defaults_then_builtin_defaults() {
     let t = Thresholds::load(&sample("h100.json"), None).unwrap();
-    let t2i = CaseThresholds { clip: 0.97, ssim: 0.83, psnr: 16.0, mean_abs_diff: 13.3 };
+    let t2i = CaseThresholds {
+        clip: 0.97,
+        ssim: 0.83,
+        psnr: 16.0,
+        mean_abs_diff: 13.3,
+    };
     assert_eq!(t.for_case("qwen_image_t2i", Media::Image), t2i);
     // Unknown case: the file's image defaults.
-    let defaults = CaseThresholds { clip: 0.93, ssim: 0.96, psnr: 29.0, mean_abs_diff: 7.0 };
+    let defaults = CaseThresholds {
+        clip: 0.93,
+        ssim: 0.96,
+        psnr: 29.0,
+        mean_abs_diff: 7.0,
+    };
     assert_eq!(t.for_case("unknown_case", Media::Image), defaults);
     // Video: the file lacks default_mean_abs_diff_threshold_video, so the built-in 10.0 applies.
-    let video = CaseThresholds { clip: 0.91, ssim: 0.93, psnr: 25.0, mean_abs_diff: 10.0 };
+    let video = CaseThresholds {
+        clip: 0.91,
+        ssim: 0.93,
+        psnr: 25.0,
+        mean_abs_diff: 10.0,
+    };
     assert_eq!(t.for_case("unknown_case", Media::Video), video);
     // A case entry missing keys falls back per metric (here: only ssim is given).
-    let partial = CaseThresholds { ssim: 0.5, ..defaults };
+    let partial = CaseThresholds {
+        ssim: 0.5,
+        ..defaults
+    };
     assert_eq!(t.for_case("partial_case", Media::Image), partial);
 }
 
@@ -38,11 +63,21 @@ fn without_a_file_the_builtin_defaults_apply() {
     let t = Thresholds::builtin();
     assert_eq!(
         t.for_case("qwen_image_t2i", Media::Image),
-        CaseThresholds { clip: 0.92, ssim: 0.95, psnr: 28.0, mean_abs_diff: 8.0 }
+        CaseThresholds {
+            clip: 0.92,
+            ssim: 0.95,
+            psnr: 28.0,
+            mean_abs_diff: 8.0
+        }
     );
     assert_eq!(
         t.for_case("qwen_image_t2i", Media::Video),
-        CaseThresholds { clip: 0.90, ssim: 0.92, psnr: 24.0, mean_abs_diff: 10.0 }
+        CaseThresholds {
+            clip: 0.90,
+            ssim: 0.92,
+            psnr: 24.0,
+            mean_abs_diff: 10.0
+        }
     );
 }
 
@@ -53,17 +88,30 @@ fn an_overlay_replaces_whole_case_entries_and_single_top_level_keys() {
     // base entry (16.0 / 13.3) but from the defaults; psnr's default is itself overlaid (27.5).
     assert_eq!(
         t.for_case("qwen_image_t2i", Media::Image),
-        CaseThresholds { clip: 0.95, ssim: 0.8, psnr: 27.5, mean_abs_diff: 7.0 }
+        CaseThresholds {
+            clip: 0.95,
+            ssim: 0.8,
+            psnr: 27.5,
+            mean_abs_diff: 7.0
+        }
     );
     // Cases the overlay does not mention keep the base entry.
-    assert_eq!(t.for_case("qwen_image_edit_2509_ti2i", Media::Image).psnr, 11.3);
+    assert_eq!(
+        t.for_case("qwen_image_edit_2509_ti2i", Media::Image).psnr,
+        11.3
+    );
     // Other base defaults survive.
     assert_eq!(t.for_case("unknown", Media::Image).ssim, 0.96);
 }
 
 #[test]
 fn every_failing_frame_and_metric_is_collected() {
-    let t = CaseThresholds { clip: 0.97, ssim: 0.83, psnr: 16.0, mean_abs_diff: 13.3 };
+    let t = CaseThresholds {
+        clip: 0.97,
+        ssim: 0.83,
+        psnr: 16.0,
+        mean_abs_diff: 13.3,
+    };
     let frames = [
         frame("frame_0", Some(0.99), 0.90, 20.0, 5.0),
         frame("frame_mid", Some(0.96), 0.80, 15.0, 14.0),
@@ -71,7 +119,11 @@ fn every_failing_frame_and_metric_is_collected() {
     ];
     let v = t.check(&frames);
     assert_eq!(v.status(), Status::Failed);
-    let got: Vec<(&str, Metric)> = v.failures.iter().map(|f| (f.frame.as_str(), f.metric)).collect();
+    let got: Vec<(&str, Metric)> = v
+        .failures
+        .iter()
+        .map(|f| (f.frame.as_str(), f.metric))
+        .collect();
     assert_eq!(
         got,
         [
@@ -94,7 +146,10 @@ fn every_failing_frame_and_metric_is_collected() {
 #[test]
 fn infinite_psnr_passes_and_nan_fails() {
     let t = CaseThresholds::IMAGE;
-    assert!(t.check(&[frame("image", Some(1.0), 1.0, f64::INFINITY, 0.0)]).passed());
+    assert!(
+        t.check(&[frame("image", Some(1.0), 1.0, f64::INFINITY, 0.0)])
+            .passed()
+    );
     let v = t.check(&[frame("image", Some(1.0), f64::NAN, 40.0, 0.0)]);
     assert_eq!(v.failures.len(), 1);
     assert_eq!(v.failures[0].metric, Metric::Ssim);
@@ -107,7 +162,10 @@ fn a_missing_clip_score_is_never_a_pass() {
     assert!(v.failures.is_empty());
     assert_eq!(v.status(), Status::Incomplete);
     assert!(!v.passed());
-    assert_eq!(v.unchecked[0].to_string(), "image: clip not computed, not checked");
+    assert_eq!(
+        v.unchecked[0].to_string(),
+        "image: clip not computed, not checked"
+    );
     // Failures still win over missing scores.
     let v = t.check(&[frame("image", None, 0.1, f64::INFINITY, 0.0)]);
     assert_eq!(v.status(), Status::Failed);
@@ -124,30 +182,48 @@ fn bad_json_is_an_error_naming_the_file_and_position() {
     let err = Thresholds::parse("{\"cases\": {", Path::new("ci/h100.json")).unwrap_err();
     assert!(matches!(err, Error::Json { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("ci/h100.json") && msg.contains("line 1"), "{msg}");
+    assert!(
+        msg.contains("ci/h100.json") && msg.contains("line 1"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn wrong_types_name_the_key() {
     let text = r#"{"cases": {"qwen_image_t2i": {"ssim_threshold": "high"}}}"#;
-    let msg = Thresholds::parse(text, Path::new("t.json")).unwrap_err().to_string();
-    assert!(msg.contains("cases.qwen_image_t2i.ssim_threshold") && msg.contains("\"high\""), "{msg}");
-
-    let msg = Thresholds::parse(r#"{"default_psnr_threshold_video": null}"#, Path::new("t.json"))
+    let msg = Thresholds::parse(text, Path::new("t.json"))
         .unwrap_err()
         .to_string();
+    assert!(
+        msg.contains("cases.qwen_image_t2i.ssim_threshold") && msg.contains("\"high\""),
+        "{msg}"
+    );
+
+    let msg = Thresholds::parse(
+        r#"{"default_psnr_threshold_video": null}"#,
+        Path::new("t.json"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(msg.contains("default_psnr_threshold_video"), "{msg}");
 
-    let msg = Thresholds::parse(r#"{"cases": []}"#, Path::new("t.json")).unwrap_err().to_string();
+    let msg = Thresholds::parse(r#"{"cases": []}"#, Path::new("t.json"))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("`cases`"), "{msg}");
-    let msg = Thresholds::parse("[1, 2]", Path::new("t.json")).unwrap_err().to_string();
+    let msg = Thresholds::parse("[1, 2]", Path::new("t.json"))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("JSON object"), "{msg}");
 }
 
 #[test]
 fn a_missing_file_is_an_error_naming_it() {
-    let err = Thresholds::load(&sample("h100.json"), Some(Path::new("/nonexistent/b200.json")))
-        .unwrap_err();
+    let err = Thresholds::load(
+        &sample("h100.json"),
+        Some(Path::new("/nonexistent/b200.json")),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/b200.json"));
 }

@@ -64,14 +64,19 @@ impl Default for ClipConfig {
 impl ClipConfig {
     /// Reads `config.json` of a `CLIPModel` or a `CLIPVisionModelWithProjection`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     /// Parses config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let json = |source| Error::Json { path: origin.to_path_buf(), source };
+        let json = |source| Error::Json {
+            path: origin.to_path_buf(),
+            source,
+        };
         let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
         let cfg = match value.get("vision_config") {
             // CLIPConfig: the tower's shape is nested, the projection width is top-level.
@@ -95,16 +100,24 @@ impl ClipConfig {
             key: key.into(),
             problem,
         };
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(bad(
                 "num_attention_heads",
-                format!("must divide hidden_size {}, found {}", self.hidden_size, self.num_attention_heads),
+                format!(
+                    "must divide hidden_size {}, found {}",
+                    self.hidden_size, self.num_attention_heads
+                ),
             ));
         }
-        if self.patch_size == 0 || self.image_size % self.patch_size != 0 {
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
             return Err(bad(
                 "patch_size",
-                format!("must divide image_size {}, found {}", self.image_size, self.patch_size),
+                format!(
+                    "must divide image_size {}, found {}",
+                    self.image_size, self.patch_size
+                ),
             ));
         }
         Ok(())
@@ -131,16 +144,21 @@ mod tests {
             "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
             "patch_size": 14, "projection_dim": 512}}"#;
         let c = ClipConfig::parse(text, Path::new("config.json")).unwrap();
-        assert_eq!((c.hidden_size, c.projection_dim, c.patch_size), (1024, 768, 14));
+        assert_eq!(
+            (c.hidden_size, c.projection_dim, c.patch_size),
+            (1024, 768, 14)
+        );
         assert_eq!(c.num_positions(), 257);
         assert_eq!(c.hidden_act, Activation::QuickGelu);
     }
 
     #[test]
     fn unsupported_activation_and_bad_shapes_name_the_file() {
-        let e = ClipConfig::parse(r#"{"hidden_act": "relu"}"#, Path::new("m/config.json")).unwrap_err();
+        let e =
+            ClipConfig::parse(r#"{"hidden_act": "relu"}"#, Path::new("m/config.json")).unwrap_err();
         assert!(e.to_string().contains("m/config.json"), "{e}");
-        let e = ClipConfig::parse(r#"{"hidden_size": 10}"#, Path::new("m/config.json")).unwrap_err();
+        let e =
+            ClipConfig::parse(r#"{"hidden_size": 10}"#, Path::new("m/config.json")).unwrap_err();
         assert!(e.to_string().contains("num_attention_heads"), "{e}");
     }
 }

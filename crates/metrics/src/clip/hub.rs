@@ -14,27 +14,40 @@ pub const DEFAULT_CLIP_MODEL: &str = "openai/clip-vit-large-patch14";
 /// Python's huggingface_hub reads `HF_HUB_OFFLINE`; hf-hub 0.5 does not, so we honour it here.
 fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
 /// The folder holding `config.json`, `preprocessor_config.json` and the safetensors of `model`.
 pub(crate) fn resolve(model: &str) -> Result<PathBuf> {
-    let unavailable = |reason: String| Error::ModelUnavailable { model: model.to_string(), reason };
+    let unavailable = |reason: String| Error::ModelUnavailable {
+        model: model.to_string(),
+        reason,
+    };
     let local = Path::new(model);
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
     let looks_like_repo = model.split('/').count() == 2 && !model.starts_with(['.', '/']);
     if !looks_like_repo {
-        return Err(unavailable("not a folder, and not an HF repo id of the form owner/name".into()));
+        return Err(unavailable(
+            "not a folder, and not an HF repo id of the form owner/name".into(),
+        ));
     }
     let repo = Repo::new(model.to_string(), RepoType::Model);
     let cache = Cache::from_env().repo(repo.clone());
     let api = if offline() {
         None
     } else {
-        let api = ApiBuilder::from_env().with_progress(true).build().map_err(|e| unavailable(e.to_string()))?;
+        let api = ApiBuilder::from_env()
+            .with_progress(true)
+            .build()
+            .map_err(|e| unavailable(e.to_string()))?;
         Some(api.repo(repo))
     };
     let get = |file: &str| -> Result<PathBuf> {
@@ -42,8 +55,12 @@ pub(crate) fn resolve(model: &str) -> Result<PathBuf> {
             return Ok(p);
         }
         match &api {
-            None => Err(unavailable(format!("{file} is not in the HF cache and HF_HUB_OFFLINE is set"))),
-            Some(api) => api.get(file).map_err(|e| unavailable(format!("cannot download {file}: {e}"))),
+            None => Err(unavailable(format!(
+                "{file} is not in the HF cache and HF_HUB_OFFLINE is set"
+            ))),
+            Some(api) => api
+                .get(file)
+                .map_err(|e| unavailable(format!("cannot download {file}: {e}"))),
         }
     };
     let config = get("config.json")?;
@@ -51,11 +68,18 @@ pub(crate) fn resolve(model: &str) -> Result<PathBuf> {
     let _ = get("preprocessor_config.json");
     // A single file (openai/clip-vit-large-patch14) or a sharded checkpoint with an index.
     if get("model.safetensors").is_err() {
-        let index = get("model.safetensors.index.json")
-            .map_err(|_| unavailable("neither model.safetensors nor model.safetensors.index.json found".into()))?;
-        let text = std::fs::read_to_string(&index).map_err(|source| Error::Io { path: index.clone(), source })?;
+        let index = get("model.safetensors.index.json").map_err(|_| {
+            unavailable("neither model.safetensors nor model.safetensors.index.json found".into())
+        })?;
+        let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
+            path: index.clone(),
+            source,
+        })?;
         let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| Error::Json { path: index.clone(), source })?;
+            serde_json::from_str(&text).map_err(|source| Error::Json {
+                path: index.clone(),
+                source,
+            })?;
         let mut shards: Vec<&str> = json
             .get("weight_map")
             .and_then(|m| m.as_object())

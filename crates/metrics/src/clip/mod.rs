@@ -20,11 +20,19 @@ pub use hub::DEFAULT_CLIP_MODEL;
 use crate::{ClipPreprocessor, Error, Result};
 
 /// Weight-name prefixes a `CLIPModel` checkpoint has besides the image tower.
-const TEXT_PREFIXES: [&str; 4] = ["text_model.", "text_projection.", "logit_scale", "vision_model.embeddings.position_ids"];
+const TEXT_PREFIXES: [&str; 4] = [
+    "text_model.",
+    "text_projection.",
+    "logit_scale",
+    "vision_model.embeddings.position_ids",
+];
 
 /// Cosine similarity of two L2-normalised embeddings: upstream's `float(np.dot(a, b))`.
 pub fn clip_similarity(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum()
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum()
 }
 
 /// `LayerNorm` with its learned scale and shift (PyTorch's biased variance).
@@ -67,14 +75,28 @@ struct EncoderLayer<B: Backend> {
 impl<B: Backend> EncoderLayer<B> {
     fn load(w: &Weights, prefix: &str, cfg: &ClipConfig, device: &B::Device) -> Result<Self> {
         let (d, m) = (cfg.hidden_size, cfg.intermediate_size);
-        let lin = |name: &str, d_in, d_out| w.linear::<B>(&format!("{prefix}.{name}"), d_in, d_out, true, device);
+        let lin = |name: &str, d_in, d_out| {
+            w.linear::<B>(&format!("{prefix}.{name}"), d_in, d_out, true, device)
+        };
         Ok(Self {
-            layer_norm1: LayerNorm::load(w, &format!("{prefix}.layer_norm1"), d, cfg.layer_norm_eps, device)?,
+            layer_norm1: LayerNorm::load(
+                w,
+                &format!("{prefix}.layer_norm1"),
+                d,
+                cfg.layer_norm_eps,
+                device,
+            )?,
             q_proj: lin("self_attn.q_proj", d, d)?,
             k_proj: lin("self_attn.k_proj", d, d)?,
             v_proj: lin("self_attn.v_proj", d, d)?,
             out_proj: lin("self_attn.out_proj", d, d)?,
-            layer_norm2: LayerNorm::load(w, &format!("{prefix}.layer_norm2"), d, cfg.layer_norm_eps, device)?,
+            layer_norm2: LayerNorm::load(
+                w,
+                &format!("{prefix}.layer_norm2"),
+                d,
+                cfg.layer_norm_eps,
+                device,
+            )?,
             fc1: lin("mlp.fc1", d, m)?,
             fc2: lin("mlp.fc2", m, d)?,
         })
@@ -90,7 +112,10 @@ impl<B: Backend> EncoderLayer<B> {
         let v = split(self.v_proj.forward(h));
         // Eager attention as CLIPAttention: softmax(q kᵀ · head_dim^-0.5) v, no mask for images.
         let scores = q.matmul(k.swap_dims(2, 3)) * (hd as f64).powf(-0.5);
-        let attn = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, n, d]);
+        let attn = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, n, d]);
         let x = x + self.out_proj.forward(attn);
         let h = self.fc1.forward(self.layer_norm2.forward(x.clone()));
         let h = match act {
@@ -142,7 +167,11 @@ impl<B: Backend> ClipImageEncoder<B> {
     pub fn from_dir(dir: &Path, device: &B::Device) -> Result<Self> {
         let config = ClipConfig::from_file(&dir.join("config.json"))?;
         let pp = dir.join("preprocessor_config.json");
-        let preprocessor = if pp.is_file() { ClipPreprocessor::from_file(&pp)? } else { ClipPreprocessor::default() };
+        let preprocessor = if pp.is_file() {
+            ClipPreprocessor::from_file(&pp)?
+        } else {
+            ClipPreprocessor::default()
+        };
         let weights = Weights::open(dir)?;
         Self::from_weights(config, preprocessor, &weights, device)
     }
@@ -157,9 +186,20 @@ impl<B: Backend> ClipImageEncoder<B> {
     ) -> Result<Self> {
         let (d, c, p) = (config.hidden_size, config.num_channels, config.patch_size);
         let eps = config.layer_norm_eps;
-        let conv: Tensor<B, 4> = w.get("vision_model.embeddings.patch_embedding.weight", [d, c, p, p], device)?;
+        let conv: Tensor<B, 4> = w.get(
+            "vision_model.embeddings.patch_embedding.weight",
+            [d, c, p, p],
+            device,
+        )?;
         let layers = (0..config.num_hidden_layers)
-            .map(|i| EncoderLayer::load(w, &format!("vision_model.encoder.layers.{i}"), &config, device))
+            .map(|i| {
+                EncoderLayer::load(
+                    w,
+                    &format!("vision_model.encoder.layers.{i}"),
+                    &config,
+                    device,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let encoder = Self {
             patch_embedding: conv.reshape([d, c * p * p]).transpose(),
@@ -173,7 +213,13 @@ impl<B: Backend> ClipImageEncoder<B> {
             pre_layrnorm: LayerNorm::load(w, "vision_model.pre_layrnorm", d, eps, device)?,
             layers,
             post_layernorm: LayerNorm::load(w, "vision_model.post_layernorm", d, eps, device)?,
-            visual_projection: w.linear::<B>("visual_projection", d, config.projection_dim, false, device)?,
+            visual_projection: w.linear::<B>(
+                "visual_projection",
+                d,
+                config.projection_dim,
+                false,
+                device,
+            )?,
             config,
             preprocessor,
             device: device.clone(),
@@ -204,20 +250,30 @@ impl<B: Backend> ClipImageEncoder<B> {
             .permute([0, 2, 4, 1, 3, 5])
             .reshape([b, g * g, c * p * p]);
         let patch_embeds = patches.matmul(self.patch_embedding.clone().unsqueeze());
-        let class = self.class_embedding.clone().reshape([1, 1, d]).expand([b, 1, d]);
-        let tokens = Tensor::cat(vec![class, patch_embeds], 1) + self.position_embedding.clone().unsqueeze();
+        let class = self
+            .class_embedding
+            .clone()
+            .reshape([1, 1, d])
+            .expand([b, 1, d]);
+        let tokens =
+            Tensor::cat(vec![class, patch_embeds], 1) + self.position_embedding.clone().unsqueeze();
         let embeddings = self.pre_layrnorm.forward(tokens);
         let mut h = embeddings.clone();
         for layer in &self.layers {
             h = layer.forward(h, cfg.num_attention_heads, cfg.hidden_act);
         }
         let cls = h.clone().narrow(1, 0, 1).reshape([b, d]);
-        VisionOutput { embeddings, last_hidden_state: h, pooler_output: self.post_layernorm.forward(cls) }
+        VisionOutput {
+            embeddings,
+            last_hidden_state: h,
+            pooler_output: self.post_layernorm.forward(cls),
+        }
     }
 
     /// Projected image features `[batch, projection_dim]`, not normalised (`get_image_features`).
     pub fn image_features(&self, pixel_values: Tensor<B, 4>) -> Tensor<B, 2> {
-        self.visual_projection.forward(self.forward_vision(pixel_values).pooler_output)
+        self.visual_projection
+            .forward(self.forward_vision(pixel_values).pooler_output)
     }
 
     /// The L2-normalised embedding of one image, preprocessed as the checkpoint specifies.
@@ -236,7 +292,11 @@ impl<B: Backend> ClipImageEncoder<B> {
         }
         let data = TensorData::new(pv.data, [1, 3, pv.height, pv.width]);
         let features = self.image_features(Tensor::from_data(data, &self.device));
-        let v: Vec<f32> = features.into_data().convert::<f32>().into_vec().unwrap_or_default();
+        let v: Vec<f32> = features
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .unwrap_or_default();
         let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
         Ok(v.iter().map(|x| (f64::from(*x) / norm) as f32).collect())
     }
