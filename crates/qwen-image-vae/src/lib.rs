@@ -31,3 +31,8 @@ pub use error::Error;
 pub use latents::{denormalize, pack_latents, unpack_latents};
 pub use model::QwenImageVae;
 pub use postprocess::to_rgb_images;
+
+/// Compiles the README's example as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
