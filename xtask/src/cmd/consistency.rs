@@ -259,10 +259,7 @@ fn run_cases<B: Backend>(
         let t_load = Instant::now();
         let pipe = pipes.entry(case.model.clone()).or_insert_with(|| {
             QwenImagePipeline::<B>::load(&case.model, dev)
-                .map(|p| {
-                    install_ctrlc(p.cancel_flag());
-                    p
-                })
+                .inspect(|p| install_ctrlc(p.cancel_flag()))
                 .map_err(|e| format!("cannot load the pipeline {}: {e}", case.model))
         });
         let load = t_load.elapsed().as_secs_f64();
