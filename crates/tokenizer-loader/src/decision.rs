@@ -7,6 +7,7 @@
 //! transformers (slow classes end in `Tokenizer`, fast ones in `TokenizerFast`).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -81,10 +82,10 @@ pub(crate) fn path_for_declared(class: &str, declared_in: &str) -> Result<Tokeni
 /// Where the tokenizer class was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClassSource {
-    /// The pipeline's `model_index.json` entry `"tokenizer": ["transformers", "<Class>"]`.
-    ModelIndex(String),
-    /// `tokenizer_class` in the tokenizer folder's `tokenizer_config.json`.
-    TokenizerConfig(String),
+    /// The pipeline's `model_index.json` entry `"tokenizer": ["transformers", "<Class>"]` (its path).
+    ModelIndex(PathBuf),
+    /// `tokenizer_class` in the tokenizer folder's `tokenizer_config.json` (its path).
+    TokenizerConfig(PathBuf),
     /// The caller forced a path ([`QwenTokenizer::from_folder_as`](crate::QwenTokenizer::from_folder_as)).
     Caller,
     /// Nothing declared a class.
@@ -135,7 +136,7 @@ pub(crate) fn decide(
         );
     };
     let file = match &source {
-        ClassSource::ModelIndex(f) | ClassSource::TokenizerConfig(f) => f.clone(),
+        ClassSource::ModelIndex(f) | ClassSource::TokenizerConfig(f) => f.display().to_string(),
         ClassSource::Caller | ClassSource::Undeclared => "<caller>".to_owned(),
     };
     let wanted = path_for_declared(class, &file)?;

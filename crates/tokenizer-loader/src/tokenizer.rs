@@ -188,7 +188,9 @@ fn available(source: &Source) -> Result<(bool, bool)> {
 fn load_pipeline(root: Source, component: &str) -> Result<QwenTokenizer> {
     root.check_exists()?;
     let mut declared = None;
-    if let Some(path) = root.find("model_index.json")? {
+    let index_path = root.find("model_index.json")?;
+    if let Some(path) = &index_path {
+        let path = path.clone();
         let index: Value = read_json(&path)?;
         if let Some(entry) = index.get(component) {
             let class = entry
@@ -208,7 +210,7 @@ fn load_pipeline(root: Source, component: &str) -> Result<QwenTokenizer> {
     folder.check_exists()?;
     load_folder(
         folder,
-        declared.map(|c| (c, ClassSource::ModelIndex("model_index.json".to_owned()))),
+        declared.zip(index_path.map(ClassSource::ModelIndex)),
     )
 }
 
@@ -221,10 +223,9 @@ fn load_folder(folder: Source, declared: Option<(String, ClassSource)>) -> Resul
                 let cfg: Value = read_json(&path)?;
                 match cfg.get("tokenizer_class") {
                     None | Some(Value::Null) => None,
-                    Some(Value::String(c)) => Some((
-                        c.clone(),
-                        ClassSource::TokenizerConfig("tokenizer_config.json".to_owned()),
-                    )),
+                    Some(Value::String(c)) => {
+                        Some((c.clone(), ClassSource::TokenizerConfig(path.clone())))
+                    }
                     Some(other) => {
                         return Err(Error::Format {
                             path,

@@ -67,7 +67,8 @@ fn the_tiny_pipeline_declares_qwen2tokenizer_and_gets_the_slow_path() {
         (TokenizerPath::Slow, TokenizerPath::Slow)
     );
     assert_eq!(d.class.as_deref(), Some("Qwen2Tokenizer"));
-    assert_eq!(d.source, ClassSource::ModelIndex("model_index.json".into()));
+    let tiny_index = tiny_pipeline().join("model_index.json");
+    assert_eq!(d.source, ClassSource::ModelIndex(tiny_index));
     assert!(
         d.reason
             .contains("model_index.json declares Qwen2Tokenizer"),
@@ -91,10 +92,8 @@ fn without_model_index_the_tokenizer_config_class_decides() {
     let tok = QwenTokenizer::from_pipeline_dir(dir.path()).expect("load");
     let d = tok.decision();
     assert_eq!(d.path, TokenizerPath::Slow);
-    assert_eq!(
-        d.source,
-        ClassSource::TokenizerConfig("tokenizer_config.json".into())
-    );
+    let config = dir.path().join("tokenizer/tokenizer_config.json");
+    assert_eq!(d.source, ClassSource::TokenizerConfig(config));
 }
 
 #[test]
