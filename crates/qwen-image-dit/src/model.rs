@@ -63,6 +63,13 @@ impl<B: Backend> QwenImageTransformer<B> {
         Ok(model)
     }
 
+    /// A model of this config with random weights made on the device, for timing full-size
+    /// configurations without a checkpoint (e.g. the 60-layer released config). Its outputs mean
+    /// nothing.
+    pub fn random(config: DitConfig, device: &B::Device) -> Result<Self, DitError> {
+        Self::from_weights(config, &Weights::synthetic(), device)
+    }
+
     fn from_weights(config: DitConfig, w: &Weights, dev: &B::Device) -> Result<Self, DitError> {
         let d = config.inner_dim();
         let (heads, head_dim) = (config.num_attention_heads, config.attention_head_dim);

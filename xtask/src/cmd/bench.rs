@@ -1,19 +1,177 @@
-//! `cargo xtask bench`: performance tables.
+//! `cargo xtask bench`: performance measurements that need a whole model, and the GPU table.
+//!
+//! Criterion benches in each crate cover the CPU; these commands exist for the full-size GPU runs
+//! driven by `ci/gpu-check.sh` (see docs/gpu.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor, TensorData};
+use qwen_image_dit::{DitConfig, ImageShape, QwenImageTransformer};
+
+use crate::{backend, with_backend};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Bench {
-    /// Print the GPU table from a gpu-report.json.
+    /// Print the GPU parity/speed table from a gpu-report.json written by ci/gpu-check.sh.
     Gpu {
         #[arg(default_value = "ci/out/gpu-report.json")]
         report: PathBuf,
     },
+    /// Time one CFG step (two DiT forwards) with random weights made in place (no checkpoint).
+    DitStep(DitStep),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DitStep {
+    /// A transformer config.json (e.g. the released one; any layer count).
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long, default_value_t = 1024)]
+    pub height: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub width: usize,
+    /// Text tokens of each of the two passes.
+    #[arg(long, default_value_t = 100)]
+    pub txt_len: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Write `{"median_ms": …, "runs_ms": […]}` here.
+    #[arg(long)]
+    pub timings: Option<PathBuf>,
 }
 
 pub fn run(b: Bench) -> anyhow::Result<ExitCode> {
     match b {
-        Bench::Gpu { .. } => super::not_implemented("bench gpu"),
+        Bench::Gpu { report } => print_gpu_table(&report),
+        Bench::DitStep(a) => {
+            let (device, precision) = backend::parse(&a.device, &a.dtype)?;
+            with_backend!(device, precision, |B, dev| dit_step::<B>(&a, &dev))
+        }
     }
+}
+
+/// Median of the runs, in ms, written as `{"median_ms", "runs_ms"}` when asked.
+pub fn report_timings(runs_ms: &[f64], path: Option<&Path>) -> anyhow::Result<f64> {
+    let mut sorted = runs_ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    if let Some(p) = path {
+        let doc = serde_json::json!({"median_ms": median, "runs_ms": runs_ms});
+        crate::consistency::report::write_atomic(p, doc.to_string().as_bytes())?;
+    }
+    Ok(median)
+}
+
+fn dit_step<B: Backend>(a: &DitStep, dev: &B::Device) -> anyhow::Result<ExitCode> {
+    let config = DitConfig::from_file(&a.config)?;
+    let t = Instant::now();
+    let model = QwenImageTransformer::<B>::random(config.clone(), dev)?;
+    B::sync(dev).map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
+    eprintln!(
+        "random {}-layer model made in {:.1}s",
+        config.num_layers,
+        t.elapsed().as_secs_f64()
+    );
+    let (h, w) = (a.height / 16, a.width / 16);
+    let shapes = [ImageShape::new(1, h, w)];
+    let rope = model.rope(&shapes, a.txt_len, dev)?;
+    let hidden = Tensor::<B, 3>::random(
+        [1, h * w, config.in_channels],
+        Distribution::Normal(0.0, 1.0),
+        dev,
+    );
+    let cond = Tensor::<B, 3>::random(
+        [1, a.txt_len, config.joint_attention_dim],
+        Distribution::Normal(0.0, 1.0),
+        dev,
+    );
+    let uncond = Tensor::<B, 3>::random(
+        [1, a.txt_len, config.joint_attention_dim],
+        Distribution::Normal(0.0, 1.0),
+        dev,
+    );
+    let ts = Tensor::<B, 1>::from_data(TensorData::new(vec![0.5f32], [1]), dev);
+    model.check_inputs(hidden.dims(), cond.dims(), None, ts.dims(), &rope)?;
+    let step = || {
+        let a = model.forward_with_rope(hidden.clone(), cond.clone(), None, ts.clone(), &rope);
+        let b = model.forward_with_rope(hidden.clone(), uncond.clone(), None, ts.clone(), &rope);
+        a + b
+    };
+    let mut runs = Vec::new();
+    for i in 0..a.warmup + a.steps {
+        B::sync(dev).map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
+        let t = Instant::now();
+        let out = step();
+        let _ = out.into_data(); // reading back forces the work and a sync
+        if i >= a.warmup {
+            runs.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let median = report_timings(&runs, a.timings.as_deref())?;
+    println!(
+        "DiT CFG step ({} layers, {}×{}, {} text tokens, {}/{}): median {median:.1} ms over {} steps",
+        config.num_layers, a.height, a.width, a.txt_len, a.device, a.dtype, a.steps
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_gpu_table(path: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {} (run ci/gpu-check.sh first)", path.display()))?;
+    let r: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let rows = r["rows"]
+        .as_array()
+        .with_context(|| format!("{}: no `rows`", path.display()))?;
+    println!(
+        "GPU check on {} ({}, torch {})",
+        r["card"].as_str().unwrap_or("?"),
+        r["date"].as_str().unwrap_or("?"),
+        r["torch"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{:<7} {:<34} {:<4} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "section", "item", "ok", "max rel", "mean rel", "torch ms", "ours ms", "ratio"
+    );
+    let num = |row: &serde_json::Value, k: &str, prec: usize, sci: bool| match row[k].as_f64() {
+        Some(v) if sci => format!("{v:.prec$e}"),
+        Some(v) => format!("{v:.prec$}"),
+        None => "-".into(),
+    };
+    let mut all_ok = true;
+    for row in rows {
+        let ok = row["ok"].as_bool().unwrap_or(false);
+        all_ok &= ok;
+        println!(
+            "{:<7} {:<34} {:<4} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            row["section"].as_str().unwrap_or(""),
+            row["item"].as_str().unwrap_or(""),
+            if ok { "ok" } else { "FAIL" },
+            num(row, "max_rel", 2, true),
+            num(row, "mean_rel", 2, true),
+            num(row, "torch_ms", 1, false),
+            num(row, "ours_ms", 1, false),
+            num(row, "ratio", 2, false),
+        );
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
