@@ -288,6 +288,7 @@ fn run_cases<B: Backend>(
             notes: vec![],
             timings: Timings::default(),
             latents: describe_latents(case),
+            generator: case.latents.is_none().then(|| "torch-cpu".to_string()),
             output: None,
         });
         overall.suspend(|| print_case_line(&report, s.gen_gt));
@@ -390,6 +391,7 @@ fn run_case<B: Backend>(
             notes: vec![],
             timings,
             latents: describe_latents(case),
+            generator: case.latents.is_none().then(|| "torch-cpu".to_string()),
             output: Some(output_rel),
         });
     }
@@ -435,6 +437,7 @@ fn run_case<B: Backend>(
         notes,
         timings: Timings::default(),
         latents: describe_latents(case),
+        generator: case.latents.is_none().then(|| "torch-cpu".to_string()),
         output: Some(output_rel),
     };
     let found = match resolution.into_found(&query) {

@@ -123,10 +123,15 @@ pub fn generate_with_progress<B: Backend>(
 
 /// Save an image by extension, through a temp file renamed into place.
 pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
-    let format = image::ImageFormat::from_path(path)
-        .with_context(|| format!("{}: unknown image extension (use .png, .jpg or .webp)", path.display()))?;
+    let format = image::ImageFormat::from_path(path).with_context(|| {
+        format!(
+            "{}: unknown image extension (use .png, .jpg or .webp)",
+            path.display()
+        )
+    })?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let tmp = path.with_extension(format!(
         "{}.tmp",

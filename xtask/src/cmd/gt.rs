@@ -68,6 +68,10 @@ fn resolve(a: ResolveArgs) -> anyhow::Result<ExitCode> {
 
     if a.json {
         println!("{}", resolution.to_json());
+        // The JSON shape is a contract; the decisions behind it go to stderr.
+        for n in &resolution.notes {
+            eprintln!("note: {n}");
+        }
     } else {
         match resolution.source {
             Some(src) => println!("{}: GT from {src}", query.case),

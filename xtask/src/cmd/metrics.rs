@@ -23,14 +23,20 @@ pub struct Args {
 
 /// CLIP similarity, or why there is none. A model that cannot be had (offline, not cached) is a
 /// skip with its reason; a model that is there but broken is an error.
-fn clip_similarity(model: &str, output: &RgbImage, gt: &RgbImage) -> anyhow::Result<Result<f64, String>> {
+fn clip_similarity(
+    model: &str,
+    output: &RgbImage,
+    gt: &RgbImage,
+) -> anyhow::Result<Result<f64, String>> {
     type B = burn::backend::Flex<f32>;
     let encoder = match ClipImageEncoder::<B>::load(model, &Default::default()) {
         Ok(e) => e,
         Err(e @ Error::ModelUnavailable { .. }) => return Ok(Err(e.to_string())),
         Err(e) => return Err(e).with_context(|| format!("loading CLIP model {model}")),
     };
-    let similarity = encoder.similarity(output, gt).context("computing the CLIP similarity")?;
+    let similarity = encoder
+        .similarity(output, gt)
+        .context("computing the CLIP similarity")?;
     Ok(Ok(similarity))
 }
 
@@ -38,7 +44,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let output = load_rgb(&args.output)?;
     let gt = load_rgb(&args.gt)?;
     let pixel = PixelMetrics::compute(&output, &gt)?;
-    let model = args.clip_model.as_deref().unwrap_or(metrics::DEFAULT_CLIP_MODEL);
+    let model = args
+        .clip_model
+        .as_deref()
+        .unwrap_or(metrics::DEFAULT_CLIP_MODEL);
     let clip = clip_similarity(model, &output, &gt)?;
     let metrics = ImageMetrics::new(pixel, clip.as_ref().ok().copied());
 

@@ -85,6 +85,9 @@ pub struct CaseReport {
     /// How the initial noise was made (`seed 42 (generator torch-cpu)` or a latents file).
     #[serde(default)]
     pub latents: String,
+    /// `"torch-cpu"` when the noise was drawn from a seed (torch's CPU generator, bit for bit).
+    #[serde(default)]
+    pub generator: Option<String>,
     /// Output image, relative to the report folder.
     #[serde(default)]
     pub output: Option<String>,
