@@ -70,12 +70,13 @@ impl Generator {
             return self.scalar_normals(n).map(|v| v as f32).collect();
         }
         // torch draws every uniform into the output first, then transforms it in place.
-        let mut data: Vec<f32> = (0..n).map(|_| self.uniform_f32()).collect();
+        let mut data = vec![0f32; n];
+        self.engine.fill(&mut data, uniform_f32);
         fill_blocks(&mut data);
         if !n.is_multiple_of(BLOCK) {
             // 16 fresh uniforms recompute the last 16 outputs, overlapping the last full block.
             let tail = &mut data[n - BLOCK..];
-            tail.iter_mut().for_each(|v| *v = self.uniform_f32());
+            self.engine.fill(tail, uniform_f32);
             fill_blocks(tail);
         }
         data
@@ -94,13 +95,21 @@ impl Generator {
                 .map(|v| bf16::from_f32(v as f32))
                 .collect();
         }
+        // torch draws and transforms one block at a time; blocks are independent and consume
+        // consecutive draws, so doing a few hundred blocks per step gives the same values faster.
+        const CHUNK: usize = 256 * BLOCK;
         let mut out = Vec::with_capacity(n);
-        let mut buf = [0f32; BLOCK];
-        for _ in 0..n / BLOCK {
-            self.block_f32(&mut buf);
-            out.extend(buf.iter().map(|&v| bf16::from_f32(v)));
+        let mut scratch = vec![0f32; CHUNK.min(n)];
+        let mut full = n - n % BLOCK;
+        while full > 0 {
+            let chunk = &mut scratch[..CHUNK.min(full)];
+            self.engine.fill(chunk, uniform_f32);
+            fill_blocks(chunk);
+            out.extend(chunk.iter().map(|&v| bf16::from_f32(v)));
+            full -= chunk.len();
         }
         if !n.is_multiple_of(BLOCK) {
+            let mut buf = [0f32; BLOCK];
             self.block_f32(&mut buf);
             for (o, &v) in out[n - BLOCK..].iter_mut().zip(&buf) {
                 *o = bf16::from_f32(v);
@@ -133,14 +142,8 @@ impl Generator {
 
     /// Draws 16 f32 uniforms into `buf` and turns them into 16 normals.
     fn block_f32(&mut self, buf: &mut [f32; BLOCK]) {
-        buf.iter_mut().for_each(|v| *v = self.uniform_f32());
+        self.engine.fill(buf, uniform_f32);
         fill_blocks(buf);
-    }
-
-    /// `uniform_real_distribution<float>(0, 1)`: the low 24 bits of one word, times 2^-24.
-    #[inline]
-    fn uniform_f32(&mut self) -> f32 {
-        (self.engine.next_u32() & 0x00ff_ffff) as f32 * (1.0 / 16_777_216.0)
     }
 
     /// `uniform_real_distribution<double>(0, 1)`: two words (first one high), low 53 bits, times 2^-53.
@@ -171,6 +174,12 @@ impl Generator {
         self.next_double_normal = Some(r * theta.sin());
         r * theta.cos()
     }
+}
+
+/// `uniform_real_distribution<float>(0, 1)`: the low 24 bits of one word, times 2^-24.
+#[inline(always)]
+fn uniform_f32(word: u32) -> f32 {
+    (word & 0x00ff_ffff) as f32 * (1.0 / 16_777_216.0)
 }
 
 mod sealed {
