@@ -98,7 +98,13 @@ impl Http {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             // We read every status ourselves: 404 vs 429 vs 5xx is the whole point of the probe.
             .http_status_as_error(false)
-            .timeout_global(Some(timeout))
+            // Per phase rather than end to end: a probe gets no answer within `timeout`, and a
+            // large download may take longer in total as long as bytes keep arriving.
+            .timeout_resolve(Some(timeout))
+            .timeout_connect(Some(timeout))
+            .timeout_send_request(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_per_read(Some(timeout))
             .max_redirects(10)
             .build()
             .into();

@@ -226,7 +226,8 @@ impl ResolverBuilder {
         self
     }
 
-    /// Time limit of one HTTP exchange (default 30 s, as upstream's probe).
+    /// Time limit of each phase of one HTTP exchange: connecting, waiting for the response
+    /// headers, and each read of the body (default 30 s, as upstream's probe).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -424,13 +425,7 @@ impl Resolver {
                 })
             })
             .collect();
-        for p in probes.iter().filter(|p| p.answer == Answer::Unknown) {
-            definitive = false;
-            notes.push(format!(
-                "{}: only transient failures after {} attempt(s); treated as present",
-                p.url, p.attempts
-            ));
-        }
+        definitive &= probes.iter().all(|p| p.answer != Answer::Unknown);
         if self.offline {
             definitive = false;
         }
@@ -448,6 +443,14 @@ impl Resolver {
             });
         };
         let source = &self.sources[src];
+        for name in &names {
+            let url = source.base.join(name).url();
+            if let Some((Answer::Unknown, attempts)) = memo.get(&url) {
+                notes.push(format!(
+                    "{url}: only transient failures after {attempts} attempt(s); treated as present"
+                ));
+            }
+        }
         let files = names
             .iter()
             .map(|name| {
@@ -791,6 +794,11 @@ impl Resolver {
         let mut todo: Vec<(String, Location, Option<String>)> = Vec::new();
         for tier in wave {
             let s = &self.sources[tier.source];
+            // Local checks are instant: only remote round trips are worth overlapping, and
+            // probing local files lazily keeps their log to what decided the outcome.
+            if s.base.is_local() {
+                continue;
+            }
             for name in &tier.names {
                 let loc = s.base.join(name);
                 let url = loc.url();

@@ -270,3 +270,37 @@ fn killed_download_leaves_no_entry() {
         .expect("fresh download");
     assert_eq!(std::fs::read(p).expect("read"), full);
 }
+
+#[test]
+fn stalled_body_times_out_and_is_retried() {
+    let s = TestServer::start();
+    let full = body();
+    s.script(
+        "/x.png",
+        vec![
+            Reply::Stall {
+                body: full.clone(),
+                sent: 1_000,
+                hold: Duration::from_secs(5),
+            },
+            Reply::Body(full.clone()),
+        ],
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let r = Resolver::builder()
+        .root(&GtRoot::github(s.url(), "org/ci-data", REV, false).expect("root"))
+        .backoff(Backoff {
+            attempts: 2,
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        })
+        .timeout(Duration::from_millis(300))
+        .cache_dir(tmp.path())
+        .build()
+        .expect("resolver");
+    let p = r
+        .fetch(&remote(format!("{}/x.png", s.url())))
+        .expect("second try");
+    assert_eq!(std::fs::read(p).expect("read"), full);
+    assert_eq!(s.count("/x.png"), 2);
+}
