@@ -488,3 +488,39 @@ fn explicit_sources_accept_plain_paths_and_urls() {
     let src = Source::new(SourceKind::Legacy, loc);
     assert!(src.is_pinned(), "local folders need no pin");
 }
+
+#[test]
+fn sequential_and_parallel_agree_and_sequential_stops_early() {
+    let s = TestServer::start();
+    case_map(&s, &[("c", &["c_1gpu.png"])]);
+    s.file(&gt_path("official_generated/c_1gpu.png"), b"o");
+    s.file(&gt_path("sglang_generated/c_1gpu.png"), b"s");
+    let q = png("c");
+    let seq_cache = tempfile::tempdir().expect("tempdir");
+    let seq = Resolver::builder()
+        .root(&GtRoot::github(s.url(), REPO, REV, false).expect("root"))
+        .backoff(fast())
+        .max_in_flight(1)
+        .cache_dir(seq_cache.path())
+        .build()
+        .expect("resolver")
+        .resolve(&q)
+        .expect("sequential");
+    let par_cache = tempfile::tempdir().expect("tempdir");
+    let par = resolver_for(&s, par_cache.path())
+        .resolve(&q)
+        .expect("parallel");
+    assert_eq!((seq.source, &seq.files), (par.source, &par.files));
+    // One URL after another: the bare ours candidates after the official hit are never probed.
+    assert!(
+        seq.probes.len() < par.probes.len(),
+        "{} vs {}",
+        seq.probes.len(),
+        par.probes.len()
+    );
+    assert!(
+        !seq.probes
+            .iter()
+            .any(|p| p.url.ends_with("sglang_generated/c_1gpu.png"))
+    );
+}
