@@ -40,7 +40,7 @@ def save_tensors(path: pathlib.Path, tensors: dict, metadata: dict | None = None
             t = t.to(torch.int64)
         out[k] = t.contiguous()
     tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(out, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    save_file(out, str(tmp), metadata={k: str(v) for k, v in sorted((metadata or {}).items())})
     os.replace(tmp, path)
 
 
