@@ -51,7 +51,10 @@ impl Mt19937 {
             }
             let take = (N - self.next).min(out.len());
             let (head, rest) = std::mem::take(&mut out).split_at_mut(take);
-            for (o, &w) in head.iter_mut().zip(&self.state[self.next..self.next + take]) {
+            for (o, &w) in head
+                .iter_mut()
+                .zip(&self.state[self.next..self.next + take])
+            {
                 *o = f(temper(w));
             }
             self.next += take;
