@@ -2,7 +2,7 @@
 //!
 //! Run: `cargo run -p qwen-image-vae --release --example decode_peak_rss [-- SIDE]`
 //! Prints the RSS before decoding and the high-water mark after (Linux /proc/self/status), plus the
-//! size of the largest activations for comparison.
+//! size of the largest activations for comparison, and the time spent in each decoder stage.
 
 use std::path::PathBuf;
 
@@ -35,7 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Tensor::<B, 5>::random([1, 16, 1, side, side], Distribution::Normal(0.0, 2.0), &dev);
     let (before, _) = rss_mib();
     let start = std::time::Instant::now();
-    let sample = vae.decode(latents)?;
+    let mut last = start;
+    let sample = vae.decode_inspect(latents, |stage, _| {
+        // Flex is eager: a stage's time is spent when its output exists.
+        let now = std::time::Instant::now();
+        println!("  {stage:<16} {:>8.2?}", now - last);
+        last = now;
+    })?;
     let [_, c, _, h, w] = sample.dims();
     let data = sample.into_data();
     let elapsed = start.elapsed();

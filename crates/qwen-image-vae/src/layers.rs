@@ -7,7 +7,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, FloatDType, Tensor, activation};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData, activation};
 use weights::Weights;
 
 use crate::Error;
@@ -53,8 +53,21 @@ pub(crate) fn load_causal_conv<B: Backend>(
     k: usize,
     dev: &B::Device,
 ) -> Result<Conv2d<B>, Error> {
-    let weight = w.get::<B, 5>(&format!("{prefix}.weight"), [c_out, c_in, k, k, k], dev)?;
-    let weight = weight.narrow(2, k - 1, 1).reshape([c_out, c_in, k, k]);
+    let name = format!("{prefix}.weight");
+    let expected = [c_out, c_in, k, k, k];
+    if w.shape(&name) != Some(expected.as_slice()) {
+        // Let the checkpoint reader build the error: it names the tensor, its file and both shapes.
+        w.get::<B, 5>(&name, expected, dev)?;
+    }
+    // Slice on the host so that only k×k of the k×k×k taps are ever allocated as a tensor (the
+    // full 5-D kernels would triple the decoder's weight memory).
+    let (values, _) = w.get_f32(&name)?;
+    let plane = k * k;
+    let last_tap: Vec<f32> = values
+        .chunks_exact(k * plane)
+        .flat_map(|taps| taps[(k - 1) * plane..].iter().copied())
+        .collect();
+    let weight = Tensor::from_data(TensorData::new(last_tap, [c_out, c_in, k, k]), dev);
     let bias = w.get::<B, 1>(&format!("{prefix}.bias"), [c_out], dev)?;
     Ok(conv2d(weight, bias, k))
 }
