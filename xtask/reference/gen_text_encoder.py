@@ -151,3 +151,51 @@ def main(out: pathlib.Path) -> None:
     os.replace(tmp, dst / "prompts.json")
     print(f"[text_encoder] layer prompt {layer['input_ids'].shape[1]} tokens; "
           + ", ".join(f"{k}: {v['token_lengths']}" for k, v in cases.items()))
+
+
+def bench(testdata: pathlib.Path, repeats: int = 30) -> None:
+    """transformers' side of `cargo bench -p text-encoder` (run by hand, same machine):
+        .venv-reference/bin/python xtask/reference/gen_text_encoder.py --bench
+    Same work as the criterion groups: prefill of the tiny f32 text encoder on 128 and 1058 tokens
+    (batch 1), and the pipeline's `encode_prompt` on three prompts. Prints medians."""
+    import statistics
+    import time
+
+    def median_s(fn):
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    pipe = QwenImagePipeline.from_pretrained(str(common.tiny_pipeline_dir(testdata)), torch_dtype=torch.float32)
+    te = pipe.text_encoder.eval()
+    text = pipe.prompt_template_encode.format("a watercolor fox in a snowy birch forest, " * 200)
+    ids = pipe.tokenizer(text, return_tensors="pt").input_ids
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), attention {te.config._attn_implementation}")
+    lm = te.model.language_model
+    with torch.inference_mode():
+        for n in (128, 1058):
+            x, m = ids[:, :n], torch.ones(1, n, dtype=torch.long)
+            # The same work as our forward: the language model alone (no LM head).
+            s = median_s(lambda: lm(input_ids=x, attention_mask=m))
+            print(f"prefill_tiny/b1_l{n:<5d} language model     {s * 1e3:9.3f} ms  {n / s / 1e3:8.2f} Ktok/s")
+            # What the pipeline calls: the whole model, which also computes the unused logits.
+            s = median_s(lambda: te(input_ids=x, attention_mask=m, output_hidden_states=True))
+            print(f"prefill_tiny/b1_l{n:<5d} as the pipeline    {s * 1e3:9.3f} ms  {n / s / 1e3:8.2f} Ktok/s")
+        prompts = ["A cat on a windowsill", " ", "一只可爱的猫坐在窗台上，宫崎骏风格。"]
+        enc = pipe.tokenizer([pipe.prompt_template_encode.format(p) for p in prompts])
+        n = sum(sum(r) for r in enc.attention_mask)
+        s = median_s(lambda: pipe.encode_prompt(prompts, device=torch.device("cpu"), max_sequence_length=512))
+        print(f"encode_prompt_tiny/batch3 (pipeline)   {s * 1e3:9.3f} ms  {n / s / 1e3:8.2f} Ktok/s")
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    if "--bench" in sys.argv:
+        bench(pathlib.Path(__file__).resolve().parents[2] / "testdata")
+    else:
+        print("run through fixtures.py (--only text_encoder), or with --bench for transformers' timings")

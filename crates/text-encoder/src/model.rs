@@ -12,7 +12,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, ElementConversion, Int, Tensor};
 use weights::Weights;
 
 use crate::rope::{self, RopeTables};
@@ -94,12 +94,13 @@ impl<B: Backend> SelfAttention<B> {
         })
     }
 
-    /// `x` `[B, L, D]`; `mask` `[B, 1, L, L]`, true = padded key (causality is added by the op).
+    /// `x` `[B, L, D]`; `mask` `[B, 1, L, L]`, true = padded key, `None` when nothing is padded
+    /// (causality is added by the op).
     fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
-        mask: &Tensor<B, 4, Bool>,
+        mask: Option<&Tensor<B, 4, Bool>>,
     ) -> Tensor<B, 3> {
         let [b, l, _] = x.dims();
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, self.head_dim]).swap_dims(1, 2);
@@ -114,7 +115,7 @@ impl<B: Backend> SelfAttention<B> {
             is_causal: true,
             ..Default::default()
         };
-        let out = attention(q, k, v, Some(mask.clone()), None, options);
+        let out = attention(q, k, v, mask.cloned(), None, options);
         self.o_proj.forward(
             out.swap_dims(1, 2)
                 .reshape([b, l, self.heads * self.head_dim]),
@@ -188,7 +189,7 @@ impl<B: Backend> DecoderLayer<B> {
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
-        mask: &Tensor<B, 4, Bool>,
+        mask: Option<&Tensor<B, 4, Bool>>,
     ) -> Tensor<B, 3> {
         let x = x.clone()
             + self
@@ -319,6 +320,7 @@ impl<B: Backend> QwenTextEncoder<B> {
         let device = input_ids.device();
         let [b, l] = input_ids.dims();
         let is_pad = attention_mask.clone().equal_elem(0);
+        let padded = attention_mask.clone().min().into_scalar().elem::<i64>() == 0;
         // Positions count real tokens only: p = cumsum(mask) − 1 (0…n−1 whatever the padding
         // side); pads get a dummy 1, as transformers 4.x's get_rope_index gives them. RoPE is
         // relative, so this equals transformers 5's plain 0…L−1 on real tokens under right
@@ -328,15 +330,17 @@ impl<B: Backend> QwenTextEncoder<B> {
             .sub_scalar(1)
             .mask_fill(is_pad.clone(), 1);
         let rope = rope::tables::<B>(positions, &self.inv_freq, &device);
-        // Key-padding mask, materialised once for all layers as [B, 1, L, L].
-        let mask = is_pad.reshape([b, 1, 1, l]).repeat_dim(2, l);
+        // Key-padding mask, materialised once for all layers as [B, 1, L, L]; skipped when
+        // nothing is padded (every single prompt), which spares the CPU kernel a per-score test
+        // (~40% of the prefill time at 1058 tokens).
+        let mask = padded.then(|| is_pad.clone().reshape([b, 1, 1, l]).repeat_dim(2, l));
 
         let mut x = embedding(self.embed_tokens.val(), input_ids);
         for layer in &self.layers {
             if let Some(c) = collect.as_deref_mut() {
                 c.push(x.clone());
             }
-            x = layer.forward(x, &rope, &mask);
+            x = layer.forward(x, &rope, mask.as_ref());
         }
         if let Some(c) = collect {
             c.push(x.clone());
