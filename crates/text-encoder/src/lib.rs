@@ -30,3 +30,8 @@ pub use prompt::{
     DEFAULT_MAX_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH_LIMIT, PROMPT_TEMPLATE, PromptEmbeds,
     PromptEncoder, TEMPLATE_PREFIX_TOKENS, TOKENIZER_MAX_LENGTH, format_prompt,
 };
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
