@@ -1,14 +1,24 @@
-//! `cargo xtask forward dit|vae-decode`: golden tensors in, tensors out.
+//! `cargo xtask forward dit|vae-decode|text-encoder`: golden tensors in, tensors out (f32), for
+//! porters comparing a component with their reference, and for the GPU check's timings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Forward {
-    /// QwenImageTransformer2DModel forward.
+    /// QwenImageTransformer2DModel forward: IN `hidden_states`, `encoder_hidden_states`,
+    /// optional `encoder_hidden_states_mask`, `timestep`, `img_shapes` → OUT `sample`.
     Dit(Common),
-    /// AutoencoderKLQwenImage decode.
+    /// AutoencoderKLQwenImage decode: IN `latents` [B,z,1,h,w] → OUT `sample` [B,3,1,H,W].
     VaeDecode(Common),
+    /// Qwen2.5-VL language model (text path): IN `input_ids` [B,L] i64, `attention_mask` [B,L]
+    /// i64 → OUT `last_hidden_state` [B,L,D] (after the final norm). DIR is a `text_encoder/` folder.
+    TextEncoder(Common),
 }
 
 #[derive(clap::Args, Debug)]
@@ -24,12 +34,70 @@ pub struct Common {
     pub device: String,
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Run the forward this many times (timed; the last output is written).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Untimed runs before the timed ones (kernel compilation, autotune).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    /// Write `{"median_ms": …, "runs_ms": […]}` of the timed runs here.
+    #[arg(long)]
+    pub timings: Option<PathBuf>,
+}
+
+/// Run `f` `warmup + repeat` times, timing each of the last `repeat` runs with a device read-back
+/// (which synchronises), and return the last output.
+fn timed<B: Backend, const D: usize>(
+    c: &Common,
+    dev: &B::Device,
+    mut f: impl FnMut() -> anyhow::Result<Tensor<B, D>>,
+) -> anyhow::Result<Tensor<B, D>> {
+    let mut runs = Vec::new();
+    let mut last = None;
+    for i in 0..c.warmup + c.repeat.max(1) {
+        B::sync(dev).map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
+        let t = Instant::now();
+        let out = f()?;
+        B::sync(dev).map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
+        if i >= c.warmup {
+            runs.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        last = Some(out);
+    }
+    if c.repeat > 1 || c.timings.is_some() {
+        let median = super::bench::report_timings(&runs, c.timings.as_deref())?;
+        eprintln!("median {median:.2} ms over {} run(s)", runs.len());
+    }
+    last.context("no run")
+}
+
+/// Write one f32 tensor as a safetensors file, through a temp file and a rename.
+fn write_output<B: Backend, const D: usize>(
+    path: &Path,
+    name: &str,
+    t: Tensor<B, D>,
+) -> anyhow::Result<()> {
+    let shape = t.dims().to_vec();
+    let data = t.into_data().convert::<f32>();
+    let values = data
+        .as_slice::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading `{name}` back from the device: {e:?}"))?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)?;
+    let mut tmp = path.to_path_buf().into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    safetensors::serialize_to_file([(name, view)], None, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 pub fn run(f: Forward) -> anyhow::Result<ExitCode> {
     match f {
         Forward::Dit(c) => run_dit(c),
         Forward::VaeDecode(c) => run_vae(c),
+        Forward::TextEncoder(c) => run_text_encoder(c),
     }
 }
 
@@ -53,25 +121,51 @@ fn vae_decode<B: burn::tensor::backend::Backend>(
         .with_context(|| format!("reading inputs {}", c.inputs.display()))?;
     let vae = qwen_image_vae::QwenImageVae::<B>::load(&c.model, dev)
         .with_context(|| format!("loading the VAE from {}", c.model.display()))?;
-    let sample = vae
-        .decode(latents)
-        .with_context(|| format!("decoding `latents` from {}", c.inputs.display()))?;
-    let shape = sample.dims().to_vec();
-    let data = sample.into_data().convert::<f32>();
-    let values = data
-        .as_slice::<f32>()
-        .map_err(|e| anyhow::anyhow!("reading the decoded sample back: {e:?}"))?;
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)?;
-    // Never leave a half-written file behind: write beside it, then rename.
-    let mut tmp = c.output.clone().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    safetensors::serialize_to_file([("sample", view)], None, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &c.output)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), c.output.display()))?;
-    Ok(())
+    let sample = timed(c, dev, || {
+        vae.decode(latents.clone())
+            .with_context(|| format!("decoding `latents` from {}", c.inputs.display()))
+    })?;
+    write_output(&c.output, "sample", sample)
+}
+
+/// `forward text-encoder`: the final-norm hidden states of the language model.
+fn run_text_encoder(c: Common) -> anyhow::Result<ExitCode> {
+    let (device, precision) = crate::backend::parse(&c.device, &c.dtype)?;
+    crate::with_backend!(device, precision, |B, dev| text_encoder_forward::<B>(
+        &c, &dev
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text_encoder_forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Result<()> {
+    use burn::tensor::{Int, TensorData};
+
+    let file = c.inputs.display();
+    let inputs = weights::Weights::open(&c.inputs)?;
+    let ids_mask = |name: &str| -> anyhow::Result<Tensor<B, 2, Int>> {
+        let (v, shape) = inputs.get_i64(name)?;
+        if shape.len() != 2 {
+            anyhow::bail!("{file}: `{name}` must be [B, L], found {shape:?}");
+        }
+        Ok(Tensor::from_data(TensorData::new(v, shape), dev))
+    };
+    let (ids, mask) = (ids_mask("input_ids")?, ids_mask("attention_mask")?);
+    if ids.dims() != mask.dims() {
+        anyhow::bail!(
+            "{file}: `input_ids` {:?} and `attention_mask` {:?} differ",
+            ids.dims(),
+            mask.dims()
+        );
+    }
+    let model = text_encoder::QwenTextEncoder::<B>::load(&c.model, dev)
+        .with_context(|| format!("loading the text encoder from {}", c.model.display()))?;
+    let vocab = model.config().vocab_size as i64;
+    let max_id = ids.clone().max().into_scalar();
+    if burn::tensor::ElementConversion::elem::<i64>(max_id) >= vocab {
+        anyhow::bail!("{file}: `input_ids` has ids ≥ vocab_size {vocab}");
+    }
+    let hidden = timed(c, dev, || Ok(model.forward(ids.clone(), mask.clone())))?;
+    write_output(&c.output, "last_hidden_state", hidden)
 }
 
 /// `forward dit`: `hidden_states` [B,N,C_in], `encoder_hidden_states` [B,L,D], optional
@@ -84,13 +178,11 @@ fn run_dit(c: Common) -> anyhow::Result<ExitCode> {
 }
 
 mod dit {
+    use super::Common;
     use anyhow::{Context, bail};
     use burn::tensor::backend::Backend;
     use burn::tensor::{Int, Tensor, TensorData};
     use qwen_image_dit::{ImageShape, QwenImageTransformer};
-    use std::path::PathBuf;
-
-    use super::Common;
 
     pub(super) fn forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Result<()> {
         let file = c.inputs.display();
@@ -114,26 +206,18 @@ mod dit {
 
         let model = QwenImageTransformer::<B>::load(&c.model, dev)
             .with_context(|| format!("loading the transformer from {}", c.model.display()))?;
-        let sample = model
-            .forward(hidden, encoder, mask, timestep, &img_shapes)
-            .with_context(|| format!("running the transformer on {file}"))?;
-
-        let shape = sample.dims().to_vec();
-        let data = sample.into_data().convert::<f32>();
-        let values = data
-            .as_slice::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading the sample back: {e:?}"))?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)?;
-        // Never leave a half-written file behind: write beside it, then rename.
-        let mut tmp = c.output.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        safetensors::serialize_to_file([("sample", view)], None, &tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &c.output)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), c.output.display()))?;
-        Ok(())
+        let sample = super::timed(c, dev, || {
+            model
+                .forward(
+                    hidden.clone(),
+                    encoder.clone(),
+                    mask.clone(),
+                    timestep.clone(),
+                    &img_shapes,
+                )
+                .with_context(|| format!("running the transformer on {file}"))
+        })?;
+        super::write_output(&c.output, "sample", sample)
     }
 
     /// `img_shapes` [B, 3] = (frames, h_tokens, w_tokens) per sample. Upstream builds the RoPE
