@@ -15,7 +15,9 @@ fn tiny(c: &mut Criterion) {
         .negative_prompt(" ")
         .true_cfg_scale(4.0)
         .steps(6)
-        .latents(InitialLatents::File(root.join("e2e/latents/tiny_t2i_cfg.safetensors")));
+        .latents(InitialLatents::File(
+            root.join("e2e/latents/tiny_t2i_cfg.safetensors"),
+        ));
     c.bench_function("tiny_pipeline_64x64_6steps_cfg", |b| {
         b.iter(|| pipe.generate(&req, &mut |_| {}).expect("generate"))
     });
