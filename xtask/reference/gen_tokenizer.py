@@ -217,7 +217,7 @@ def main(out: pathlib.Path) -> None:
     out = pathlib.Path(out)
     dst = out / "tokenizer"
     dst.mkdir(parents=True, exist_ok=True)
-    slow, fast, tmp = load_both(out / "qwen2.5-tokenizer", common.tiny_pipeline_dir(out) / "tokenizer" / "tokenizer_config.json")
+    slow, fast, tmp = load_both(common.QWEN_TOKENIZER, common.tiny_pipeline_dir(out) / "tokenizer" / "tokenizer_config.json")
     try:
         docs = make_corpus()
         corpus = SEPARATOR.join(docs)
