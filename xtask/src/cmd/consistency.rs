@@ -445,6 +445,11 @@ fn run_case<B: Backend>(
         Err(e) => {
             report::write_case_images(&s.out, &case.id, &out.image, None)?;
             base.failures.push(format!("GT not found: {e}"));
+            base.failures.push(format!(
+                "generate GT for this case with: cargo xtask consistency --gen-gt --case {} --out DIR \
+                 (writes DIR/gt/sglang_generated/ and a manifest)",
+                case.id
+            ));
             timings.gt = t_gt.elapsed().as_secs_f64();
             base.timings = timings;
             return Ok(base);
