@@ -149,7 +149,7 @@ pub(crate) fn scaled_dot_product<B: Backend>(
     match imp {
         AttentionImpl::Fused => attention(q, k, v, mask, None, AttentionModuleOptions::default()),
         AttentionImpl::Explicit => {
-            // bf16 note: upstream's SDPA accumulates the softmax in f32; cast the scores here.
+            // Upstream's SDPA accumulates the softmax in f32.
             let scores = q
                 .matmul(k.swap_dims(2, 3))
                 .mul_scalar(1.0 / (d as f64).sqrt());
@@ -157,7 +157,9 @@ pub(crate) fn scaled_dot_product<B: Backend>(
                 Some(m) => scores.mask_fill(m, f32::NEG_INFINITY),
                 None => scores,
             };
-            softmax(scores, 3).matmul(v)
+            let dt = v.dtype();
+            let probs = crate::layers::in_f32(scores, |s| softmax(s, 3));
+            probs.cast(dt).matmul(v)
         }
     }
 }

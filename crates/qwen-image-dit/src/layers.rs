@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{gelu_approximate, silu};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use weights::Weights;
 
 use crate::DitError;
@@ -15,11 +15,26 @@ pub(crate) const EPS: f64 = 1e-6;
 /// Width of the sinusoidal timestep projection (`Timesteps(num_channels=256, …)`).
 pub(crate) const TIME_PROJ_DIM: usize = 256;
 
+/// Run `f` on `x` in f32 and cast the result back to `x`'s dtype — what the reference does for
+/// norms, RoPE and the timestep sinusoid when the model runs in bf16/f16. A no-op cast in f32.
+pub(crate) fn in_f32<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
+) -> Tensor<B, D> {
+    match x.dtype() {
+        DType::F32 | DType::F64 => f(x),
+        dt => f(x.cast(FloatDType::F32)).cast(dt),
+    }
+}
+
 /// LayerNorm over the last axis without affine parameters (`elementwise_affine=False`).
 /// burn's `nn::LayerNorm` always carries a learnable gamma/beta, hence this function.
 pub(crate) fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let (var, mean) = x.clone().var_mean_bias(D - 1);
-    (x - mean) * (var + EPS).sqrt().recip()
+    // Statistics in f32 even for bf16 activations (torch's layer_norm accumulates in f32).
+    in_f32(x, |x| {
+        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        (x - mean) * (var + EPS).sqrt().recip()
+    })
 }
 
 /// diffusers `RMSNorm` with a learned scale: `x · rsqrt(mean(x²) + eps) · weight`.
@@ -41,11 +56,13 @@ impl<B: Backend> RmsNorm<B> {
     }
 
     pub(crate) fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        // bf16 note: upstream computes the variance in f32 and casts the normalised tensor to the
-        // weight dtype before the multiply; with a bf16 backend, cast `x` to f32 for these two lines.
-        let rms = x.clone().square().mean_dim(D - 1).add_scalar(EPS).sqrt();
-        let w = self.weight.val().unsqueeze::<D>();
-        x / rms * w
+        // Upstream computes the variance in f32 and casts the normalised tensor back to the weight
+        // dtype before the multiply.
+        let normed = in_f32(x, |x| {
+            let rms = x.clone().square().mean_dim(D - 1).add_scalar(EPS).sqrt();
+            x / rms
+        });
+        normed * self.weight.val().unsqueeze::<D>()
     }
 }
 
@@ -109,7 +126,6 @@ impl<B: Backend> TimestepProjEmbeddings<B> {
 
     /// `temb` `[B, D]` from the projected sinusoid `[B, 256]`.
     pub(crate) fn forward(&self, time_proj: Tensor<B, 2>) -> Tensor<B, 2> {
-        // bf16 note: upstream casts the f32 sinusoid to the model dtype here.
         let e = &self.timestep_embedder;
         e.linear_2.forward(silu(e.linear_1.forward(time_proj)))
     }
@@ -122,8 +138,8 @@ impl<B: Backend> TimestepProjEmbeddings<B> {
 /// projection multiplies by 1000 again. Upstream computes the frequencies in f32 and
 /// multiplies `t·f` before the scale, which we follow to stay bit-close.
 ///
-/// bf16 note: upstream's pipeline rounds the input to bf16(bf16(t)/1000); the sinusoid itself is
-/// always f32 (the module-local `get_timestep_embedding` in transformer_qwenimage.py, which would
+/// In bf16 the pipeline has already rounded the input to bf16(bf16(t)/1000); the sinusoid itself is
+/// always computed in f32 and cast to the model dtype (the module-local `get_timestep_embedding` in transformer_qwenimage.py, which would
 /// round the frequencies, is not the one used).
 pub(crate) fn time_proj<B: Backend>(timestep: Tensor<B, 1>) -> Tensor<B, 2> {
     let half = TIME_PROJ_DIM / 2;
@@ -132,9 +148,15 @@ pub(crate) fn time_proj<B: Backend>(timestep: Tensor<B, 1>) -> Tensor<B, 2> {
         .map(|k| ((ln_period * k as f32) / half as f32).exp())
         .collect();
     let device = timestep.device();
-    let freqs = Tensor::<B, 2>::from_data(TensorData::new(freqs, [1, half]), &device);
-    let angles = (timestep.unsqueeze_dim::<2>(1) * freqs).mul_scalar(1000.0);
-    Tensor::cat(vec![angles.clone().cos(), angles.sin()], 1)
+    let dtype = timestep.dtype();
+    // The sinusoid is always computed in f32 and cast to the model dtype afterwards.
+    let freqs = Tensor::<B, 2>::from_data(
+        TensorData::new(freqs, [1, half]),
+        burn::tensor::TensorCreationOptions::new(device).with_dtype(DType::F32),
+    );
+    let t = timestep.cast(FloatDType::F32).unsqueeze_dim::<2>(1);
+    let angles = (t * freqs).mul_scalar(1000.0);
+    Tensor::cat(vec![angles.clone().cos(), angles.sin()], 1).cast(dtype)
 }
 
 /// diffusers `AdaLayerNormContinuous(D, D, elementwise_affine=False, eps=1e-6)` (`norm_out`).

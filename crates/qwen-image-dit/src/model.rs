@@ -264,7 +264,7 @@ impl<B: Backend> QwenImageTransformer<B> {
             .forward(self.txt_norm.forward(encoder_hidden_states));
         let key_mask = encoder_mask.and_then(|m| joint_key_mask(m, n_img));
 
-        // bf16 note: upstream casts `timestep` to the model dtype before the (f32) sinusoid.
+        // The sinusoid runs in f32 on the (model-dtype) timestep, as upstream.
         let proj = time_proj(timestep);
         let temb = self.time_text_embed.forward(proj.clone());
         // Every block's modulation and norm_out start with SiLU(temb): compute it once.

@@ -109,7 +109,12 @@ impl<B: Backend> Rope<B> {
 
         let table = |angles: &[f32], rows: usize, f: fn(f32) -> f32| {
             let v: Vec<f32> = angles.iter().map(|&a| f(a)).collect();
-            Tensor::<B, 2>::from_data(TensorData::new(v, [rows, half]), device)
+            // Kept in f32 whatever the model dtype: the reference rotates in f32.
+            Tensor::<B, 2>::from_data(
+                TensorData::new(v, [rows, half]),
+                burn::tensor::TensorCreationOptions::new(device.clone())
+                    .with_dtype(burn::tensor::DType::F32),
+            )
         };
         Ok(Self {
             img_cos: table(&img_angles, n_img, f32::cos),
@@ -162,9 +167,17 @@ fn push_angles(out: &mut Vec<f32>, freqs: &[Vec<f32>; 3], pos: [i64; 3]) {
 
 /// Rotate `x` `[B, S, H, head_dim]` by the tables `cos`/`sin` `[S, head_dim/2]`.
 ///
-/// bf16 note: upstream upcasts `x` to f32 for the complex multiply and casts the result back to the
-/// input dtype; with a bf16 backend, cast `x` to f32 here and the result back.
+/// As upstream, `x` is upcast to f32 for the complex multiply (the tables are f32) and the result
+/// cast back to the input dtype.
 pub(crate) fn apply_rope<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+) -> Tensor<B, 4> {
+    crate::layers::in_f32(x, |x| rotate_pairs(x, cos, sin))
+}
+
+fn rotate_pairs<B: Backend>(
     x: Tensor<B, 4>,
     cos: &Tensor<B, 2>,
     sin: &Tensor<B, 2>,

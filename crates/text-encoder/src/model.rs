@@ -49,9 +49,11 @@ impl<B: Backend> RmsNorm<B> {
         })
     }
 
-    /// bf16 note: upstream upcasts to f32 for the mean of squares and the scaling, casts back to
-    /// the input dtype, and only then multiplies by the weight. A bf16 port must do the same.
+    /// As upstream: the mean of squares and the scaling in f32, cast back to the input dtype, and
+    /// only then the multiply by the weight (a no-op cast in f32).
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let dtype = x.dtype();
+        let x = x.cast(burn::tensor::FloatDType::F32);
         let inv_rms = x
             .clone()
             .square()
@@ -59,7 +61,7 @@ impl<B: Backend> RmsNorm<B> {
             .add_scalar(self.eps)
             .sqrt()
             .recip();
-        x * inv_rms * self.weight.val().unsqueeze::<3>()
+        (x * inv_rms).cast(dtype) * self.weight.val().unsqueeze::<3>()
     }
 }
 

@@ -33,8 +33,8 @@ pub(crate) struct RopeTables<B: Backend> {
 /// Tables for integer positions `[B, L]`. Angles are `position · inv_freq` in f32, as upstream
 /// (it multiplies float32 positions by the float32 inverse frequencies).
 ///
-/// bf16 note: upstream casts cos/sin to the activation dtype before the rotation, so on a bf16
-/// run the rotation is done in bf16; a bf16 port must cast these tables the same way.
+/// The tables stay f32 whatever the model dtype (positions up to 1058 are not exact in bf16);
+/// [`apply`] casts them to the activation dtype, as upstream does before rotating.
 pub(crate) fn tables<B: Backend>(
     positions: Tensor<B, 2, Int>,
     inv_freq: &[f32],
@@ -42,9 +42,14 @@ pub(crate) fn tables<B: Backend>(
 ) -> RopeTables<B> {
     let [b, l] = positions.dims();
     let half = inv_freq.len();
-    let freqs: Tensor<B, 3> =
-        Tensor::from_data(TensorData::new(inv_freq.to_vec(), [1, 1, half]), device);
-    let angles = positions.float().reshape([b, l, 1]) * freqs;
+    let f32_on_device = burn::tensor::TensorCreationOptions::new(device.clone())
+        .with_dtype(burn::tensor::DType::F32);
+    let freqs: Tensor<B, 3> = Tensor::from_data(
+        TensorData::new(inv_freq.to_vec(), [1, 1, half]),
+        f32_on_device,
+    );
+    let positions: Tensor<B, 2> = positions.cast(burn::tensor::FloatDType::F32);
+    let angles = positions.reshape([b, l, 1]) * freqs;
     // cos/sin of [angles, angles]: the two halves rotate together (rotate-half layout).
     let angles = Tensor::cat(vec![angles.clone(), angles], 2).unsqueeze_dim::<4>(1);
     RopeTables {
@@ -60,7 +65,8 @@ pub(crate) fn apply<B: Backend>(x: Tensor<B, 4>, t: &RopeTables<B>) -> Tensor<B,
     let x1 = x.clone().narrow(3, 0, d / 2);
     let x2 = x.clone().narrow(3, d / 2, d / 2);
     let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-    x * t.cos.clone() + rotated * t.sin.clone()
+    let dtype = x.dtype();
+    x * t.cos.clone().cast(dtype) + rotated * t.sin.clone().cast(dtype)
 }
 
 #[cfg(test)]

@@ -1,0 +1,55 @@
+//! In bf16 (weights and activations, as the CUDA build runs), the text encoder keeps the
+//! reference's f32 islands — RMSNorm statistics and the RoPE angles (positions up to 1058 are not
+//! exact in bf16) — and stays close to the official f32 hidden states.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Flex;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
+use text_encoder::QwenTextEncoder;
+use weights::Weights;
+
+// burn Flex runs bf16 tensors inside its f32 backend type: every parameter is cast to bf16, as
+// `Cuda<bf16>` holds them.
+type B = Flex;
+
+struct ToBf16;
+impl ModuleMapper<B> for ToBf16 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        Param::from_mapped_value(id, tensor.cast(FloatDType::BF16), mapper)
+    }
+}
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+#[test]
+fn bf16_hidden_states_stay_close_to_the_f32_reference() {
+    let dev = Default::default();
+    let model = QwenTextEncoder::<B>::load(testdata().join("tiny-qwen-image/text_encoder"), &dev)
+        .unwrap()
+        .map(&mut ToBf16);
+    let g = Weights::open(testdata().join("text-encoder/hidden_states.safetensors")).unwrap();
+    let ids = |name: &str| {
+        let (v, s) = g.get_i64(name).unwrap();
+        Tensor::<B, 2, Int>::from_data(TensorData::new(v, s), &dev)
+    };
+    let out = model.forward(ids("input_ids"), ids("attention_mask"));
+    assert_eq!(out.dtype(), DType::BF16);
+    let ours = out.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    let (want, _) = g.get_f32("hidden_states.2").unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = ours
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale;
+    eprintln!("bf16 max rel err {err:.3e}");
+    assert!(
+        err < 3e-2,
+        "bf16 hidden states drift from the f32 reference: {err:e}"
+    );
+}
