@@ -394,8 +394,14 @@ fn the_html_report_renders_in_headless_chromium() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let Some(browser) = chromium() else {
-        // .ci/run installs Debian's chromium; a developer machine without it is told so.
-        panic!("chromium not found: install Debian's `chromium` package (see .ci/run)");
+        // CI (.ci/run) installs Debian's chromium and sets QWEN_REQUIRE_CHROMIUM=1, so there the
+        // browser check cannot be skipped; a developer machine without it is told what it missed.
+        assert!(
+            std::env::var_os("QWEN_REQUIRE_CHROMIUM").is_none(),
+            "chromium not found: install Debian's `chromium` package (see .ci/run)"
+        );
+        eprintln!("SKIPPED the browser check: chromium not found (apt-get install chromium)");
+        return;
     };
     let index = out.path().join("index.html");
     let profile = tempfile::tempdir().unwrap();
