@@ -24,6 +24,8 @@ prepare)
   python3 -m pip download --quiet --only-binary=:all: -d ci/wheels diffusers==0.42.1 \
     --no-deps
   python3 -m pip download --quiet --only-binary=:all: -d ci/wheels importlib_metadata zipp
+  # Only installed there if the machine's huggingface_hub is too old for diffusers 0.42.
+  python3 -m pip download --quiet --only-binary=:all: --no-deps -d ci/wheels/hub huggingface_hub==2.4.0
   du -sh ci/bin ci/wheels
   ;;
 run)
@@ -43,6 +45,10 @@ run)
   python3 -m pip install --quiet --no-index --find-links ci/wheels --no-deps ci/wheels/*.whl \
     --target /tmp/gpu-pylib
   export PYTHONPATH=/tmp/gpu-pylib${PYTHONPATH:+:$PYTHONPATH}
+  if ! python3 -c "import diffusers" 2>/dev/null && ls ci/wheels/hub/*.whl >/dev/null 2>&1; then
+    echo "diffusers does not import with this huggingface_hub; adding the carried one"
+    python3 -m pip install --quiet --no-index --no-deps ci/wheels/hub/*.whl --target /tmp/gpu-pylib
+  fi
   python3 -c "import torch, transformers, diffusers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())"
   export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-balanced}
   python3 ci/gpu_bench.py --xtask ci/bin/xtask --out "$OUT" --work /tmp/gpu-work "${@:2}"

@@ -38,10 +38,10 @@ SMALL_DIT = dict(RELEASED_DIT, attention_head_dim=32, num_attention_heads=2, joi
                  axes_dims_rope=(8, 12, 12))
 TEXT_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=2,
                num_attention_heads=28, num_key_value_heads=4, rms_norm_eps=1e-6, max_position_embeddings=128000,
-               rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]})
+               # rope_theta + rope_scaling: accepted by transformers 4.5x and 5.x alike.
+               rope_theta=1000000.0, rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]})
 SMALL_TEXT = dict(TEXT_7B, vocab_size=1000, hidden_size=64, intermediate_size=128, num_attention_heads=4,
-                  num_key_value_heads=2, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
-                                                          "mrope_section": [2, 3, 3]})
+                  num_key_value_heads=2, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})
 
 
 def sync(dev):
