@@ -148,3 +148,149 @@ fn tokenize_json_says_which_path_and_why() {
     assert!(v["reason"].as_str().unwrap().contains("Qwen2Tokenizer"));
     assert_eq!(v["ids"], serde_json::json!([9707, 1879]));
 }
+
+fn max_rel_err(path: &Path, key: &str, golden: &Path, golden_key: &str) -> f32 {
+    let read = |p: &Path, k: &str| {
+        let w = weights::Weights::open(p).unwrap();
+        w.get_f32(k).unwrap()
+    };
+    let (a, sa) = read(path, key);
+    let (b, sb) = read(golden, golden_key);
+    assert_eq!(sa, sb, "{key} shape");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+#[test]
+fn encode_prompt_writes_what_diffusers_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let all: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("text-encoder/prompts.json")).unwrap(),
+    )
+    .unwrap();
+    let prompts = dir.path().join("p.json");
+    std::fs::write(&prompts, all["batch"].to_string()).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let o = xtask()
+        .args(["encode-prompt", "--model"])
+        .arg(testdata().join("tiny-qwen-image"))
+        .arg("--prompts")
+        .arg(&prompts)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let golden = testdata().join("text-encoder/prompt_embeds.safetensors");
+    assert!(
+        max_rel_err(
+            &out,
+            "prompt_embeds",
+            &golden,
+            "batch.encoded.prompt_embeds"
+        ) <= 1e-4
+    );
+    let w = weights::Weights::open(&out).unwrap();
+    let g = weights::Weights::open(&golden).unwrap();
+    assert_eq!(
+        w.get_i64("prompt_embeds_mask").unwrap(),
+        g.get_i64("batch.encoded.prompt_embeds_mask").unwrap()
+    );
+}
+
+#[test]
+fn forward_vae_decode_matches_diffusers_and_bad_inputs_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sample.safetensors");
+    let golden = testdata().join("vae/decode_6x10.safetensors");
+    let run = |inputs: &Path| {
+        xtask()
+            .args(["forward", "vae-decode", "--model"])
+            .arg(testdata().join("tiny-qwen-image/vae"))
+            .arg("--inputs")
+            .arg(inputs)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run(&golden);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(max_rel_err(&out, "sample", &golden, "sample") <= 1e-4);
+    std::fs::remove_file(&out).unwrap();
+    let o = run(&testdata().join("dit/b1_nomask.safetensors"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("latents"));
+    assert!(!out.exists(), "no output file after a failure");
+}
+
+#[test]
+fn generate_from_a_seed_reproduces_the_diffusers_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("img.png");
+    // The tiny seed-only case: diffusers with torch.Generator("cpu").manual_seed(42).
+    let o = xtask()
+        .args(["generate", "--model"])
+        .arg(testdata().join("tiny-qwen-image"))
+        .args([
+            "--prompt",
+            "A lighthouse on a cliff at night",
+            "--negative-prompt",
+            " ",
+            "--true-cfg-scale",
+            "4",
+            "--steps",
+            "6",
+            "--height",
+            "64",
+            "--width",
+            "48",
+            "--seed",
+            "42",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ours = metrics::load_rgb(&out).unwrap();
+    let gt = metrics::load_rgb(&testdata().join("gt/official_generated/tiny_t2i_seed_1gpu.png"))
+        .unwrap();
+    assert!(metrics::psnr(&ours, &gt).unwrap() >= 40.0);
+
+    let o = xtask()
+        .args([
+            "generate",
+            "--model",
+            "no/such-model-here",
+            "--prompt",
+            "x",
+            "--out",
+        ])
+        .arg(dir.path().join("x.png"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no/such-model-here"));
+    assert!(!dir.path().join("x.png").exists());
+}
