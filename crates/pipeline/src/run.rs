@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{FloatDType, Tensor, TensorData};
 use cfg::Guidance;
 use flow_match::SchedulerConfig;
 use image::RgbImage;
@@ -146,8 +146,16 @@ impl<B: Backend> std::fmt::Debug for QwenImagePipeline<B> {
 impl<B: Backend> QwenImagePipeline<B> {
     /// Load a local diffusers-layout folder or an HF repo id (through the shared HF cache).
     pub fn load(model: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
-        let model = model.as_ref();
-        let dir = weights::resolve_pipeline(&model.to_string_lossy(), None)?;
+        Self::load_revision(&model.as_ref().to_string_lossy(), None, device)
+    }
+
+    /// [`Self::load`] with an HF revision (branch, tag or commit) for a repo id; `None` = `main`.
+    pub fn load_revision(
+        model: &str,
+        revision: Option<&str>,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        let dir = weights::resolve_pipeline(model, revision)?;
         Self::from_dir(&dir, device)
     }
 
@@ -298,7 +306,11 @@ impl<B: Backend> QwenImagePipeline<B> {
                 _ => None,
             };
             let v = guidance.combine(v_cond, v_uncond)?;
-            latents = latents + v * step.dt;
+            // FlowMatchEulerDiscreteScheduler.step: the sample is upcast to f32, dt·v formed in
+            // the model dtype, summed in f32 and cast back (all no-ops in f32).
+            let dtype = latents.dtype();
+            let dv = (v * step.dt).cast(FloatDType::F32);
+            latents = (latents.cast(FloatDType::F32) + dv).cast(dtype);
             if step.index == 0 {
                 first = Some(latents.clone());
             }

@@ -17,6 +17,9 @@ pub struct Args {
     /// A diffusers-layout pipeline folder or an HF repo id (e.g. Qwen/Qwen-Image).
     #[arg(long)]
     pub model: String,
+    /// HF revision (branch, tag or commit) when --model is a repo id.
+    #[arg(long)]
+    pub revision: Option<String>,
     #[arg(long)]
     pub prompt: String,
     /// Negative prompt; without one CFG is off, as in diffusers (the official README uses " ").
@@ -66,7 +69,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     req.true_cfg_scale = a.true_cfg_scale;
     req.guidance_scale = a.guidance_scale;
     with_backend!(device, precision, |B, dev| {
-        let pipe = QwenImagePipeline::<B>::load(&a.model, &dev)
+        let pipe = QwenImagePipeline::<B>::load_revision(&a.model, a.revision.as_deref(), &dev)
             .with_context(|| format!("loading the pipeline {}", a.model))?;
         install_ctrlc(pipe.cancel_flag());
         let out = generate_with_progress(&pipe, &req, "generate")?;
