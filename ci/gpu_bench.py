@@ -120,9 +120,25 @@ def section_tiny(c: Ctx):
         print(p.stdout[-2000:], p.stderr[-2000:])
 
 
+class made_in:
+    """Create modules directly on `dev` in `dtype`: the 60-layer DiT in f32 would not fit an H100."""
+
+    def __init__(self, dev, dtype):
+        self.dev, self.dtype = torch.device(dev), dtype
+
+    def __enter__(self):
+        self.prev = torch.get_default_dtype()
+        torch.set_default_dtype(self.dtype)
+        self.dev.__enter__()
+
+    def __exit__(self, *exc):
+        self.dev.__exit__(*exc)
+        torch.set_default_dtype(self.prev)
+
+
 def make_dit(cfg, layers, dev, dtype):
     from diffusers import QwenImageTransformer2DModel
-    with torch.device(dev):
+    with made_in(dev, dtype):
         m = QwenImageTransformer2DModel(**dict(cfg, num_layers=layers))
     return m.to(dtype).eval()
 
@@ -168,7 +184,7 @@ def section_wide(c: Ctx):
     # Text encoder: 2 layers of the 7B config, 300 tokens.
     from transformers import Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel
     tcfg = SMALL_TEXT if small else TEXT_7B
-    with torch.device(dev):
+    with made_in(dev, dtype):
         te = Qwen2_5_VLTextModel(Qwen2_5_VLTextConfig(**tcfg)).to(dtype).eval()
     tdir = c.work / "te2"
     tdir.mkdir(exist_ok=True)
@@ -190,7 +206,7 @@ def section_wide(c: Ctx):
     del te
     # VAE decoder at 1024².
     from diffusers import AutoencoderKLQwenImage
-    with torch.device(dev):
+    with made_in(dev, dtype):
         vae = (AutoencoderKLQwenImage(base_dim=8) if small else AutoencoderKLQwenImage()).to(dtype).eval()
     vdir = c.work / "vae"
     vae.save_pretrained(str(vdir), safe_serialization=True)
