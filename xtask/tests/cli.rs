@@ -294,3 +294,63 @@ fn generate_from_a_seed_reproduces_the_diffusers_image() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no/such-model-here"));
     assert!(!dir.path().join("x.png").exists());
 }
+
+#[test]
+fn bench_commands_time_a_cfg_step_and_print_the_gpu_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.json");
+    let o = xtask()
+        .args(["bench", "dit-step", "--config"])
+        .arg(testdata().join("tiny-qwen-image/transformer/config.json"))
+        .args([
+            "--height",
+            "128",
+            "--width",
+            "128",
+            "--txt-len",
+            "12",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--timings",
+        ])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).unwrap();
+    assert_eq!(v["runs_ms"].as_array().unwrap().len(), 2);
+    assert!(v["median_ms"].as_f64().unwrap() > 0.0);
+
+    let report = dir.path().join("gpu-report.json");
+    std::fs::write(
+        &report,
+        r#"{"card": "NVIDIA H100 80GB HBM3", "date": "2026-11-26", "torch": "2.15.0", "rows": [
+            {"section": "wide", "item": "dit 4 blocks b1", "ok": true, "max_rel": 0.01, "mean_rel": 0.002,
+             "torch_ms": 10.0, "ours_ms": 9.0, "ratio": 0.9},
+            {"section": "speed", "item": "DiT 60 layers CFG step 1024²", "ok": false, "torch_ms": 250.0,
+             "ours_ms": 300.0, "ratio": 1.2}]}"#,
+    )
+    .unwrap();
+    let o = xtask()
+        .args(["bench", "gpu"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed row makes the exit code 1"
+    );
+    assert!(
+        table.contains("H100") && table.contains("0.90") && table.contains("FAIL"),
+        "{table}"
+    );
+}
