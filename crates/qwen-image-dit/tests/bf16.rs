@@ -6,25 +6,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use qwen_image_dit::{AttentionImpl, ImageShape, QwenImageTransformer};
-use weights::Weights;
+use weights::{CastFloats, Weights};
 
 // burn Flex runs bf16 tensors inside its f32 backend type: every parameter and input is cast to
 // bf16, as `Cuda<bf16>` holds them.
 type Bf16 = Flex;
-
-struct ToBf16;
-impl ModuleMapper<Bf16> for ToBf16 {
-    fn map_float<const D: usize>(
-        &mut self,
-        param: Param<Tensor<Bf16, D>>,
-    ) -> Param<Tensor<Bf16, D>> {
-        let (id, tensor, mapper) = param.consume();
-        Param::from_mapped_value(id, tensor.cast(FloatDType::BF16), mapper)
-    }
-}
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
@@ -44,7 +33,7 @@ fn run(file: &str, imp: AttentionImpl) -> (Vec<f32>, Vec<f32>, DType) {
         QwenImageTransformer::<Bf16>::load(&testdata().join("tiny-qwen-image/transformer"), &dev)
             .unwrap()
             .with_attention(imp)
-            .map(&mut ToBf16);
+            .map(&mut CastFloats(FloatDType::BF16));
     let g = Weights::open(testdata().join(format!("dit/{file}.safetensors"))).unwrap();
     let bf16 = FloatDType::BF16;
     let hidden: Tensor<Bf16, 3> = g

@@ -4,21 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Tensor};
 use qwen_image_vae::QwenImageVae;
-use weights::Weights;
+use weights::{CastFloats, Weights};
 
 // burn Flex runs bf16 tensors inside its f32 backend type: parameters and input are cast to bf16.
 type B = Flex;
-
-struct ToBf16;
-impl ModuleMapper<B> for ToBf16 {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        Param::from_mapped_value(id, tensor.cast(FloatDType::BF16), mapper)
-    }
-}
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
@@ -29,7 +21,7 @@ fn bf16_decode_stays_close_to_the_f32_reference() {
     let dev = Default::default();
     let vae = QwenImageVae::<B>::load(testdata().join("tiny-qwen-image/vae"), &dev)
         .unwrap()
-        .map(&mut ToBf16);
+        .map(&mut CastFloats(FloatDType::BF16));
     let g = Weights::open(testdata().join("vae/decode_6x10.safetensors")).unwrap();
     let latents: Tensor<B, 5> = g
         .get_any::<B, 5>("latents", &dev)

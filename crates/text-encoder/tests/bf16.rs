@@ -5,22 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use text_encoder::QwenTextEncoder;
-use weights::Weights;
+use weights::{CastFloats, Weights};
 
 // burn Flex runs bf16 tensors inside its f32 backend type: every parameter is cast to bf16, as
 // `Cuda<bf16>` holds them.
 type B = Flex;
-
-struct ToBf16;
-impl ModuleMapper<B> for ToBf16 {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        Param::from_mapped_value(id, tensor.cast(FloatDType::BF16), mapper)
-    }
-}
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
@@ -31,7 +23,7 @@ fn bf16_hidden_states_stay_close_to_the_f32_reference() {
     let dev = Default::default();
     let model = QwenTextEncoder::<B>::load(testdata().join("tiny-qwen-image/text_encoder"), &dev)
         .unwrap()
-        .map(&mut ToBf16);
+        .map(&mut CastFloats(FloatDType::BF16));
     let g = Weights::open(testdata().join("text-encoder/hidden_states.safetensors")).unwrap();
     let ids = |name: &str| {
         let (v, s) = g.get_i64(name).unwrap();

@@ -10,10 +10,12 @@
 //!
 //! [`PipelineDir`] reads a diffusers-layout pipeline folder (or an HF repo id through hf-hub).
 
+mod cast;
 mod error;
 mod pipeline_dir;
 mod store;
 
+pub use cast::CastFloats;
 pub use error::Error;
 pub use pipeline_dir::{PipelineDir, resolve_pipeline};
 pub use store::{StoredDType, Weights};
