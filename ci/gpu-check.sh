@@ -6,7 +6,8 @@
 #
 # With the device tool, after `prepare`:
 #   run(command="bash ci/gpu-check.sh run", carry=["ci/bin", "ci/wheels"], timeout_s=540)
-# The carried tree stays small: a stripped binary (~40 MB) and a few wheels; target/ never travels.
+# The tree that travels must stay under 64 MiB: tracked files (~39 MB, mostly testdata) + the
+# stripped binary xz-compressed (~8 MB) + a few wheels (~7 MB); target/ never travels.
 # `run` prints a short table last and writes $OUT/gpu-report.json; `cargo xtask bench gpu FILE`
 # prints the same table from a saved report. The whole run is sized for ≤ 8 minutes on an H100.
 set -euo pipefail
@@ -18,8 +19,8 @@ prepare)
   mkdir -p ci/bin ci/wheels
   # burn 0.21's CUDA backend loads libcuda/libnvrtc at run time; the H100/H200 machines run CUDA 13.0.
   CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda -p xtask
-  cp target/release/xtask ci/bin/xtask
-  strip ci/bin/xtask || true
+  strip -o ci/bin/xtask target/release/xtask 2>/dev/null || cp target/release/xtask ci/bin/xtask
+  xz -9 -T2 -f ci/bin/xtask   # → ci/bin/xtask.xz (49 MB → ~8 MB)
   # diffusers (and its small pure-Python deps) as wheels; torch and transformers are on the machine.
   python3 -m pip download --quiet --only-binary=:all: -d ci/wheels diffusers==0.42.1 \
     --no-deps
@@ -27,6 +28,10 @@ prepare)
   # Only installed there if the machine's huggingface_hub is too old for diffusers 0.42.
   python3 -m pip download --quiet --only-binary=:all: --no-deps -d ci/wheels/hub huggingface_hub==2.4.0
   du -sh ci/bin ci/wheels
+  tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+  carried=$(du -cb ci/bin ci/wheels | tail -1 | cut -f1)
+  echo "travelling tree: $(( (tracked + carried) / 1048576 )) MiB of 64"
+  [ $(( tracked + carried )) -lt $(( 64 * 1048576 )) ] || { echo "too big to travel"; exit 1; }
   ;;
 run)
   OUT=${OUT:-ci/out}
@@ -41,7 +46,10 @@ run)
     CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")"); export CUDA_PATH
   fi
   echo "CUDA_PATH=${CUDA_PATH:-unset}"
-  [ -x ci/bin/xtask ] || { echo "ci/bin/xtask missing: run 'ci/gpu-check.sh prepare' first and carry ci/bin"; exit 2; }
+  [ -f ci/bin/xtask.xz ] || { echo "ci/bin/xtask.xz missing: run 'ci/gpu-check.sh prepare' first and carry ci/bin"; exit 2; }
+  mkdir -p /tmp/gpu-bin
+  python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('ci/bin/xtask.xz'), open('/tmp/gpu-bin/xtask', 'wb'))"
+  chmod +x /tmp/gpu-bin/xtask
   python3 -m pip install --quiet --no-index --find-links ci/wheels --no-deps ci/wheels/*.whl \
     --target /tmp/gpu-pylib
   export PYTHONPATH=/tmp/gpu-pylib${PYTHONPATH:+:$PYTHONPATH}
@@ -51,7 +59,7 @@ run)
   fi
   python3 -c "import torch, transformers, diffusers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())"
   export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-balanced}
-  python3 ci/gpu_bench.py --xtask ci/bin/xtask --out "$OUT" --work /tmp/gpu-work "${@:2}"
+  python3 ci/gpu_bench.py --xtask /tmp/gpu-bin/xtask --out "$OUT" --work /tmp/gpu-work "${@:2}"
   ;;
 *)
   echo "usage: ci/gpu-check.sh prepare|run" >&2
