@@ -45,6 +45,27 @@ pub fn parse(device: &str, dtype: &str) -> anyhow::Result<(Device, Precision)> {
     Ok((d, p))
 }
 
+/// Run CUDA work, turning a panic of the CUDA runtime (no driver, no device, no CUDA headers for
+/// NVRTC) into an error that says what to check, instead of a crash with a bare `RecvError`.
+#[cfg(feature = "cuda")]
+pub fn cuda_guard<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            anyhow::bail!(
+                "the CUDA backend failed ({what}). Check that an NVIDIA driver and GPU are present \
+                 (nvidia-smi), and that the CUDA headers are found for NVRTC (CUDA_PATH, \
+                 /usr/local/cuda or nvcc on PATH); see docs/gpu.md"
+            )
+        }
+    }
+}
+
 /// Run `$body` with `$B` bound to the concrete backend type and `$dev` to its device.
 ///
 /// ```ignore
@@ -63,14 +84,18 @@ macro_rules! with_backend {
             #[cfg(feature = "cuda")]
             ($crate::backend::Device::Cuda, $crate::backend::Precision::F32) => {
                 type $B = burn::backend::Cuda<f32>;
-                let $dev: burn::tensor::Device<$B> = Default::default();
-                $body
+                $crate::backend::cuda_guard(|| {
+                    let $dev: burn::tensor::Device<$B> = Default::default();
+                    $body
+                })
             }
             #[cfg(feature = "cuda")]
             ($crate::backend::Device::Cuda, $crate::backend::Precision::Bf16) => {
                 type $B = burn::backend::Cuda<half::bf16>;
-                let $dev: burn::tensor::Device<$B> = Default::default();
-                $body
+                $crate::backend::cuda_guard(|| {
+                    let $dev: burn::tensor::Device<$B> = Default::default();
+                    $body
+                })
             }
             _ => anyhow::bail!("this binary was built without CUDA support (see docs/gpu.md)"),
         }
