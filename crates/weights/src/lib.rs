@@ -12,10 +12,12 @@
 
 mod cast;
 mod error;
+mod hub;
 mod pipeline_dir;
 mod store;
 
 pub use cast::CastFloats;
 pub use error::Error;
+pub use hub::{HubRepo, hub_offline, is_repo_id};
 pub use pipeline_dir::{PipelineDir, resolve_pipeline};
 pub use store::{StoredDType, Weights};

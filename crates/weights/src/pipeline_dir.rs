@@ -1,9 +1,9 @@
 use std::path::{Path, PathBuf};
 
-use hf_hub::{Cache, Repo, RepoType};
 use serde_json::Value;
 
 use crate::Error;
+use crate::hub::{HubRepo, is_repo_id};
 
 /// A diffusers-layout pipeline folder: `model_index.json` plus one sub-folder per component.
 #[derive(Debug, Clone)]
@@ -93,18 +93,6 @@ fn read_json(path: &Path) -> Result<Value, Error> {
     })
 }
 
-/// Whether the user asked for offline mode the way Python's huggingface_hub reads it.
-fn hub_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .map(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        })
-        .unwrap_or(false)
-}
-
 /// A pipeline given as a local folder or as an HF repo id (`Qwen/Qwen-Image`, optional revision).
 ///
 /// A repo is fetched through hf-hub into the cache Python shares (`HF_HOME` / `HF_HUB_CACHE`):
@@ -115,15 +103,13 @@ pub fn resolve_pipeline(model: &str, revision: Option<&str>) -> Result<PipelineD
     if local.is_dir() {
         return PipelineDir::open(local);
     }
-    if !model.contains('/') || model.starts_with('.') || model.starts_with('/') {
+    if !is_repo_id(model) {
         return Err(Error::Pipeline {
             path: local.to_path_buf(),
             reason: "not a folder, and not an HF repo id of the form owner/name".into(),
         });
     }
-    let revision = revision.unwrap_or("main").to_string();
-    let repo = Repo::with_revision(model.to_string(), RepoType::Model, revision.clone());
-    let fetch = Fetcher::new(model, repo)?;
+    let fetch = HubRepo::new(model, revision)?;
     let index_path = fetch.get("model_index.json").map_err(|e| match e {
         Error::Hub { repo, file, reason } => Error::Hub {
             repo,
@@ -166,92 +152,9 @@ pub fn resolve_pipeline(model: &str, revision: Option<&str>) -> Result<PipelineD
             }
             _ => {
                 fetch.get(&format!("{c}/config.json"))?;
-                fetch_weights(&fetch, &c)?;
+                fetch.get_safetensors(&c)?;
             }
         }
     }
     Ok(dir)
-}
-
-fn fetch_weights(fetch: &Fetcher, component: &str) -> Result<(), Error> {
-    for stem in ["diffusion_pytorch_model", "model"] {
-        let index = format!("{component}/{stem}.safetensors.index.json");
-        if let Ok(path) = fetch.get(&index) {
-            let json = read_json(&path)?;
-            let mut shards: Vec<String> = json
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .map(|m| {
-                    m.values()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            shards.sort();
-            shards.dedup();
-            for s in shards {
-                fetch.get(&format!("{component}/{s}"))?;
-            }
-            return Ok(());
-        }
-        if fetch
-            .get(&format!("{component}/{stem}.safetensors"))
-            .is_ok()
-        {
-            return Ok(());
-        }
-    }
-    Err(Error::Hub {
-        repo: fetch.repo_id.clone(),
-        file: format!("{component}/*.safetensors"),
-        reason: "no weights found for this component".into(),
-    })
-}
-
-struct Fetcher {
-    repo_id: String,
-    cache: hf_hub::CacheRepo,
-    api: Option<hf_hub::api::sync::ApiRepo>,
-}
-
-impl Fetcher {
-    fn new(repo_id: &str, repo: Repo) -> Result<Self, Error> {
-        let cache = Cache::from_env().repo(repo.clone());
-        let api = if hub_offline() {
-            None
-        } else {
-            let api = hf_hub::api::sync::ApiBuilder::from_env()
-                .with_progress(true)
-                .build()
-                .map_err(|e| Error::Hub {
-                    repo: repo_id.to_string(),
-                    file: String::new(),
-                    reason: e.to_string(),
-                })?;
-            Some(api.repo(repo))
-        };
-        Ok(Self {
-            repo_id: repo_id.to_string(),
-            cache,
-            api,
-        })
-    }
-
-    fn get(&self, file: &str) -> Result<PathBuf, Error> {
-        if let Some(p) = self.cache.get(file) {
-            return Ok(p);
-        }
-        match &self.api {
-            None => Err(Error::Hub {
-                repo: self.repo_id.clone(),
-                file: file.to_string(),
-                reason: "not in the HF cache and HF_HUB_OFFLINE is set".into(),
-            }),
-            Some(api) => api.get(file).map_err(|e| Error::Hub {
-                repo: self.repo_id.clone(),
-                file: file.to_string(),
-                reason: e.to_string(),
-            }),
-        }
-    }
 }
