@@ -18,6 +18,21 @@ pub enum InitialLatents {
 }
 
 impl InitialLatents {
+    /// What a case or the CLI asks for: a latents file when given (it wins), else the seed, else
+    /// seed 0.
+    pub fn from_options(latents: Option<&Path>, seed: Option<u64>) -> Self {
+        match (latents, seed) {
+            (Some(p), _) => Self::File(p.to_path_buf()),
+            (None, Some(s)) => Self::Seed(s),
+            (None, None) => Self::Seed(0),
+        }
+    }
+
+    /// The noise generator, for reports and GT manifests: `"torch-cpu"` for a seed.
+    pub fn generator(&self) -> Option<&'static str> {
+        matches!(self, Self::Seed(_)).then_some("torch-cpu")
+    }
+
     /// A short description for reports and GT manifests (`"generator": "torch-cpu"` for seeds).
     pub fn describe(&self) -> String {
         match self {

@@ -287,8 +287,8 @@ fn run_cases<B: Backend>(
             probes: vec![],
             notes: vec![],
             timings: Timings::default(),
-            latents: describe_latents(case),
-            generator: case.latents.is_none().then(|| "torch-cpu".to_string()),
+            latents: initial_latents(case).describe(),
+            generator: initial_latents(case).generator().map(String::from),
             output: None,
         });
         overall.suspend(|| print_case_line(&report, s.gen_gt));
@@ -311,22 +311,14 @@ fn query_for(case: &Case, platform: Platform) -> GtQuery {
     )
 }
 
-fn describe_latents(case: &Case) -> String {
-    match (&case.latents, case.seed) {
-        (Some(p), _) => format!("latents file {}", p.display()),
-        (None, Some(seed)) => format!("seed {seed} (generator torch-cpu)"),
-        (None, None) => "seed 0 (generator torch-cpu)".into(),
-    }
+fn initial_latents(case: &Case) -> InitialLatents {
+    InitialLatents::from_options(case.latents.as_deref(), case.seed)
 }
 
 fn request(case: &Case) -> Request {
     let mut r = Request::new(case.prompt.clone(), case.height, case.width)
         .steps(case.num_inference_steps)
-        .latents(match (&case.latents, case.seed) {
-            (Some(p), _) => InitialLatents::File(p.clone()),
-            (None, Some(seed)) => InitialLatents::Seed(seed),
-            (None, None) => InitialLatents::Seed(0),
-        });
+        .latents(initial_latents(case));
     r.negative_prompt = case.negative_prompt.clone();
     r.true_cfg_scale = case.true_cfg_scale;
     r.guidance_scale = case.guidance_scale;
@@ -370,7 +362,7 @@ fn run_case<B: Backend>(
             "width": out.width,
             "num_inference_steps": case.num_inference_steps,
             "seed": case.seed,
-            "generator": case.latents.is_none().then_some("torch-cpu"),
+            "generator": initial_latents(case).generator(),
             "latents_sha256": case.latents.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| hex::encode(Sha256::digest(b))),
             "model": case.model,
             "model_revision": model_revision(&case.model),
@@ -390,8 +382,8 @@ fn run_case<B: Backend>(
             probes: vec![],
             notes: vec![],
             timings,
-            latents: describe_latents(case),
-            generator: case.latents.is_none().then(|| "torch-cpu".to_string()),
+            latents: initial_latents(case).describe(),
+            generator: initial_latents(case).generator().map(String::from),
             output: Some(output_rel),
         });
     }
@@ -436,8 +428,8 @@ fn run_case<B: Backend>(
         probes,
         notes,
         timings: Timings::default(),
-        latents: describe_latents(case),
-        generator: case.latents.is_none().then(|| "torch-cpu".to_string()),
+        latents: initial_latents(case).describe(),
+        generator: initial_latents(case).generator().map(String::from),
         output: Some(output_rel),
     };
     let found = match resolution.into_found(&query) {

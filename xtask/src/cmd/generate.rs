@@ -60,11 +60,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut req = Request::new(a.prompt.clone(), a.height, a.width)
         .steps(a.steps)
         .max_sequence_length(a.max_sequence_length)
-        .latents(match (&a.latents, a.seed) {
-            (Some(p), _) => InitialLatents::File(p.clone()),
-            (None, Some(s)) => InitialLatents::Seed(s),
-            (None, None) => InitialLatents::Seed(0),
-        });
+        .latents(InitialLatents::from_options(a.latents.as_deref(), a.seed));
     req.negative_prompt = a.negative_prompt.clone();
     req.true_cfg_scale = a.true_cfg_scale;
     req.guidance_scale = a.guidance_scale;
