@@ -182,6 +182,13 @@ impl<B: Backend> QwenImagePipeline<B> {
         self.cancel.clone()
     }
 
+    /// Share one cancel flag between several pipelines (e.g. a run over many models, with one
+    /// Ctrl-C handler).
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = flag;
+        self
+    }
+
     /// The VAE's spatial compression (8 for Qwen-Image); sizes are floored to twice this.
     pub fn vae_scale_factor(&self) -> usize {
         self.vae.config().scale_factor()

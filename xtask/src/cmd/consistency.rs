@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -255,11 +257,14 @@ fn run_cases<B: Backend>(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     overall.set_prefix("consistency");
+    // One Ctrl-C handler for the whole run, shared by every pipeline it loads.
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_ctrlc(cancel.clone());
     for case in all {
         let t_load = Instant::now();
         let pipe = pipes.entry(case.model.clone()).or_insert_with(|| {
             QwenImagePipeline::<B>::load(&case.model, dev)
-                .inspect(|p| install_ctrlc(p.cancel_flag()))
+                .map(|p| p.with_cancel_flag(cancel.clone()))
                 .map_err(|e| format!("cannot load the pipeline {}: {e}", case.model))
         });
         let load = t_load.elapsed().as_secs_f64();
