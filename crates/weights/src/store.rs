@@ -386,8 +386,7 @@ impl Weights {
                 expected: shape.to_vec(),
             });
         }
-        let (values, _) = self.get_f32(name)?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+        Ok(Tensor::from_data(self.tensor_data(name)?, device))
     }
 
     /// A float tensor with whatever rank-`D` shape the file has.
@@ -405,8 +404,29 @@ impl Weights {
                 expected: vec![0; D],
             });
         }
-        let (values, shape) = self.get_f32(name)?;
-        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+        Ok(Tensor::from_data(self.tensor_data(name)?, device))
+    }
+
+    /// The stored bytes as `TensorData` in their own dtype (f32, bf16, f16), so that the backend
+    /// converts once to its float type — a bf16 checkpoint on a bf16 backend is never widened to
+    /// f32 on the way. f64 is narrowed to f32 here.
+    fn tensor_data(&self, name: &str) -> Result<TensorData, Error> {
+        let e = self.entry(name)?;
+        let dtype = match e.dtype {
+            Dtype::F32 => burn::tensor::DType::F32,
+            Dtype::BF16 => burn::tensor::DType::BF16,
+            Dtype::F16 => burn::tensor::DType::F16,
+            _ => {
+                let (values, shape) = self.get_f32(name)?;
+                return Ok(TensorData::new(values, shape));
+            }
+        };
+        let bytes = self.shards[e.file].map[e.start..e.end].to_vec();
+        if let Some(pb) = &self.progress {
+            pb.inc((e.end - e.start) as u64);
+        }
+        self.used.borrow_mut().insert(name.to_string());
+        Ok(TensorData::from_bytes_vec(bytes, e.shape.clone(), dtype))
     }
 
     /// A `burn::nn::Linear` from PyTorch's `prefix.weight` [out, in] (+ `prefix.bias` [out]).
