@@ -26,6 +26,12 @@ GENERATORS = [
     "text_encoder",
     "vae",
     "e2e",
+    # Image-conditioned pipelines (each skipped until its gen_<name>.py exists).
+    "image_io",
+    "vae_encoder",
+    "vision",
+    "text_encoder_mm",
+    "dit_variants",
 ]
 
 
