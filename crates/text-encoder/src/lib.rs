@@ -16,6 +16,27 @@
 //! println!("{:?} {:?} {:?}", out.embeds.dims(), out.lengths, out.mask_if_needed().is_some());
 //! # Ok::<(), text_encoder::Error>(())
 //! ```
+//!
+//! ## Vision side (issue 17 part 3; landing in steps, this is the planned public API)
+//!
+//! The Qwen2.5-VL vision tower and `Qwen2VLImageProcessor` (transformers 5.24.0, torchvision
+//! backend), for the multimodal prompt path of the Edit pipelines:
+//!
+//! * `image_processor::to_rgb(&image::DynamicImage) -> image::RgbImage`: transformers'
+//!   `convert_to_rgb` (alpha composited onto white exactly as PIL's `alpha_composite`).
+//! * `smart_resize(height, width, factor, min_pixels, max_pixels) -> Result<(usize, usize), Error>`.
+//! * `ImageProcessor::from_preprocessor_config(path)` / `ImageProcessor::default()` (transformers'
+//!   defaults: min_pixels 56·56, max_pixels 28·28·1280, patch 14, temporal 2, merge 2, CLIP
+//!   mean/std); `.preprocess(&[image::RgbImage]) -> Result<VisionInput, Error>`.
+//! * `VisionInput { pixel_values: Vec<f32> /* [N, 3·2·14·14] row-major */, patch_dim, grid_thw:
+//!   Vec<[usize; 3]> }` with `.num_patches()`, `.merged_tokens(merge) -> Vec<usize>` (the
+//!   `<|image_pad|>` count per image, t·h·w / merge²) and `.pixel_values_tensor::<B>(&device)`.
+//! * `VisionConfig::from_file(config.json)` (the `vision_config` block).
+//! * `VisionTower::<B>::load(text_encoder_dir, &device)` / `VisionTower::from_weights(&Weights,
+//!   VisionConfig, &device)`: reads only `visual.*` (or `model.visual.*`) tensors, strictly.
+//! * `VisionTower::forward(&self, pixel_values: Tensor<B, 2>, grid_thw: &[[usize; 3]]) ->
+//!   Result<Tensor<B, 2>, Error>`: `image_embeds` `[N / merge², out_hidden_size]`, images in
+//!   order (what `Qwen2_5_VLModel.get_image_features` concatenates before splitting).
 
 mod config;
 mod error;
