@@ -9,5 +9,6 @@ mod tokenizer;
 pub use decision::{ClassSource, Decision, TokenizerPath, path_for_class};
 pub use error::{Error, Result};
 pub use slow::QWEN2_SPLIT_PATTERN;
-pub use source::HubOptions;
 pub use tokenizer::{Batch, QwenTokenizer};
+/// Where and how a Hub repo is read; shared with every other `--model REPO` through `weights`.
+pub use weights::HubOptions;

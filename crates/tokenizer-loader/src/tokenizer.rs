@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::decision::{ClassSource, Decision, TokenizerPath, decide, decide_forced};
 use crate::error::{Error, Result};
 use crate::slow::{self, SlowFiles};
-use crate::source::{HubOptions, Source, read_json};
+use crate::source::{Source, read_json};
+use weights::HubOptions;
 
 /// The padding token transformers' `Qwen2Tokenizer` uses when the config names none.
 const DEFAULT_PAD: &str = "<|endoftext|>";
@@ -78,11 +79,7 @@ impl QwenTokenizer {
     /// the repository is a pipeline (`model_index.json` at its root is consulted); with `None`
     /// the repository root is the tokenizer folder.
     pub fn from_hub(repo_id: &str, subfolder: Option<&str>, opts: &HubOptions) -> Result<Self> {
-        let root = Source::Hub {
-            repo_id: repo_id.to_owned(),
-            opts: opts.clone(),
-            prefix: String::new(),
-        };
+        let root = Source::hub(repo_id, opts)?;
         match subfolder
             .map(|s| s.trim_matches('/'))
             .filter(|s| !s.is_empty())

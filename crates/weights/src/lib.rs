@@ -8,7 +8,8 @@
 //! missing, unexpected or wrong-shaped tensor is an error naming the tensor, the file and the
 //! expected shape.
 //!
-//! [`PipelineDir`] reads a diffusers-layout pipeline folder (or an HF repo id through hf-hub).
+//! [`PipelineDir`] reads a diffusers-layout pipeline folder; [`resolve_pipeline`] also takes an HF
+//! repo id, fetched through [`HubRepo`] into the cache Python's huggingface_hub shares.
 
 mod cast;
 mod error;
@@ -18,6 +19,11 @@ mod store;
 
 pub use cast::CastFloats;
 pub use error::Error;
-pub use hub::{HubRepo, hub_offline, is_repo_id};
+pub use hub::{HubOptions, HubRepo, is_repo_id};
 pub use pipeline_dir::{PipelineDir, resolve_pipeline};
 pub use store::{StoredDType, Weights};
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
