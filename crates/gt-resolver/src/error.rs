@@ -73,6 +73,9 @@ pub enum Error {
         url: String,
         /// How many attempts were made.
         attempts: u32,
+        /// The HTTP status of the last attempt, when the server answered with one (a clean 4xx
+        /// here means the file is not there; see `reason` for everything else).
+        status: Option<u16>,
         /// The last failure (status, timeout, truncated body, …).
         reason: String,
     },

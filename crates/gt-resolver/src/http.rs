@@ -85,12 +85,41 @@ pub(crate) struct Http {
     backoff: Backoff,
 }
 
-/// How a download attempt ended when it did not succeed.
-pub(crate) enum Failure {
-    /// Worth another attempt (throttled, 5xx, transport error, truncated body).
-    Retry(String),
-    /// Final (a clean 4xx, or a local write error).
-    Fatal(String),
+/// How a download attempt ended when it did not succeed. Callers decide on the typed fields,
+/// never on the text.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The HTTP status, when the server answered with one.
+    pub(crate) status: Option<u16>,
+    /// Worth another attempt: throttled, 5xx, transport error, truncated body. Not: a clean 4xx,
+    /// or a local write error.
+    pub(crate) retryable: bool,
+    /// What happened, for people.
+    pub(crate) reason: String,
+}
+
+impl Failure {
+    fn retry(status: Option<u16>, reason: String) -> Self {
+        Failure {
+            status,
+            retryable: true,
+            reason,
+        }
+    }
+
+    fn fatal(status: Option<u16>, reason: String) -> Self {
+        Failure {
+            status,
+            retryable: false,
+            reason,
+        }
+    }
+}
+
+/// A status that says "this file is not there" (404, 410 and other 4xx that are not throttling
+/// or a refused method), as opposed to a transient answer.
+pub(crate) fn is_clean_absence(status: u16) -> bool {
+    matches!(classify(status), Seen::Absent)
 }
 
 impl Http {
@@ -173,14 +202,14 @@ impl Http {
     ) -> Result<(), Failure> {
         let mut resp = match self.agent.get(url).call() {
             Ok(r) => r,
-            Err(e) => return Err(Failure::Retry(format!("request error: {e}"))),
+            Err(e) => return Err(Failure::retry(None, format!("request error: {e}"))),
         };
         let status = resp.status().as_u16();
         if status != 200 {
             let why = format!("HTTP {status}");
             return Err(match classify(status) {
-                Seen::Transient => Failure::Retry(why),
-                _ => Failure::Fatal(format!("{why} (not retried)")),
+                Seen::Transient => Failure::retry(Some(status), why),
+                _ => Failure::fatal(Some(status), format!("{why} (not retried)")),
             });
         }
         // Content-Length is only comparable with what we read when the body is not re-encoded.
@@ -200,22 +229,24 @@ impl Http {
                 Ok(n) => n,
                 Err(e) => {
                     let of = expected.map(|l| format!(" of {l}")).unwrap_or_default();
-                    return Err(Failure::Retry(format!(
-                        "body truncated after {got}{of} bytes: {e}"
-                    )));
+                    return Err(Failure::retry(
+                        None,
+                        format!("body truncated after {got}{of} bytes: {e}"),
+                    ));
                 }
             };
             out.write_all(&buf[..n])
-                .map_err(|e| Failure::Fatal(format!("writing the cache file: {e}")))?;
+                .map_err(|e| Failure::fatal(None, format!("writing the cache file: {e}")))?;
             got += n as u64;
             on_progress(got);
         }
         if let Some(len) = expected
             && got != len
         {
-            return Err(Failure::Retry(format!(
-                "truncated body: {got} of {len} bytes"
-            )));
+            return Err(Failure::retry(
+                None,
+                format!("truncated body: {got} of {len} bytes"),
+            ));
         }
         Ok(())
     }

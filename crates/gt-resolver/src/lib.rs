@@ -38,11 +38,17 @@
 //! ```
 
 mod cache;
+mod download;
 mod error;
 mod http;
 mod naming;
+mod plan;
+mod probe;
+mod record;
+mod resolution;
 mod resolver;
 mod source;
+mod sync;
 
 pub use cache::{CACHE_ENV, Cache, CacheKey, Lookup};
 pub use error::Error;
@@ -50,8 +56,6 @@ pub use http::{Answer, Backoff};
 pub use naming::{
     CandidateSet, GtKind, GtQuery, PLATFORM_ENV, Platform, image_extensions, preferred_extension,
 };
-pub use resolver::{
-    DEFAULT_FORCED_OURS, GT_DIR_ENV, GtFile, Probe, Resolution, Resolver, ResolverBuilder,
-    gt_dir_from_env,
-};
+pub use resolution::{GtFile, Probe, Resolution};
+pub use resolver::{DEFAULT_FORCED_OURS, GT_DIR_ENV, Resolver, ResolverBuilder, gt_dir_from_env};
 pub use source::{GITHUB_RAW, GT_TREE_PATH, GtRoot, Location, Source, SourceKind, is_commit};

@@ -1,0 +1,140 @@
+//! What a resolution says: the chosen files, every probe, the notes, and the `gt resolve --json`
+//! document (a contract: keys and order as docs/formats.md states them).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::http::Answer;
+use crate::naming::GtQuery;
+use crate::resolver::GT_DIR_ENV;
+use crate::source::SourceKind;
+
+/// One GT file chosen by the resolver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GtFile {
+    /// Name relative to the source base, e.g. `h100/qwen_image_t2i_1gpu.png`.
+    pub name: String,
+    /// Full URL (`file://` for a local source).
+    pub url: String,
+    /// Set when the file is already on disk (local source).
+    pub local_path: Option<PathBuf>,
+    /// Pinned revision of the tree the URL belongs to (part of the cache key).
+    pub revision: Option<String>,
+}
+
+/// One existence check, in the order the resolver consulted them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The URL probed (`file://` for local sources).
+    pub url: String,
+    /// What the probe concluded.
+    pub answer: Answer,
+    /// HTTP attempts made (0: answered from the cache; 1 for a local file).
+    pub attempts: u32,
+}
+
+/// The outcome of resolving one [`GtQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// The case id.
+    pub case: String,
+    /// Which source the files come from; `None` when no source has them.
+    pub source: Option<SourceKind>,
+    /// The files (one image, or the three video frames), in order.
+    pub files: Vec<GtFile>,
+    /// Every probe consulted, in lookup order.
+    pub probes: Vec<Probe>,
+    /// Human-readable decisions: skipped sources, unknown answers treated as present, fallbacks.
+    pub notes: Vec<String>,
+    /// The pinned revision of the GT tree, if any.
+    pub revision: Option<String>,
+}
+
+impl Resolution {
+    /// True when a source holds the GT.
+    pub fn is_found(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// `self` if found, else [`Error::NotFound`] naming every URL tried, the revision and what to do.
+    pub fn into_found(self, query: &GtQuery) -> Result<Self, Error> {
+        if self.is_found() {
+            return Ok(self);
+        }
+        Err(Error::NotFound {
+            case: query.case.clone(),
+            num_gpus: query.num_gpus,
+            platform: query.platform.to_string(),
+            revision: self.revision.clone(),
+            tried: self
+                .probes
+                .iter()
+                .map(|p| format!("{} ({})", p.url, p.answer.as_str()))
+                .collect(),
+            hint: missing_gt_hint(query, self.revision.as_deref()),
+        })
+    }
+
+    /// The `gt resolve --json` document, keys in contract order:
+    /// `{"source": "official"|"sglang"|"legacy"|"none", "files": [{"name", "url"}],
+    /// "probes": [{"url", "answer": "yes"|"no"|"unknown", "attempts"}]}`.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            source: &'a str,
+            files: Vec<DocFile<'a>>,
+            probes: Vec<DocProbe<'a>>,
+        }
+        #[derive(Serialize)]
+        struct DocFile<'a> {
+            name: &'a str,
+            url: &'a str,
+        }
+        #[derive(Serialize)]
+        struct DocProbe<'a> {
+            url: &'a str,
+            answer: &'a str,
+            attempts: u32,
+        }
+        let doc = Doc {
+            source: self.source.map_or("none", SourceKind::as_str),
+            files: self
+                .files
+                .iter()
+                .map(|f| DocFile {
+                    name: &f.name,
+                    url: &f.url,
+                })
+                .collect(),
+            probes: self
+                .probes
+                .iter()
+                .map(|p| DocProbe {
+                    url: &p.url,
+                    answer: p.answer.as_str(),
+                    attempts: p.attempts,
+                })
+                .collect(),
+        };
+        // Plain strings and integers only: serialisation cannot fail.
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    }
+}
+
+/// Upstream's "MISSING GROUND TRUTH" instructions, adapted.
+fn missing_gt_hint(q: &GtQuery, revision: Option<&str>) -> String {
+    format!(
+        "To add GT: generate it with our pipeline (upstream: SGLANG_GEN_GT=1 via \
+         test/scripts/gen_diffusion_ci_outputs.py) or with official diffusers \
+         (test/scripts/gen_official_diffusion_gt.py, then declare the case in \
+         official_generated/case_map.json); publish {} under diffusion-ci/consistency_gt/sglang_generated/ \
+         (optionally in a platform folder such as {}/) of https://github.com/sgl-project/ci-data-diffusion; \
+         then bump the pinned revision (now {}) together with the repository. \
+         For a local run, point {GT_DIR_ENV} at a folder holding these files.",
+        q.publish_names().join(", "),
+        q.platform,
+        revision.unwrap_or("unpinned"),
+    )
+}
