@@ -25,4 +25,18 @@ pub enum Error {
     /// Token ids and attention mask that cannot be encoded (shape, range or content).
     #[error("invalid tokens: {0}")]
     Tokens(String),
+    /// An image the processor cannot take (empty, or an aspect ratio above 200).
+    #[error("image: {0}")]
+    Image(String),
+    /// An image file that could not be read or decoded.
+    #[error("cannot decode image {path}: {source}")]
+    ImageDecode {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+    /// `pixel_values` and `image_grid_thw` that do not describe the same patches, or do not fit
+    /// the vision tower.
+    #[error("vision input: {0}")]
+    VisionInput(String),
 }

@@ -40,13 +40,17 @@
 
 mod config;
 mod error;
+pub mod image_processor;
 mod model;
 mod prompt;
 mod rope;
+pub mod vision;
 
 pub use config::TextConfig;
 pub use error::Error;
+pub use image_processor::{ImageProcessor, VisionInput, smart_resize};
 pub use model::{HiddenStates, QwenTextEncoder};
+pub use vision::{VisionConfig, VisionTower};
 pub use prompt::{
     DEFAULT_MAX_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH_LIMIT, PROMPT_TEMPLATE, PromptEmbeds,
     PromptEncoder, TEMPLATE_PREFIX_TOKENS, TOKENIZER_MAX_LENGTH, format_prompt,
