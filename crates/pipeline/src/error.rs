@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a generation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,21 @@ pub enum Error {
     Latents { path: PathBuf, reason: String },
     #[error("invalid request: {0}")]
     Request(String),
+    #[error("{}: {reason}", case_location(.path, .line))]
+    CaseFile {
+        path: PathBuf,
+        /// 1-based line at fault, when one is.
+        line: Option<usize>,
+        reason: String,
+    },
     #[error("cancelled after {steps_done} of {steps} steps")]
     Cancelled { steps_done: usize, steps: usize },
+}
+
+/// `file:line`, or just the file.
+fn case_location(path: &Path, line: &Option<usize>) -> String {
+    match line {
+        Some(l) => format!("{}:{l}", path.display()),
+        None => path.display().to_string(),
+    }
 }

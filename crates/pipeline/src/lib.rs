@@ -17,12 +17,23 @@
 //! ```
 //!
 //! The stages are the only thing this crate knows: it owns no maths of its own beyond wiring.
-//! Text embeddings are computed once per call; RoPE tables once per (size, text length).
+//! Each stage is one function (`stages`), composed in diffusers' order by
+//! [`QwenImagePipeline::generate`]. Text embeddings are computed once per call; RoPE tables once
+//! per (size, text length). [`case`] reads the consistency case file into [`Request`]s.
 
+pub mod case;
 mod error;
 mod latents;
-mod run;
+mod request;
+mod stages;
+mod text_to_image;
 
 pub use error::Error;
 pub use latents::{InitialLatents, load_latents_file, seeded_latents};
-pub use run::{Event, Output, QwenImagePipeline, Request, StageTimings};
+pub use request::{Event, Output, Request, StageTimings};
+pub use text_to_image::QwenImagePipeline;
+
+/// The README's example, compiled as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
+use pipeline::case::Case;
 use pipeline::{InitialLatents, QwenImagePipeline, Request};
 
 type B = Flex;
@@ -14,42 +15,13 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
 }
 
-#[derive(serde::Deserialize)]
-struct CaseFile {
-    case: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    id: String,
-    prompt: String,
-    negative_prompt: Option<String>,
-    true_cfg_scale: Option<f32>,
-    height: usize,
-    width: usize,
-    num_inference_steps: usize,
-    seed: Option<u64>,
-    latents: Option<String>,
-}
-
+/// The tiny official cases, read by the consistency runner's own parser (every field, validated).
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(testdata().join("cases/tiny.toml")).unwrap();
-    toml::from_str::<CaseFile>(&text).unwrap().case
+    pipeline::case::load(&testdata().join("cases/tiny.toml")).unwrap()
 }
 
 fn request(c: &Case) -> Request {
-    let mut r = Request::new(&c.prompt, c.height, c.width).steps(c.num_inference_steps);
-    if let Some(n) = &c.negative_prompt {
-        r = r.negative_prompt(n);
-    }
-    if let Some(s) = c.true_cfg_scale {
-        r = r.true_cfg_scale(s);
-    }
-    r.latents(match (&c.latents, c.seed) {
-        (Some(l), _) => InitialLatents::File(testdata().join("cases").join(l)),
-        (None, Some(s)) => InitialLatents::Seed(s),
-        (None, None) => panic!("case {} has neither latents nor seed", c.id),
-    })
+    c.request()
 }
 
 fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {

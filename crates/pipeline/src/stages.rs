@@ -1,0 +1,287 @@
+//! The stages of one generation, one function each: prompt embeddings, initial latents, schedule +
+//! RoPE tables, the denoising loop, decode.
+//!
+//! Each stage takes the components it uses rather than a whole pipeline, so that another pipeline
+//! (Edit, Layered) can reuse the stages it shares with text-to-image and replace the others: its
+//! own prompt stage (text + images), image-latent tokens appended after the noise in the loop
+//! ([`Denoiser::run`]'s `image_latents`, with their shapes in [`plan_loop`]'s `img_shapes`),
+//! several frames decoded.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{FloatDType, Tensor, TensorData};
+use cfg::Guidance;
+use flow_match::{Schedule, SchedulerConfig};
+use image::RgbImage;
+use qwen_image_dit::{ImageShape, QwenImageTransformer, Rope};
+use qwen_image_vae::{QwenImageVae, denormalize, to_rgb_images, unpack_latents};
+use text_encoder::{PromptEmbeds, PromptEncoder};
+
+use crate::latents::{InitialLatents, load_latents_file, seeded_latents};
+use crate::{Error, Event};
+
+/// The size generated, after diffusers' flooring to a multiple of `2 · vae_scale_factor` (one
+/// packed token per 2×2 patch of latents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Size {
+    pub height: usize,
+    pub width: usize,
+    /// Pixels per packed token along each side (16 for Qwen-Image).
+    multiple: usize,
+}
+
+impl Size {
+    /// The requested size floored as diffusers floors it, and the warning to show when that
+    /// changed it (diffusers only warns). Too small to hold one token is an error.
+    pub fn floor(
+        height: usize,
+        width: usize,
+        vae_scale_factor: usize,
+    ) -> Result<(Self, Option<String>), Error> {
+        let multiple = vae_scale_factor * 2;
+        let size = Self {
+            height: height / multiple * multiple,
+            width: width / multiple * multiple,
+            multiple,
+        };
+        if size.height == 0 || size.width == 0 {
+            return Err(Error::Request(format!(
+                "height and width must be at least {multiple} (got {height}×{width})"
+            )));
+        }
+        let warning = ((size.height, size.width) != (height, width)).then(|| {
+            format!(
+                "height and width must be multiples of {multiple}: {height}×{width} floored to {}×{}",
+                size.height, size.width
+            )
+        });
+        Ok((size, warning))
+    }
+
+    /// The output's shape as the DiT sees it: one frame of `height/16 × width/16` tokens.
+    pub fn image_shape(&self) -> ImageShape {
+        ImageShape::new(1, self.height / self.multiple, self.width / self.multiple)
+    }
+
+    /// Packed tokens of the output (the noise part of the sequence).
+    pub fn num_tokens(&self) -> usize {
+        self.image_shape().num_tokens()
+    }
+}
+
+/// The text conditioning: the prompt's embeddings, and the negative prompt's when CFG runs.
+pub(crate) struct PromptEmbeddings<B: Backend> {
+    pub cond: PromptEmbeds<B>,
+    pub uncond: Option<PromptEmbeds<B>>,
+}
+
+/// Stage 1: the prompt and, when CFG is on, the negative prompt, encoded separately as diffusers
+/// does (so neither is padded and the mask is `None`).
+pub(crate) fn encode_prompts<B: Backend>(
+    text: &PromptEncoder<B>,
+    prompt: &str,
+    negative_prompt: Option<&str>,
+    guidance: &Guidance,
+    max_sequence_length: usize,
+) -> Result<PromptEmbeddings<B>, Error> {
+    let encode = |p: &str| text.encode(&[p.to_string()], max_sequence_length);
+    let cond = encode(prompt)?;
+    let uncond = match negative_prompt {
+        Some(neg) if guidance.is_enabled() => Some(encode(neg)?),
+        _ => None,
+    };
+    Ok(PromptEmbeddings { cond, uncond })
+}
+
+/// Stage 2: the packed initial latents `[1, tokens, channels]`: drawn from a seed as diffusers
+/// draws them (unpacked `[1, z, 1, h, w]`, then packed), or given exactly (shape checked).
+pub(crate) fn initial_latents<B: Backend>(
+    source: &InitialLatents,
+    size: Size,
+    z_dim: usize,
+    channels: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 3>, Error> {
+    let n_tokens = size.num_tokens();
+    Ok(match source {
+        InitialLatents::Seed(seed) => {
+            let shape = size.image_shape();
+            let noise =
+                seeded_latents::<B>(*seed, z_dim, 2 * shape.height, 2 * shape.width, device)?;
+            qwen_image_vae::pack_latents(noise)?
+        }
+        InitialLatents::File(path) => {
+            let (v, shape) = load_latents_file(path)?;
+            check_latents_shape(shape, n_tokens, channels, Some(path))?;
+            Tensor::from_data(TensorData::new(v, shape), device)
+        }
+        InitialLatents::Packed(v, shape) => {
+            check_latents_shape(*shape, n_tokens, channels, None)?;
+            Tensor::from_data(TensorData::new(v.clone(), *shape), device)
+        }
+    })
+}
+
+fn check_latents_shape(
+    shape: [usize; 3],
+    n_tokens: usize,
+    channels: usize,
+    path: Option<&Path>,
+) -> Result<(), Error> {
+    if shape == [1, n_tokens, channels] {
+        return Ok(());
+    }
+    let reason = format!(
+        "latents have shape {shape:?}, but this size needs [1, {n_tokens}, {channels}] (packed)"
+    );
+    Err(match path {
+        Some(p) => Error::Latents {
+            path: p.to_path_buf(),
+            reason,
+        },
+        None => Error::Request(reason),
+    })
+}
+
+/// What the loop needs that no step changes: the schedule and the RoPE tables of each pass.
+pub(crate) struct LoopPlan<B: Backend> {
+    pub schedule: Schedule,
+    pub cond_rope: Rope<B>,
+    pub uncond_rope: Option<Rope<B>>,
+}
+
+/// Stage 3: the schedule for `steps` steps (its shift from `image_seq_len`, the noise tokens
+/// only, as diffusers computes `mu` from `latents.shape[1]`), and the RoPE tables for
+/// `img_shapes` (the output first, then any condition images) and each pass's text length.
+pub(crate) fn plan_loop<B: Backend>(
+    scheduler: &SchedulerConfig,
+    transformer: &QwenImageTransformer<B>,
+    steps: usize,
+    image_seq_len: usize,
+    img_shapes: &[ImageShape],
+    prompts: &PromptEmbeddings<B>,
+    device: &B::Device,
+) -> Result<LoopPlan<B>, Error> {
+    let schedule = scheduler.schedule(steps, image_seq_len)?;
+    let rope = |text: &PromptEmbeds<B>| transformer.rope(img_shapes, text.embeds.dims()[1], device);
+    let cond_rope = rope(&prompts.cond)?;
+    let uncond_rope = prompts.uncond.as_ref().map(rope).transpose()?;
+    Ok(LoopPlan {
+        schedule,
+        cond_rope,
+        uncond_rope,
+    })
+}
+
+/// The loop's fixed inputs; [`Denoiser::run`] is stage 4.
+pub(crate) struct Denoiser<'a, B: Backend> {
+    pub transformer: &'a QwenImageTransformer<B>,
+    pub guidance: &'a Guidance,
+    pub prompts: &'a PromptEmbeddings<B>,
+    pub plan: &'a LoopPlan<B>,
+    /// Checked before every step; set means stop with [`Error::Cancelled`].
+    pub cancel: &'a AtomicBool,
+    pub device: &'a B::Device,
+}
+
+/// The loop's result.
+pub(crate) struct Denoised<B: Backend> {
+    /// The final packed latents `[1, tokens, channels]`.
+    pub latents: Tensor<B, 3>,
+    /// The latents after the first step, so that a mismatch with the reference can be located.
+    pub after_first_step: Option<Tensor<B, 3>>,
+}
+
+impl<B: Backend> Denoiser<'_, B> {
+    /// Stage 4: the flow-match Euler loop over the DiT with true CFG.
+    ///
+    /// `image_latents` `[1, M, channels]` (Edit's reference images, already packed) are appended
+    /// after the noise tokens at every step and the prediction is cut back to the noise tokens,
+    /// as diffusers' Edit pipelines do; their shapes must follow the output's in the plan's
+    /// `img_shapes`.
+    pub fn run(
+        &self,
+        mut latents: Tensor<B, 3>,
+        image_latents: Option<&Tensor<B, 3>>,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Denoised<B>, Error> {
+        let steps = self.plan.schedule.num_steps();
+        let n_noise = latents.dims()[1];
+        on_event(Event::Start { steps });
+        let mut first = None;
+        for step in self.plan.schedule.steps() {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled {
+                    steps_done: step.index,
+                    steps,
+                });
+            }
+            // diffusers: timestep = t.expand(B).to(latents.dtype), and the transformer is called
+            // with timestep / 1000 — both in the latent dtype (bf16 rounding on CUDA).
+            let t =
+                Tensor::<B, 1>::from_data(TensorData::new(vec![step.timestep], [1]), self.device);
+            let t = t / 1000.0;
+            let input = match image_latents {
+                Some(img) => Tensor::cat(vec![latents.clone(), img.clone()], 1),
+                None => latents.clone(),
+            };
+            let predict = |text: &PromptEmbeds<B>, rope: &Rope<B>, t: Tensor<B, 1>| {
+                let v = self.transformer.forward_with_rope(
+                    input.clone(),
+                    text.embeds.clone(),
+                    text.mask_if_needed(),
+                    t,
+                    rope,
+                );
+                match image_latents {
+                    Some(_) => v.narrow(1, 0, n_noise),
+                    None => v,
+                }
+            };
+            let v_cond = predict(&self.prompts.cond, &self.plan.cond_rope, t.clone());
+            let v_uncond = match (&self.prompts.uncond, &self.plan.uncond_rope) {
+                (Some(u), Some(rope)) => Some(predict(u, rope, t)),
+                _ => None,
+            };
+            let v = self.guidance.combine(v_cond, v_uncond)?;
+            // FlowMatchEulerDiscreteScheduler.step: the sample is upcast to f32, dt·v formed in
+            // the model dtype, summed in f32 and cast back (all no-ops in f32).
+            let dtype = latents.dtype();
+            let dv = (v * step.dt).cast(FloatDType::F32);
+            latents = (latents.cast(FloatDType::F32) + dv).cast(dtype);
+            if step.index == 0 {
+                first = Some(latents.clone());
+            }
+            on_event(Event::Step {
+                index: step.index,
+                steps,
+            });
+        }
+        Ok(Denoised {
+            latents,
+            after_first_step: first,
+        })
+    }
+}
+
+/// Stage 5: unpack, de-normalise, VAE decode, and convert to 8-bit RGB.
+pub(crate) fn decode<B: Backend>(
+    vae: &QwenImageVae<B>,
+    latents: Tensor<B, 3>,
+    size: Size,
+) -> Result<RgbImage, Error> {
+    let unpacked = unpack_latents(
+        latents,
+        size.height,
+        size.width,
+        vae.config().scale_factor(),
+    )?;
+    let z = denormalize(unpacked, vae.config())?;
+    let sample = vae.decode(z)?;
+    to_rgb_images(sample)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Request("the VAE returned no image".into()))
+}
