@@ -1,17 +1,21 @@
-//! diffusers' `randn_tensor` for CPU generators.
+//! diffusers' `randn_tensor`.
 
 use crate::error::Error;
-use crate::generator::{Element, Generator};
+use crate::generator::Element;
+use crate::torch_generator::NoiseGenerator;
 
-/// `diffusers.utils.torch_utils.randn_tensor(shape, generator, dtype=T)` with CPU generator(s):
-/// the values in row-major order of `shape`.
+/// `diffusers.utils.torch_utils.randn_tensor(shape, generator, dtype=T)`: the values in
+/// row-major order of `shape`, from CPU ([`Generator`](crate::Generator)), CUDA
+/// ([`CudaGenerator`](crate::CudaGenerator)) or either ([`TorchGenerator`](crate::TorchGenerator))
+/// generators.
 ///
 /// * One generator: a single `torch.randn(shape)` (so the whole tensor is one stream).
 /// * Several: one `torch.randn((1, *shape[1:]))` per batch item, item `i` from `generators[i]`,
 ///   concatenated; generators beyond `shape[0]` are left untouched, as in diffusers.
 ///
-/// The noise is drawn directly in `T` (with a CPU generator diffusers samples in the requested
-/// dtype, not f32-then-cast). Every generator used advances, as its torch counterpart would.
+/// The noise is drawn directly in `T`, as torch draws it in the requested dtype on the
+/// generator's device (a CPU generator's bf16 is not its f32 rounded; a CUDA generator's is).
+/// Every generator used advances, as its torch counterpart would.
 ///
 /// ```
 /// use half::bf16;
@@ -23,9 +27,9 @@ use crate::generator::{Element, Generator};
 /// assert_eq!(latents.len(), 16 * 128 * 128);
 /// # Ok::<(), torch_rng::Error>(())
 /// ```
-pub fn randn_tensor<T: Element>(
+pub fn randn_tensor<T: Element, G: NoiseGenerator>(
     shape: &[usize],
-    generators: &mut [Generator],
+    generators: &mut [G],
 ) -> Result<Vec<T>, Error> {
     let numel = shape
         .iter()
@@ -43,7 +47,7 @@ pub fn randn_tensor<T: Element>(
             shape: shape.to_vec(),
         }),
         // diffusers unwraps a list of one generator: one draw for the whole batch.
-        [single] => Ok(single.randn(numel)),
+        [single] => Ok(single.draw(numel)),
         many if many.len() < batch => Err(Error::TooFewGenerators {
             shape: shape.to_vec(),
             batch,
@@ -53,7 +57,7 @@ pub fn randn_tensor<T: Element>(
             let per_item = numel.checked_div(batch).unwrap_or(0);
             let mut out = Vec::with_capacity(numel);
             for generator in &mut many[..batch] {
-                out.extend(generator.randn::<T>(per_item));
+                out.extend(generator.draw::<T>(per_item));
             }
             Ok(out)
         }

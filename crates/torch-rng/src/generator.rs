@@ -2,6 +2,7 @@
 
 use half::bf16;
 
+use crate::cuda::CudaGenerator;
 use crate::mt19937::Mt19937;
 use crate::normal_fill::{fill_blocks, fill_blocks_f64};
 
@@ -189,18 +190,25 @@ mod sealed {
     impl Sealed for f64 {}
 }
 
-/// An element type `torch.randn` can produce here: `f32`, [`bf16`] or `f64`.
+/// An element type `torch.randn` can produce here on both generators: `f32`, [`bf16`] or
+/// `f64` (`f16` only on [`CudaGenerator`], through [`CudaGenerator::randn_f16`]).
 pub trait Element: sealed::Sealed + Copy + Send + Sync + 'static {
     /// The torch dtype name (`"float32"`, `"bfloat16"`, `"float64"`).
     const TORCH_DTYPE: &'static str;
 
-    /// `torch.randn(n, generator=g, dtype=Self)`.
+    /// `torch.randn(n, generator=g, dtype=Self)` with a CPU generator.
     fn randn(generator: &mut Generator, n: usize) -> Vec<Self>;
+
+    /// `torch.randn(n, generator=g, dtype=Self, device="cuda")` with a CUDA generator.
+    fn randn_cuda(generator: &mut CudaGenerator, n: usize) -> Vec<Self>;
 }
 
 impl Element for f32 {
     const TORCH_DTYPE: &'static str = "float32";
     fn randn(generator: &mut Generator, n: usize) -> Vec<Self> {
+        generator.randn_f32(n)
+    }
+    fn randn_cuda(generator: &mut CudaGenerator, n: usize) -> Vec<Self> {
         generator.randn_f32(n)
     }
 }
@@ -210,11 +218,17 @@ impl Element for bf16 {
     fn randn(generator: &mut Generator, n: usize) -> Vec<Self> {
         generator.randn_bf16(n)
     }
+    fn randn_cuda(generator: &mut CudaGenerator, n: usize) -> Vec<Self> {
+        generator.randn_bf16(n)
+    }
 }
 
 impl Element for f64 {
     const TORCH_DTYPE: &'static str = "float64";
     fn randn(generator: &mut Generator, n: usize) -> Vec<Self> {
+        generator.randn_f64(n)
+    }
+    fn randn_cuda(generator: &mut CudaGenerator, n: usize) -> Vec<Self> {
         generator.randn_f64(n)
     }
 }
