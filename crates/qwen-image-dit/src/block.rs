@@ -46,35 +46,98 @@ impl<B: Backend> TransformerBlock<B> {
         })
     }
 
-    /// `img` `[B, N, D]`, `txt` `[B, L, D]`, `temb_silu` = SiLU(temb) `[B, D]` → (img, txt).
+    /// `img` `[B, N, D]`, `txt` `[B, L, D]` → (img, txt).
+    ///
+    /// `temb_silu` = SiLU(temb) is `[B, D]`, or for `zero_cond_t` `[2B, D]` (the embeddings of t
+    /// stacked over those of t = 0) with `cond_from` = the first condition-image token: image
+    /// tokens before it use the t half, tokens from it on the t = 0 half, text the t half.
     pub(crate) fn forward(
         &self,
         img: Tensor<B, 3>,
         txt: Tensor<B, 3>,
         temb_silu: Tensor<B, 2>,
+        cond_from: Option<usize>,
         rope: &Rope<B>,
         key_mask: Option<&Tensor<B, 2, Bool>>,
         imp: AttentionImpl,
     ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        let n = img.dims()[1];
+        let img_params = self.img_mod.forward(temb_silu.clone());
+        let (img_mod, txt_temb) = match cond_from {
+            Some(split) => {
+                let b = temb_silu.dims()[0] / 2;
+                let first = chunks::<B, 6>(img_params.clone().narrow(0, 0, b));
+                // No condition tokens (a single image): every token takes the t half.
+                let rest = (split < n).then(|| (split, chunks::<B, 6>(img_params.narrow(0, b, b))));
+                (Modulation { first, rest }, temb_silu.narrow(0, 0, b))
+            }
+            None => (
+                Modulation {
+                    first: chunks::<B, 6>(img_params),
+                    rest: None,
+                },
+                temb_silu,
+            ),
+        };
         // Modulation layout: [shift1 | scale1 | gate1 | shift2 | scale2 | gate2].
-        let [i_shift1, i_scale1, i_gate1, i_shift2, i_scale2, i_gate2] =
-            chunks::<B, 6>(self.img_mod.forward(temb_silu.clone()));
         let [t_shift1, t_scale1, t_gate1, t_shift2, t_scale2, t_gate2] =
-            chunks::<B, 6>(self.txt_mod.forward(temb_silu));
+            chunks::<B, 6>(self.txt_mod.forward(txt_temb));
 
         let (img_attn, txt_attn) = self.attn.forward(
-            modulate(img.clone(), i_shift1, i_scale1),
+            img_mod.modulate(img.clone(), 0),
             modulate(txt.clone(), t_shift1, t_scale1),
             rope,
             key_mask,
             imp,
         );
-        let img = img + i_gate1 * img_attn;
+        let img = img_mod.gated_residual(img, img_attn, 0);
         let txt = txt + t_gate1 * txt_attn;
 
-        let img = img.clone() + i_gate2 * self.img_mlp.forward(modulate(img, i_shift2, i_scale2));
+        let img_mlp = self.img_mlp.forward(img_mod.modulate(img.clone(), 1));
+        let img = img_mod.gated_residual(img, img_mlp, 1);
         let txt = txt.clone() + t_gate2 * self.txt_mlp.forward(modulate(txt, t_shift2, t_scale2));
         // Upstream clamps to ±65504 here for fp16 only; bf16 and f32 need nothing.
         (img, txt)
+    }
+}
+
+/// The image stream's six modulation tensors `[B, 1, D]`, and for `zero_cond_t` a second set
+/// for the tokens from `rest.0` on (upstream selects per token with `torch.where` on
+/// `modulate_index`; splitting the sequence gives the same values without `[B, N, D]` copies of
+/// each parameter).
+struct Modulation<B: Backend> {
+    first: [Tensor<B, 3>; 6],
+    rest: Option<(usize, [Tensor<B, 3>; 6])>,
+}
+
+impl<B: Backend> Modulation<B> {
+    /// Apply `f` to the tokens of each parameter set (the same token range of every tensor in
+    /// `xs`) and put the sequence back together.
+    fn per_part<const K: usize>(
+        &self,
+        xs: [Tensor<B, 3>; K],
+        f: impl Fn([Tensor<B, 3>; K], &[Tensor<B, 3>; 6]) -> Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        match &self.rest {
+            None => f(xs, &self.first),
+            Some((split, rest)) => {
+                let n = xs[0].dims()[1];
+                let head = f(xs.clone().map(|t| t.narrow(1, 0, *split)), &self.first);
+                let tail = f(xs.map(|t| t.narrow(1, *split, n - split)), rest);
+                Tensor::cat(vec![head, tail], 1)
+            }
+        }
+    }
+
+    /// `LayerNorm(x) · (1 + scale) + shift` with stage 0's or stage 1's parameters.
+    fn modulate(&self, x: Tensor<B, 3>, stage: usize) -> Tensor<B, 3> {
+        self.per_part([x], |[x], p| {
+            modulate(x, p[3 * stage].clone(), p[3 * stage + 1].clone())
+        })
+    }
+
+    /// `x + gate · y` with stage 0's or stage 1's gate.
+    fn gated_residual(&self, x: Tensor<B, 3>, y: Tensor<B, 3>, stage: usize) -> Tensor<B, 3> {
+        self.per_part([x, y], |[x, y], p| x + p[3 * stage + 2].clone() * y)
     }
 }

@@ -6,11 +6,28 @@ use serde::Deserialize;
 
 use crate::DitError;
 
+/// The diffusers class every Qwen-Image transformer checkpoint (base, Edit, Edit-Plus, Layered)
+/// declares in its `config.json`.
+pub const CLASS_NAME: &str = "QwenImageTransformer2DModel";
+
+/// The widest model width (`heads · head_dim`) a config may declare: 2^16, twenty times the
+/// released 3072. It keeps every derived size (`6·D`, the `D × 6D` modulation weights, …) far
+/// from overflow, so that a hostile `config.json` is refused by name instead of wrapping.
+pub const MAX_INNER_DIM: usize = 1 << 16;
+
+/// The most channels a config may declare for `in_channels`, `out_channels`, `patch_size²·out`
+/// and `joint_attention_dim` (2^20; the released model uses 64, 16, 64 and 3584).
+pub const MAX_CHANNELS: usize = 1 << 20;
+
 /// The model configuration. Field names and defaults are those of the diffusers class, so the
-/// checkpoint's `config.json` deserialises directly; keys the class ignores (`_class_name`,
-/// `pooled_projection_dim`, …) are ignored here too.
+/// checkpoint's `config.json` deserialises directly; keys the class ignores
+/// (`pooled_projection_dim`, …) are ignored here too. `_class_name`, when present, must be
+/// [`CLASS_NAME`]: a VAE or text-encoder config passed by mistake is refused by name.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct DitConfig {
+    /// The diffusers class named in `config.json` (`None` when the key is absent).
+    #[serde(default, rename = "_class_name")]
+    pub class_name: Option<String>,
     /// Latent patch size (2): `proj_out` emits `patch_size² · out_channels` per token.
     #[serde(default = "default_patch_size")]
     pub patch_size: usize,
@@ -38,13 +55,17 @@ pub struct DitConfig {
     /// Present in the released config; the class builds nothing from it.
     #[serde(default)]
     pub guidance_embeds: bool,
-    /// Edit-2511 variant (t = 0 modulation for condition images): not supported.
+    /// Edit-2511 variant: the condition-image tokens (every image after the first in
+    /// `img_shapes`) are modulated with the embedding of t = 0, the output tokens and the text
+    /// with that of t (upstream's `modulate_index`).
     #[serde(default)]
     pub zero_cond_t: bool,
-    /// Layered variant (extra timestep embedding): not supported.
+    /// Layered variant: `time_text_embed.addition_t_embedding` `[2, D]` adds a per-sample class
+    /// embedding (`additional_t_cond`, 0 = RGB, what the Layered pipeline passes) to temb.
     #[serde(default)]
     pub use_additional_t_cond: bool,
-    /// Layered variant (3-D layer RoPE): not supported.
+    /// Layered variant: `QwenEmbedLayer3DRope` (the last image of `img_shapes` is the condition
+    /// image at frame position −1).
     #[serde(default)]
     pub use_layer3d_rope: bool,
 }
@@ -78,6 +99,7 @@ impl Default for DitConfig {
     /// The released `Qwen/Qwen-Image` configuration.
     fn default() -> Self {
         Self {
+            class_name: Some(CLASS_NAME.to_string()),
             patch_size: default_patch_size(),
             in_channels: default_in_channels(),
             out_channels: default_out_channels(),
@@ -113,8 +135,10 @@ impl DitConfig {
     }
 
     /// The model width `D = heads · head_dim` (3072 for the released model).
+    /// (Saturating, so that an unvalidated hand-made config cannot panic here; loading validates.)
     pub fn inner_dim(&self) -> usize {
-        self.num_attention_heads * self.attention_head_dim
+        self.num_attention_heads
+            .saturating_mul(self.attention_head_dim)
     }
 
     /// Latent channels per patch position (`out_channels`, or `in_channels` when null).
@@ -123,12 +147,23 @@ impl DitConfig {
     }
 
     /// Channels of one output token: `patch_size² · out_channels` (64 for the released model).
+    /// (Saturating, as [`Self::inner_dim`].)
     pub fn proj_out_dim(&self) -> usize {
-        self.patch_size * self.patch_size * self.out_channels()
+        self.patch_size
+            .saturating_mul(self.patch_size)
+            .saturating_mul(self.out_channels())
     }
 
-    /// Check the invariants the forward pass relies on; the message says which key is wrong.
-    fn validate(&self) -> Result<(), String> {
+    /// Check the invariants the forward pass relies on, with checked arithmetic and explicit
+    /// bounds (every value may come from a hostile file); the message names the key.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if let Some(name) = &self.class_name
+            && name != CLASS_NAME
+        {
+            return Err(format!(
+                "`_class_name` is {name:?}, expected {CLASS_NAME:?} (is this the transformer/ folder?)"
+            ));
+        }
         for (name, v) in [
             ("patch_size", self.patch_size),
             ("in_channels", self.in_channels),
@@ -141,26 +176,46 @@ impl DitConfig {
                 return Err(format!("`{name}` must be positive"));
             }
         }
+        self.num_attention_heads
+            .checked_mul(self.attention_head_dim)
+            .filter(|&d| d <= MAX_INNER_DIM)
+            .ok_or_else(|| {
+                format!(
+                    "`num_attention_heads` {} × `attention_head_dim` {} exceeds the maximum model \
+                     width {MAX_INNER_DIM}",
+                    self.num_attention_heads, self.attention_head_dim
+                )
+            })?;
+        for (name, v) in [
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels()),
+            ("joint_attention_dim", self.joint_attention_dim),
+        ] {
+            if v > MAX_CHANNELS {
+                return Err(format!("`{name}` {v} exceeds the maximum {MAX_CHANNELS}"));
+            }
+        }
+        self.patch_size
+            .checked_mul(self.patch_size)
+            .and_then(|p2| p2.checked_mul(self.out_channels()))
+            .filter(|&c| c <= MAX_CHANNELS)
+            .ok_or_else(|| {
+                format!(
+                    "`patch_size` {} squared × `out_channels` {} (the proj_out width) exceeds {MAX_CHANNELS}",
+                    self.patch_size,
+                    self.out_channels()
+                )
+            })?;
         let axes = self.axes_dims_rope;
         if axes.iter().any(|d| d % 2 != 0) {
             return Err(format!("`axes_dims_rope` {axes:?} must all be even"));
         }
-        if axes.iter().sum::<usize>() != self.attention_head_dim {
+        let sum = axes.iter().try_fold(0usize, |acc, &d| acc.checked_add(d));
+        if sum != Some(self.attention_head_dim) {
             return Err(format!(
                 "`axes_dims_rope` {axes:?} must sum to `attention_head_dim` ({})",
                 self.attention_head_dim
             ));
-        }
-        for (name, on) in [
-            ("zero_cond_t", self.zero_cond_t),
-            ("use_additional_t_cond", self.use_additional_t_cond),
-            ("use_layer3d_rope", self.use_layer3d_rope),
-        ] {
-            if on {
-                return Err(format!(
-                    "`{name}` = true (an Edit/Layered variant) is not supported by this port"
-                ));
-            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{gelu_approximate, silu};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use weights::Weights;
 
 use crate::DitError;
@@ -102,25 +102,43 @@ pub struct TimestepEmbedding<B: Backend> {
 }
 
 /// diffusers `QwenTimestepProjEmbeddings` (`time_text_embed`): the sinusoid `time_proj`, which
-/// has no weights, followed by `timestep_embedder`.
+/// has no weights, followed by `timestep_embedder`; for the Layered variant
+/// (`use_additional_t_cond`) plus `addition_t_embedding`, an `nn.Embedding(2, D)` looked up by
+/// the per-sample `additional_t_cond` class and added to the embedding.
 #[derive(Module, Debug)]
 pub struct TimestepProjEmbeddings<B: Backend> {
     timestep_embedder: TimestepEmbedding<B>,
+    addition_t_embedding: Option<Param<Tensor<B, 2>>>,
 }
+
+/// Rows of `addition_t_embedding` (hard-coded upstream: `nn.Embedding(2, embedding_dim)`).
+pub(crate) const ADDITION_T_CLASSES: usize = 2;
 
 impl<B: Backend> TimestepProjEmbeddings<B> {
     pub(crate) fn load(
         w: &Weights,
         prefix: &str,
         dim: usize,
+        additional_t_cond: bool,
         dev: &B::Device,
     ) -> Result<Self, DitError> {
         let p = format!("{prefix}.timestep_embedder");
+        let addition_t_embedding = if additional_t_cond {
+            let name = format!("{prefix}.addition_t_embedding.weight");
+            Some(Param::from_tensor(w.get(
+                &name,
+                [ADDITION_T_CLASSES, dim],
+                dev,
+            )?))
+        } else {
+            None
+        };
         Ok(Self {
             timestep_embedder: TimestepEmbedding {
                 linear_1: w.linear(&format!("{p}.linear_1"), TIME_PROJ_DIM, dim, true, dev)?,
                 linear_2: w.linear(&format!("{p}.linear_2"), dim, dim, true, dev)?,
             },
+            addition_t_embedding,
         })
     }
 
@@ -128,6 +146,14 @@ impl<B: Backend> TimestepProjEmbeddings<B> {
     pub(crate) fn forward(&self, time_proj: Tensor<B, 2>) -> Tensor<B, 2> {
         let e = &self.timestep_embedder;
         e.linear_2.forward(silu(e.linear_1.forward(time_proj)))
+    }
+
+    /// The `addition_t_embedding` rows for the classes `cond` `[B]` → `[B, D]`; `None` when the
+    /// model has no such table (`use_additional_t_cond = false`).
+    pub(crate) fn addition(&self, cond: Tensor<B, 1, Int>) -> Option<Tensor<B, 2>> {
+        self.addition_t_embedding
+            .as_ref()
+            .map(|table| table.val().select(0, cond))
     }
 }
 

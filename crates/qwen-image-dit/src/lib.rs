@@ -33,10 +33,10 @@ mod model;
 mod rope;
 
 pub use attention::AttentionImpl;
-pub use config::DitConfig;
+pub use config::{CLASS_NAME, DitConfig, MAX_CHANNELS, MAX_INNER_DIM};
 pub use error::DitError;
 pub use model::{Intermediates, QwenImageTransformer};
-pub use rope::{ImageShape, Rope};
+pub use rope::{ImageShape, MAX_IMAGE_TOKENS, MAX_ROPE_POSITION, Rope};
 
 /// The README example is compiled as a doc test so it cannot rot.
 #[cfg(doctest)]

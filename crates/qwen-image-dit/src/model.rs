@@ -11,7 +11,9 @@ use weights::Weights;
 
 use crate::attention::AttentionImpl;
 use crate::block::TransformerBlock;
-use crate::layers::{AdaLayerNormContinuous, RmsNorm, TimestepProjEmbeddings, time_proj};
+use crate::layers::{
+    ADDITION_T_CLASSES, AdaLayerNormContinuous, RmsNorm, TimestepProjEmbeddings, time_proj,
+};
 use crate::rope::{ImageShape, Rope};
 use crate::{DitConfig, DitError};
 
@@ -38,9 +40,11 @@ pub struct QwenImageTransformer<B: Backend> {
 /// Intermediate tensors of one forward pass, for locating a parity failure.
 #[derive(Debug, Clone)]
 pub struct Intermediates<B: Backend> {
-    /// The sinusoidal timestep projection `[B, 256]` (`time_text_embed.time_proj`).
+    /// The sinusoidal timestep projection `[B, 256]` (`time_text_embed.time_proj`); `[2B, 256]`
+    /// for `zero_cond_t` (t stacked over t·0, as upstream doubles the timestep batch).
     pub time_proj: Tensor<B, 2>,
-    /// The timestep embedding `[B, D]` (`time_text_embed`).
+    /// The timestep embedding `[B, D]` (`time_text_embed`, including the Layered
+    /// `addition_t_embedding`); `[2B, D]` for `zero_cond_t`.
     pub temb: Tensor<B, 2>,
     /// Image tokens after `img_in`, `[B, N, D]`.
     pub img_in: Tensor<B, 3>,
@@ -71,6 +75,11 @@ impl<B: Backend> QwenImageTransformer<B> {
     }
 
     fn from_weights(config: DitConfig, w: &Weights, dev: &B::Device) -> Result<Self, DitError> {
+        // `load` validated already; `random` takes a config that may have been made by hand.
+        config.validate().map_err(|reason| DitError::Config {
+            path: "(transformer config)".into(),
+            reason,
+        })?;
         let d = config.inner_dim();
         let (heads, head_dim) = (config.num_attention_heads, config.attention_head_dim);
         let transformer_blocks = (0..config.num_layers)
@@ -82,7 +91,13 @@ impl<B: Backend> QwenImageTransformer<B> {
             img_in: w.linear("img_in", config.in_channels, d, true, dev)?,
             txt_norm: RmsNorm::load(w, "txt_norm", config.joint_attention_dim, dev)?,
             txt_in: w.linear("txt_in", config.joint_attention_dim, d, true, dev)?,
-            time_text_embed: TimestepProjEmbeddings::load(w, "time_text_embed", d, dev)?,
+            time_text_embed: TimestepProjEmbeddings::load(
+                w,
+                "time_text_embed",
+                d,
+                config.use_additional_t_cond,
+                dev,
+            )?,
             transformer_blocks,
             norm_out: AdaLayerNormContinuous::load(w, "norm_out", d, dev)?,
             proj_out: w.linear("proj_out", d, config.proj_out_dim(), true, dev)?,
@@ -102,32 +117,39 @@ impl<B: Backend> QwenImageTransformer<B> {
         self
     }
 
-    /// The MSRoPE tables for `img_shapes` (the images of one sample; every sample of a batch
-    /// shares them) and `txt_len` text tokens (the padded length of `encoder_hidden_states`).
-    /// Compute once per image size and text length and pass to every [`Self::forward_with_rope`].
+    /// The MSRoPE tables for `img_shapes` (the images of one sample in sequence order: the output
+    /// first, then each condition image — Edit: `[output, image 1, image 2, …]`; Layered:
+    /// `layers + 1` output frames, then the input image; every sample of a batch shares them)
+    /// and `txt_len` text tokens (the padded length of `encoder_hidden_states`). The config picks
+    /// the layout (`use_layer3d_rope`). Compute once per image sizes and text length and pass
+    /// to every [`Self::forward_with_rope`]; they also tell `zero_cond_t` which tokens are
+    /// condition tokens.
     pub fn rope(
         &self,
         img_shapes: &[ImageShape],
         txt_len: usize,
         device: &B::Device,
     ) -> Result<Rope<B>, DitError> {
-        Rope::new(self.config.axes_dims_rope, img_shapes, txt_len, device)
+        Rope::for_config(&self.config, img_shapes, txt_len, device)
     }
 
     /// Predict the flow-matching velocity `[B, N, patch² · out_channels]`.
     ///
-    /// * `hidden_states` `[B, N, in_channels]`: packed latents.
+    /// * `hidden_states` `[B, N, in_channels]`: packed latents (Edit/Layered: the noisy tokens
+    ///   followed by the condition images' tokens, in `img_shapes` order).
     /// * `encoder_hidden_states` `[B, L, joint_attention_dim]`: text embeddings.
     /// * `encoder_mask` `[B, L]`: 1 = real token, 0 = padding. Padded text keys get exactly zero
     ///   attention weight for every head and query (the diffusers ≥ 0.37 / SGLang alignment fix).
     ///   `None` or all ones means no mask.
     /// * `timestep` `[B]`: the scheduler's timestep divided by 1000 (the model multiplies by 1000
     ///   again inside the sinusoid).
-    /// * `rope`: from [`Self::rope`] for this image size and `L`.
+    /// * `rope`: from [`Self::rope`] for these image shapes and `L`.
+    ///
+    /// For a Layered model (`use_additional_t_cond`) use [`Self::forward_with_rope_t_cond`].
     ///
     /// # Panics
-    /// If the tensor shapes disagree with each other, the config or `rope`; [`Self::forward`]
-    /// checks them and returns an error instead.
+    /// If the tensor shapes disagree with each other, the config or `rope`, or the model needs
+    /// `additional_t_cond`; [`Self::forward`] checks them and returns an error instead.
     pub fn forward_with_rope(
         &self,
         hidden_states: Tensor<B, 3>,
@@ -136,11 +158,38 @@ impl<B: Backend> QwenImageTransformer<B> {
         timestep: Tensor<B, 1>,
         rope: &Rope<B>,
     ) -> Tensor<B, 3> {
+        self.forward_with_rope_t_cond(
+            hidden_states,
+            encoder_hidden_states,
+            encoder_mask,
+            timestep,
+            None,
+            rope,
+        )
+    }
+
+    /// [`Self::forward_with_rope`] with the Layered variant's `additional_t_cond` `[B]` (the
+    /// `addition_t_embedding` class per sample; the Layered pipeline passes 0 = RGB). Required
+    /// when the config has `use_additional_t_cond`, ignored otherwise (as upstream).
+    ///
+    /// # Panics
+    /// As [`Self::forward_with_rope`], and for a class outside `0..2`; [`Self::forward_t_cond`]
+    /// checks them and returns an error instead.
+    pub fn forward_with_rope_t_cond(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        additional_t_cond: Option<Tensor<B, 1, Int>>,
+        rope: &Rope<B>,
+    ) -> Tensor<B, 3> {
         self.run(
             hidden_states,
             encoder_hidden_states,
             encoder_mask,
             timestep,
+            additional_t_cond,
             rope,
             false,
         )
@@ -156,11 +205,32 @@ impl<B: Backend> QwenImageTransformer<B> {
         timestep: Tensor<B, 1>,
         rope: &Rope<B>,
     ) -> (Tensor<B, 3>, Intermediates<B>) {
+        self.forward_with_intermediates_t_cond(
+            hidden_states,
+            encoder_hidden_states,
+            encoder_mask,
+            timestep,
+            None,
+            rope,
+        )
+    }
+
+    /// [`Self::forward_with_rope_t_cond`] that also returns the intermediate tensors.
+    pub fn forward_with_intermediates_t_cond(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        additional_t_cond: Option<Tensor<B, 1, Int>>,
+        rope: &Rope<B>,
+    ) -> (Tensor<B, 3>, Intermediates<B>) {
         let (out, trace) = self.run(
             hidden_states,
             encoder_hidden_states,
             encoder_mask,
             timestep,
+            additional_t_cond,
             rope,
             true,
         );
@@ -177,7 +247,28 @@ impl<B: Backend> QwenImageTransformer<B> {
         timestep: Tensor<B, 1>,
         img_shapes: &[ImageShape],
     ) -> Result<Tensor<B, 3>, DitError> {
-        let [b, _, _] = hidden_states.dims();
+        self.forward_t_cond(
+            hidden_states,
+            encoder_hidden_states,
+            encoder_mask,
+            timestep,
+            None,
+            img_shapes,
+        )
+    }
+
+    /// [`Self::forward`] with the Layered variant's `additional_t_cond` `[B]`: checks every shape,
+    /// that the class is given exactly when the config uses it and lies in `0..2`, builds the
+    /// tables and runs [`Self::forward_with_rope_t_cond`].
+    pub fn forward_t_cond(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        additional_t_cond: Option<Tensor<B, 1, Int>>,
+        img_shapes: &[ImageShape],
+    ) -> Result<Tensor<B, 3>, DitError> {
         let l = encoder_hidden_states.dims()[1];
         let rope = self.rope(img_shapes, l, &hidden_states.device())?;
         self.check_inputs(
@@ -187,17 +278,30 @@ impl<B: Backend> QwenImageTransformer<B> {
             timestep.dims(),
             &rope,
         )?;
-        debug_assert_eq!(b, timestep.dims()[0]);
-        Ok(self.forward_with_rope(
+        let classes = match &additional_t_cond {
+            Some(c) => Some(
+                c.clone()
+                    .into_data()
+                    .convert::<i64>()
+                    .to_vec::<i64>()
+                    .map_err(|e| DitError::Input(format!("reading `additional_t_cond`: {e:?}")))?,
+            ),
+            None => None,
+        };
+        self.config
+            .check_additional_t_cond(classes.as_deref(), timestep.dims()[0])?;
+        Ok(self.forward_with_rope_t_cond(
             hidden_states,
             encoder_hidden_states,
             encoder_mask,
             timestep,
+            additional_t_cond,
             &rope,
         ))
     }
 
-    /// Validate input shapes against the config, each other and `rope`.
+    /// Validate input shapes against the config, each other and `rope` (see
+    /// [`DitConfig::check_inputs`], which needs no weights).
     pub fn check_inputs(
         &self,
         hidden: [usize; 3],
@@ -206,13 +310,110 @@ impl<B: Backend> QwenImageTransformer<B> {
         timestep: [usize; 1],
         rope: &Rope<B>,
     ) -> Result<(), DitError> {
-        let c = &self.config;
+        self.config
+            .check_inputs(hidden, encoder, mask, timestep, rope)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        encoder_hidden_states: Tensor<B, 3>,
+        encoder_mask: Option<Tensor<B, 2, Int>>,
+        timestep: Tensor<B, 1>,
+        additional_t_cond: Option<Tensor<B, 1, Int>>,
+        rope: &Rope<B>,
+        keep_intermediates: bool,
+    ) -> (Tensor<B, 3>, Option<Intermediates<B>>) {
+        let n_img = hidden_states.dims()[1];
+        let batch = timestep.dims()[0];
+        let zero_cond_t = self.config.zero_cond_t;
+        let mut img = self.img_in.forward(hidden_states);
+        let mut txt = self
+            .txt_in
+            .forward(self.txt_norm.forward(encoder_hidden_states));
+        let key_mask = encoder_mask.and_then(|m| joint_key_mask(m, n_img));
+
+        // zero_cond_t: the batch of timesteps is doubled to [t; t·0] (t·0, not zeros, as upstream:
+        // a NaN timestep stays NaN in both halves).
+        let timestep = if zero_cond_t {
+            Tensor::cat(vec![timestep.clone(), timestep.mul_scalar(0.0)], 0)
+        } else {
+            timestep
+        };
+        // The sinusoid runs in f32 on the (model-dtype) timestep, as upstream.
+        let proj = time_proj(timestep);
+        let mut temb = self.time_text_embed.forward(proj.clone());
+        if self.config.use_additional_t_cond {
+            let classes = additional_t_cond.expect(
+                "a use_additional_t_cond model needs additional_t_cond (forward_t_cond checks it)",
+            );
+            if let Some(add) = self.time_text_embed.addition(classes) {
+                // With zero_cond_t as well, both halves get the sample's class embedding (upstream
+                // broadcasts [B, D] onto [2B, D], which it can only do for B = 1).
+                let add = if zero_cond_t {
+                    Tensor::cat(vec![add.clone(), add], 0)
+                } else {
+                    add
+                };
+                temb = temb + add;
+            }
+        }
+        // Every block's modulation and norm_out start with SiLU(temb): compute it once.
+        let temb_silu = silu(temb.clone());
+        // The condition-image tokens (after the first image) take the t = 0 half.
+        let cond_from = zero_cond_t.then(|| rope.num_first_image_tokens());
+
+        let mut trace = keep_intermediates.then(|| Intermediates {
+            time_proj: proj,
+            temb,
+            img_in: img.clone(),
+            txt_in: txt.clone(),
+            blocks: Vec::new(),
+        });
+        for block in &self.transformer_blocks {
+            (img, txt) = block.forward(
+                img,
+                txt,
+                temb_silu.clone(),
+                cond_from,
+                rope,
+                key_mask.as_ref(),
+                self.attention,
+            );
+            if let Some(t) = trace.as_mut() {
+                t.blocks.push((img.clone(), txt.clone()));
+            }
+        }
+        // norm_out is driven by the t half only.
+        let out_temb = if zero_cond_t {
+            temb_silu.narrow(0, 0, batch)
+        } else {
+            temb_silu
+        };
+        // The text stream's last update is discarded, as upstream.
+        let out = self.proj_out.forward(self.norm_out.forward(img, out_temb));
+        (out, trace)
+    }
+}
+
+impl DitConfig {
+    /// Validate the shapes of a forward call against this config, each other and `rope`, before
+    /// any weight is loaded.
+    pub fn check_inputs<B: Backend>(
+        &self,
+        hidden: [usize; 3],
+        encoder: [usize; 3],
+        mask: Option<[usize; 2]>,
+        timestep: [usize; 1],
+        rope: &Rope<B>,
+    ) -> Result<(), DitError> {
         let [b, n, c_in] = hidden;
         let err = |m: String| Err(DitError::Input(m));
-        if c_in != c.in_channels {
+        if c_in != self.in_channels {
             return err(format!(
                 "hidden_states {hidden:?}: last dim must be in_channels = {}",
-                c.in_channels
+                self.in_channels
             ));
         }
         if n != rope.num_img_tokens() {
@@ -221,10 +422,10 @@ impl<B: Backend> QwenImageTransformer<B> {
                 rope.num_img_tokens()
             ));
         }
-        if encoder[0] != b || encoder[2] != c.joint_attention_dim {
+        if encoder[0] != b || encoder[2] != self.joint_attention_dim {
             return err(format!(
                 "encoder_hidden_states {encoder:?} must be [{b}, L, {}]",
-                c.joint_attention_dim
+                self.joint_attention_dim
             ));
         }
         if encoder[1] != rope.txt_len() {
@@ -248,51 +449,39 @@ impl<B: Backend> QwenImageTransformer<B> {
         Ok(())
     }
 
-    fn run(
+    /// The Layered variant's `additional_t_cond` (one class per sample, `batch` samples): required
+    /// when `use_additional_t_cond`, refused otherwise (upstream ignores it there, which would
+    /// hide a mismatched model/input pair), and each class must index `addition_t_embedding`'s
+    /// two rows.
+    pub fn check_additional_t_cond(
         &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        rope: &Rope<B>,
-        keep_intermediates: bool,
-    ) -> (Tensor<B, 3>, Option<Intermediates<B>>) {
-        let n_img = hidden_states.dims()[1];
-        let mut img = self.img_in.forward(hidden_states);
-        let mut txt = self
-            .txt_in
-            .forward(self.txt_norm.forward(encoder_hidden_states));
-        let key_mask = encoder_mask.and_then(|m| joint_key_mask(m, n_img));
-
-        // The sinusoid runs in f32 on the (model-dtype) timestep, as upstream.
-        let proj = time_proj(timestep);
-        let temb = self.time_text_embed.forward(proj.clone());
-        // Every block's modulation and norm_out start with SiLU(temb): compute it once.
-        let temb_silu = silu(temb.clone());
-
-        let mut trace = keep_intermediates.then(|| Intermediates {
-            time_proj: proj,
-            temb,
-            img_in: img.clone(),
-            txt_in: txt.clone(),
-            blocks: Vec::new(),
-        });
-        for block in &self.transformer_blocks {
-            (img, txt) = block.forward(
-                img,
-                txt,
-                temb_silu.clone(),
-                rope,
-                key_mask.as_ref(),
-                self.attention,
-            );
-            if let Some(t) = trace.as_mut() {
-                t.blocks.push((img.clone(), txt.clone()));
-            }
+        classes: Option<&[i64]>,
+        batch: usize,
+    ) -> Result<(), DitError> {
+        let err = |m: String| Err(DitError::Input(m));
+        match (self.use_additional_t_cond, classes) {
+            (false, None) => Ok(()),
+            (false, Some(_)) => err(
+                "`additional_t_cond` given, but this model has no addition_t_embedding \
+                 (`use_additional_t_cond` is false)"
+                    .into(),
+            ),
+            (true, None) => err(
+                "this model (`use_additional_t_cond` = true, Layered) needs `additional_t_cond` [B] \
+                 (0 = RGB, what the Layered pipeline passes)"
+                    .into(),
+            ),
+            (true, Some(c)) if c.len() != batch => err(format!(
+                "`additional_t_cond` has {} entries, expected one per sample ({batch})",
+                c.len()
+            )),
+            (true, Some(c)) => match c.iter().find(|&&v| !(0..ADDITION_T_CLASSES as i64).contains(&v)) {
+                Some(v) => err(format!(
+                    "`additional_t_cond` value {v} is not a class of addition_t_embedding (0..{ADDITION_T_CLASSES})"
+                )),
+                None => Ok(()),
+            },
         }
-        // The text stream's last update is discarded, as upstream.
-        let out = self.proj_out.forward(self.norm_out.forward(img, temb_silu));
-        (out, trace)
     }
 }
 

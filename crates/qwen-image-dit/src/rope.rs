@@ -1,5 +1,5 @@
-//! MSRoPE: Qwen-Image's three-axis rotary position embedding (diffusers `QwenEmbedRope` with
-//! `scale_rope=True`, theta 10000).
+//! MSRoPE: Qwen-Image's three-axis rotary position embedding (diffusers `QwenEmbedRope`, and
+//! `QwenEmbedLayer3DRope` for the Layered variant; both with `scale_rope=True`, theta 10000).
 //!
 //! Each head vector is split into (frame, height, width) slices of `axes_dims_rope` widths, and
 //! every adjacent pair `(x[2k], x[2k+1])` is rotated as the complex number `x[2k] + i·x[2k+1]`
@@ -9,13 +9,23 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::DitError;
+use crate::{DitConfig, DitError};
 
 /// RoPE angle base, hard-coded upstream (`QwenEmbedRope(theta=10000, …)`).
 const THETA: f32 = 10000.0;
-/// Upstream precomputes 4096 positive and 4096 negative table rows; a position outside that
-/// range has no table entry there (diffusers then fails on a shape mismatch).
-const MAX_POS: usize = 4096;
+
+/// Upstream precomputes 4096 positive (0 … 4095) and 4096 negative (−4096 … −1) table rows per
+/// axis; a position outside that range has no row, and diffusers then fails on a shape mismatch.
+/// Here the same shapes are refused up front: a frame axis reaching past 4096, an image more than
+/// 8192 tokens high or wide (centred, half of it sits on the negative side), or text that would
+/// run past row 4095.
+pub const MAX_ROPE_POSITION: usize = 4096;
+
+/// The most image tokens (all images of one sample together) this port builds RoPE tables for:
+/// 2^18 = 262 144, e.g. 16 frames of 2048 × 2048 pixels. The joint attention over more tokens
+/// than that is far beyond what the model can run; the bound keeps a bad `img_shapes` (say
+/// 8192 × 8192 tokens) from asking for tables of hundreds of GB.
+pub const MAX_IMAGE_TOKENS: usize = 1 << 18;
 
 /// One image in the token sequence: `(frames, height, width)` in tokens (latent size / 2).
 /// A text-to-image call has exactly one, `(1, height/16, width/16)`.
@@ -36,10 +46,23 @@ impl ImageShape {
         }
     }
 
-    /// Number of tokens this image contributes.
+    /// Number of tokens this image contributes (saturating: a shape too large to count is refused
+    /// by [`Rope::new`] anyway).
     pub fn num_tokens(&self) -> usize {
-        self.frames * self.height * self.width
+        self.frames
+            .saturating_mul(self.height)
+            .saturating_mul(self.width)
     }
+}
+
+/// Which upstream module lays out the positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `QwenEmbedRope`: the k-th image's frames start at frame position k.
+    Video,
+    /// `QwenEmbedLayer3DRope`: like `Video` for every image but the last, which is the condition
+    /// image at frame position −1.
+    Layer3d,
 }
 
 /// The cos/sin tables for one (image shapes, text length) pair, each `[tokens, head_dim / 2]`,
@@ -50,57 +73,90 @@ pub struct Rope<B: Backend> {
     img_sin: Tensor<B, 2>,
     txt_cos: Tensor<B, 2>,
     txt_sin: Tensor<B, 2>,
+    /// Tokens of the first image (the output being denoised); the `zero_cond_t` variant modulates
+    /// these with t and the rest with t = 0.
+    first_image_tokens: usize,
 }
 
 impl<B: Backend> Rope<B> {
-    /// Build the tables for `img_shapes` (the images of one sample, in sequence order) and a
-    /// text sequence of `txt_len` tokens (the padded length), for heads split by `axes_dims`.
+    /// `QwenEmbedRope`: build the tables for `img_shapes` (the images of one sample, in sequence
+    /// order: the output first, then each condition image) and a text sequence of `txt_len`
+    /// tokens (the padded length), for heads split by `axes_dims`.
+    ///
+    /// Image k's frame positions start at k (its index in the list, as upstream — not the running
+    /// frame count); its rows and columns are centred on their own size.
     pub fn new(
         axes_dims: [usize; 3],
         img_shapes: &[ImageShape],
         txt_len: usize,
         device: &B::Device,
     ) -> Result<Self, DitError> {
-        if img_shapes.is_empty() {
-            return Err(DitError::Input("img_shapes is empty".into()));
-        }
-        if let Some(s) = img_shapes.iter().find(|s| s.num_tokens() == 0) {
-            return Err(DitError::Input(format!("image shape {s:?} has no tokens")));
-        }
+        Self::build(axes_dims, img_shapes, txt_len, Layout::Video, device)
+    }
+
+    /// `QwenEmbedLayer3DRope` (Layered variant): `img_shapes` lists the `layers + 1` output frames
+    /// then the condition image, which must be last and have one frame. Output image k sits at
+    /// frame position k, the condition image at −1, and the text starts after
+    /// `max(H/2, W/2, layers + 1)`.
+    pub fn new_layer3d(
+        axes_dims: [usize; 3],
+        img_shapes: &[ImageShape],
+        txt_len: usize,
+        device: &B::Device,
+    ) -> Result<Self, DitError> {
+        Self::build(axes_dims, img_shapes, txt_len, Layout::Layer3d, device)
+    }
+
+    /// The tables the model of `config` uses (`use_layer3d_rope` picks [`Self::new_layer3d`]).
+    /// Needs only the config, so a caller can validate `img_shapes` before loading any weight.
+    pub fn for_config(
+        config: &DitConfig,
+        img_shapes: &[ImageShape],
+        txt_len: usize,
+        device: &B::Device,
+    ) -> Result<Self, DitError> {
+        let layout = if config.use_layer3d_rope {
+            Layout::Layer3d
+        } else {
+            Layout::Video
+        };
+        Self::build(config.axes_dims_rope, img_shapes, txt_len, layout, device)
+    }
+
+    fn build(
+        axes_dims: [usize; 3],
+        img_shapes: &[ImageShape],
+        txt_len: usize,
+        layout: Layout,
+        device: &B::Device,
+    ) -> Result<Self, DitError> {
+        let (n_img, max_vid_index) = check_shapes(img_shapes, txt_len, layout)?;
         let half: usize = axes_dims.iter().sum::<usize>() / 2;
         let freqs: [Vec<f32>; 3] = axes_dims.map(inverse_frequencies);
 
-        // Image tokens, row-major over (f, h, w). The k-th image's frame axis starts at k; height
-        // and width are centred: positions -ceil(H/2) .. floor(H/2)-1 (`scale_rope=True`).
-        let n_img: usize = img_shapes.iter().map(ImageShape::num_tokens).sum();
+        // Image tokens, row-major over (f, h, w). Height and width are centred: positions
+        // -ceil(H/2) .. floor(H/2)-1 (`scale_rope=True`), for every image on its own size.
+        let last = img_shapes.len() - 1;
         let mut img_angles = Vec::with_capacity(n_img * half);
-        let mut max_vid_index = 0usize;
         for (k, s) in img_shapes.iter().enumerate() {
             let h0 = s.height.div_ceil(2) as i64;
             let w0 = s.width.div_ceil(2) as i64;
-            if k + s.frames > MAX_POS || s.height / 2 > MAX_POS || s.width / 2 > MAX_POS {
-                return Err(DitError::Input(format!(
-                    "image shape {s:?} exceeds the {MAX_POS} RoPE positions of the reference"
-                )));
-            }
+            let frame0 = match layout {
+                Layout::Layer3d if k == last => -1,
+                _ => k as i64,
+            };
             for f in 0..s.frames {
                 for h in 0..s.height {
                     for w in 0..s.width {
-                        let pos = [(k + f) as i64, h as i64 - h0, w as i64 - w0];
+                        let pos = [frame0 + f as i64, h as i64 - h0, w as i64 - w0];
                         push_angles(&mut img_angles, &freqs, pos);
                     }
                 }
             }
-            max_vid_index = max_vid_index.max(s.height / 2).max(s.width / 2);
         }
 
         // Text token j sits at max_vid_index + j on all three axes, so text never shares a
         // position with an image token.
-        if max_vid_index + txt_len > MAX_POS {
-            return Err(DitError::Input(format!(
-                "text length {txt_len} exceeds the {MAX_POS} RoPE positions of the reference"
-            )));
-        }
         let mut txt_angles = Vec::with_capacity(txt_len * half);
         for j in 0..txt_len {
             let p = (max_vid_index + j) as i64;
@@ -121,6 +177,7 @@ impl<B: Backend> Rope<B> {
             img_sin: table(&img_angles, n_img, f32::sin),
             txt_cos: table(&txt_angles, txt_len, f32::cos),
             txt_sin: table(&txt_angles, txt_len, f32::sin),
+            first_image_tokens: img_shapes[0].num_tokens(),
         })
     }
 
@@ -140,14 +197,100 @@ impl<B: Backend> Rope<B> {
     pub fn txt_sin(&self) -> &Tensor<B, 2> {
         &self.txt_sin
     }
-    /// Number of image tokens these tables cover.
+    /// Number of image tokens these tables cover (all images of one sample).
     pub fn num_img_tokens(&self) -> usize {
         self.img_cos.dims()[0]
+    }
+    /// Number of tokens of the first image (the output being denoised); the tokens after it
+    /// belong to condition images. `zero_cond_t` (upstream's `modulate_index`) is 0 for the
+    /// first this many image tokens and 1 after them.
+    pub fn num_first_image_tokens(&self) -> usize {
+        self.first_image_tokens
     }
     /// Number of text tokens these tables cover.
     pub fn txt_len(&self) -> usize {
         self.txt_cos.dims()[0]
     }
+}
+
+/// Check `img_shapes` and `txt_len` against the reference's table limits with checked arithmetic
+/// (every value may come straight from a user's file); returns the total image token count and
+/// the text's first position.
+fn check_shapes(
+    img_shapes: &[ImageShape],
+    txt_len: usize,
+    layout: Layout,
+) -> Result<(usize, usize), DitError> {
+    let err = |m: String| Err(DitError::Input(m));
+    if img_shapes.is_empty() {
+        return err("`img_shapes` is empty: at least the output image is needed".into());
+    }
+    let last = img_shapes.len() - 1;
+    let mut n_img = 0usize;
+    let mut max_vid_index = 0usize;
+    for (k, s) in img_shapes.iter().enumerate() {
+        let what = format!(
+            "`img_shapes` entry {k} (frames, height, width) = ({}, {}, {})",
+            s.frames, s.height, s.width
+        );
+        if s.frames == 0 || s.height == 0 || s.width == 0 {
+            return err(format!("{what} has no tokens"));
+        }
+        let condition = layout == Layout::Layer3d && k == last;
+        if condition && s.frames != 1 {
+            return err(format!(
+                "{what}: the Layered condition image (the last entry) must have 1 frame"
+            ));
+        }
+        // Frame rows k .. k+frames of the positive table (the condition image uses row -1).
+        if !condition
+            && k.checked_add(s.frames)
+                .is_none_or(|end| end > MAX_ROPE_POSITION)
+        {
+            return err(format!(
+                "{what}: frame positions {k}..{k}+{} run past the {MAX_ROPE_POSITION} RoPE \
+                 positions of the reference",
+                s.frames
+            ));
+        }
+        for (axis, v) in [("height", s.height), ("width", s.width)] {
+            if v.div_ceil(2) > MAX_ROPE_POSITION {
+                return err(format!(
+                    "{what}: {axis} {v} exceeds {} tokens (the reference's {MAX_ROPE_POSITION} \
+                     RoPE positions on each side of the centre)",
+                    2 * MAX_ROPE_POSITION
+                ));
+            }
+        }
+        // Both factors are now ≤ 8192 and frames ≤ 4096, so the product cannot overflow.
+        n_img = n_img
+            .checked_add(s.num_tokens())
+            .filter(|&n| n <= MAX_IMAGE_TOKENS)
+            .ok_or_else(|| {
+                DitError::Input(format!(
+                    "`img_shapes` {:?} give more than {MAX_IMAGE_TOKENS} image tokens per sample",
+                    img_shapes
+                        .iter()
+                        .map(|s| (s.frames, s.height, s.width))
+                        .collect::<Vec<_>>()
+                ))
+            })?;
+        max_vid_index = max_vid_index.max(s.height / 2).max(s.width / 2);
+    }
+    if layout == Layout::Layer3d {
+        // Layer3D starts the text after the layer count too.
+        max_vid_index = max_vid_index.max(last);
+    }
+    if max_vid_index
+        .checked_add(txt_len)
+        .is_none_or(|end| end > MAX_ROPE_POSITION)
+    {
+        return err(format!(
+            "text length {txt_len} starting at RoPE position {max_vid_index} (after the images of \
+             `img_shapes`) runs past the {MAX_ROPE_POSITION} positions of the reference"
+        ));
+    }
+    Ok((n_img, max_vid_index))
 }
 
 /// ω_j = 1 / θ^(2j/d) for one axis of width d, in f32 like upstream's `rope_params`.

@@ -137,19 +137,160 @@ fn a_config_whose_rope_axes_do_not_fill_the_head_is_rejected() {
     );
 }
 
+/// A copy of the tiny transformer whose config.json went through `edit`.
+fn with_config(edit: impl Fn(&mut serde_json::Value)) -> tempfile::TempDir {
+    let tmp = edited_copy(|t| t);
+    let mut json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tiny_dir().join("config.json")).expect("read"),
+    )
+    .expect("json");
+    edit(&mut json);
+    std::fs::write(tmp.path().join("config.json"), json.to_string()).expect("write");
+    tmp
+}
+
 #[test]
-fn edit_and_layered_variants_are_rejected_by_name() {
-    for key in ["zero_cond_t", "use_additional_t_cond", "use_layer3d_rope"] {
-        let tmp = edited_copy(|t| t);
-        let mut json: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(tiny_dir().join("config.json")).expect("read"),
-        )
-        .expect("json");
-        json[key] = serde_json::json!(true);
-        std::fs::write(tmp.path().join("config.json"), json.to_string()).expect("write");
-        let msg = load_err(tmp.path());
-        assert!(msg.contains(key), "{msg}");
+fn the_edit_2511_variant_loads_and_the_layered_one_asks_for_its_embedding_by_name() {
+    // zero_cond_t and the Layer3D RoPE add no weights: the base checkpoint fits.
+    for key in ["zero_cond_t", "use_layer3d_rope"] {
+        let tmp = with_config(|j| j[key] = serde_json::json!(true));
+        let model = QwenImageTransformer::<B>::load(tmp.path(), &Default::default())
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(
+            model.config().zero_cond_t || model.config().use_layer3d_rope,
+            "{key}"
+        );
     }
+    // use_additional_t_cond needs time_text_embed.addition_t_embedding, which the base lacks.
+    let tmp = with_config(|j| j["use_additional_t_cond"] = serde_json::json!(true));
+    let msg = load_err(tmp.path());
+    assert!(
+        msg.contains("time_text_embed.addition_t_embedding.weight"),
+        "{msg}"
+    );
+}
+
+/// Config values that overflowed `usize` arithmetic (a panic in debug, a silent wrap in
+/// release) are refused by name, before any weight is read.
+#[test]
+fn oversized_config_values_are_errors_naming_the_key_not_overflows() {
+    for (key, value, named) in [
+        (
+            "num_attention_heads",
+            serde_json::json!(1u64 << 60),
+            "num_attention_heads",
+        ),
+        (
+            "attention_head_dim",
+            serde_json::json!(1u64 << 62),
+            "attention_head_dim",
+        ),
+        ("patch_size", serde_json::json!(1u64 << 33), "patch_size"),
+        (
+            "out_channels",
+            serde_json::json!(1u64 << 62),
+            "out_channels",
+        ),
+        ("in_channels", serde_json::json!(1u64 << 40), "in_channels"),
+        (
+            "joint_attention_dim",
+            serde_json::json!(1u64 << 40),
+            "joint_attention_dim",
+        ),
+        (
+            "axes_dims_rope",
+            serde_json::json!([1u64 << 63, 1u64 << 63, 32]),
+            "axes_dims_rope",
+        ),
+    ] {
+        let tmp = with_config(|j| j[key] = value.clone());
+        // No weights at all: the config must be refused before they are looked for.
+        std::fs::remove_file(tmp.path().join("diffusion_pytorch_model.safetensors")).expect("rm");
+        let err = QwenImageTransformer::<B>::load(tmp.path(), &Default::default()).unwrap_err();
+        assert!(matches!(err, DitError::Config { .. }), "{key}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(named) && msg.contains("config.json"),
+            "{key}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn a_config_of_another_class_is_rejected_by_name() {
+    let tmp = with_config(|j| j["_class_name"] = serde_json::json!("AutoencoderKLQwenImage"));
+    let err = QwenImageTransformer::<B>::load(tmp.path(), &Default::default()).unwrap_err();
+    assert!(matches!(err, DitError::Config { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("_class_name")
+            && msg.contains("AutoencoderKLQwenImage")
+            && msg.contains("QwenImageTransformer2DModel"),
+        "{msg}"
+    );
+    // A config without the key (hand-written) is still accepted.
+    let tmp = with_config(|j| {
+        j.as_object_mut().expect("object").remove("_class_name");
+    });
+    QwenImageTransformer::<B>::load(tmp.path(), &Default::default()).expect("loads");
+}
+
+#[test]
+fn image_shapes_beyond_the_rope_tables_are_errors_naming_img_shapes_not_overflows() {
+    use qwen_image_dit::{MAX_IMAGE_TOKENS, MAX_ROPE_POSITION, Rope};
+    let dev = Default::default();
+    let rope = |shapes: &[ImageShape], l: usize| Rope::<B>::new([8, 12, 12], shapes, l, &dev);
+    let layer3d =
+        |shapes: &[ImageShape], l: usize| Rope::<B>::new_layer3d([8, 12, 12], shapes, l, &dev);
+    let huge = 1usize << 40;
+    for (shapes, what) in [
+        (vec![ImageShape::new(1, huge, huge)], "height"),
+        (vec![ImageShape::new(huge, 2, 2)], "frame"),
+        (
+            vec![ImageShape::new(usize::MAX, usize::MAX, usize::MAX)],
+            "frame",
+        ),
+        (
+            vec![ImageShape::new(1, 2, 2 * MAX_ROPE_POSITION + 1)],
+            "width",
+        ),
+        (
+            vec![ImageShape::new(1, 4, 4), ImageShape::new(1, 0, 4)],
+            "no tokens",
+        ),
+        // Every side within the tables, but 8192 × 8192 tokens is far past the token bound.
+        (vec![ImageShape::new(1, 8192, 8192)], "image tokens"),
+    ] {
+        let msg = rope(&shapes, 7).unwrap_err().to_string();
+        assert!(
+            msg.contains("img_shapes") && msg.contains(what),
+            "{shapes:?}: {msg}"
+        );
+    }
+    assert!(8192 * 8192 > MAX_IMAGE_TOKENS);
+    // The largest centred side the reference has rows for still works: 8191 tokens use the 4096
+    // negative rows and 4095 positive ones, and one text token fits at row 4095; one more row
+    // of image is refused.
+    rope(&[ImageShape::new(1, 2 * MAX_ROPE_POSITION - 1, 1)], 1).expect("fits the tables");
+    let msg = rope(&[ImageShape::new(1, 2 * MAX_ROPE_POSITION + 1, 1)], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("height"), "{msg}");
+    // Text must end within the tables: it starts after the largest image half-size.
+    let msg = rope(&[ImageShape::new(1, 2, 200)], MAX_ROPE_POSITION - 50)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("text length"), "{msg}");
+    assert!(rope(&[ImageShape::new(1, 4, 4)], 0).is_ok());
+    // Layered: the condition image (last) has a single frame at position -1.
+    let msg = layer3d(&[ImageShape::new(1, 2, 2), ImageShape::new(2, 2, 2)], 3)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("condition") && msg.contains("img_shapes"),
+        "{msg}"
+    );
+    assert!(rope(&[], 3).unwrap_err().to_string().contains("img_shapes"));
 }
 
 #[test]
