@@ -9,6 +9,12 @@ use crate::Error;
 /// `Qwen2_5_VLTextConfig`'s default `rope_theta`, used when a config names none.
 const DEFAULT_ROPE_THETA: f64 = 1_000_000.0;
 
+/// `<|image_pad|>`'s id in every Qwen2.5-VL vocabulary (`Qwen2_5_VLConfig.image_token_id`).
+const DEFAULT_IMAGE_TOKEN_ID: u32 = 151_655;
+
+/// `Qwen2_5_VLVisionConfig.spatial_merge_size`'s default: 2×2 patches become one token.
+const DEFAULT_SPATIAL_MERGE_SIZE: usize = 2;
+
 /// The sizes of the Qwen2.5-VL language model, read from `text_encoder/config.json`.
 ///
 /// transformers ≥ 5 nests these under `text_config`; configs saved by 4.x (the released
@@ -32,6 +38,16 @@ pub struct TextConfig {
     pub rms_norm_eps: f64,
     /// RoPE base.
     pub rope_theta: f64,
+    /// How M-RoPE splits the `head_dim / 2` rotary frequencies between the temporal, height and
+    /// width position components (`mrope_section`); `None` when the config names none, in which
+    /// case transformers uses [`DEFAULT_MROPE_SECTION`](crate::DEFAULT_MROPE_SECTION). Only
+    /// prompts with images need it: for text the three components are equal.
+    pub mrope_section: Option<[usize; 3]>,
+    /// The id of `<|image_pad|>`, the token image embeddings replace (`image_token_id`).
+    pub image_token_id: u32,
+    /// `vision_config.spatial_merge_size`: each side of the patch grid shrinks by this factor
+    /// in the merger, so an image of `t·h·w` patches becomes `t·h·w / merge²` tokens.
+    pub spatial_merge_size: usize,
 }
 
 impl TextConfig {
@@ -91,6 +107,31 @@ impl TextConfig {
                     .ok_or_else(|| lookup.error("rms_norm_eps is not a number".into()))?,
             },
             rope_theta: lookup.rope_theta()?,
+            mrope_section: lookup.mrope_section()?,
+            image_token_id: match json.get("image_token_id") {
+                None | Some(Value::Null) => DEFAULT_IMAGE_TOKEN_ID,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        lookup.error(format!("image_token_id is not a token id: {v}"))
+                    })?,
+            },
+            spatial_merge_size: match json
+                .get("vision_config")
+                .and_then(|v| v.get("spatial_merge_size"))
+            {
+                None | Some(Value::Null) => DEFAULT_SPATIAL_MERGE_SIZE,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        lookup.error(format!(
+                            "vision_config.spatial_merge_size is not a positive integer: {v}"
+                        ))
+                    })?,
+            },
         };
         cfg.validate(&lookup)?;
         Ok(cfg)
@@ -203,5 +244,31 @@ impl Lookup<'_> {
                 .as_f64()
                 .ok_or_else(|| self.error("rope_theta is not a number".into())),
         }
+    }
+
+    /// `mrope_section` from `rope_parameters` (transformers 5) or `rope_scaling` (4.x).
+    fn mrope_section(&self) -> Result<Option<[usize; 3]>, Error> {
+        for params in ["rope_parameters", "rope_scaling"] {
+            let Some(v) = self.get(params).and_then(|p| p.get("mrope_section")) else {
+                continue;
+            };
+            if v.is_null() {
+                continue;
+            }
+            let parsed: Option<Vec<usize>> = v.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64().and_then(|n| usize::try_from(n).ok()))
+                    .collect()
+            });
+            return match parsed.as_deref() {
+                Some(&[t, h, w]) if v.as_array().is_some_and(|a| a.len() == 3) => {
+                    Ok(Some([t, h, w]))
+                }
+                _ => Err(self.error(format!(
+                    "{params}.mrope_section must be three non-negative integers, got {v}"
+                ))),
+            };
+        }
+        Ok(None)
     }
 }

@@ -25,6 +25,16 @@ pub enum Error {
     /// Token ids and attention mask that cannot be encoded (shape, range or content).
     #[error("invalid tokens: {0}")]
     Tokens(String),
+    /// Images that do not fit the prompt: counts, grids or embedding shapes disagree, or the
+    /// pipeline's template takes a different number of images.
+    #[error("invalid images for the prompt: {0}")]
+    Images(String),
+    /// `mrope_section` must split the `head_dim / 2` rotary frequencies exactly (as torch's
+    /// `split` in upstream requires); only prompts with images use it.
+    #[error(
+        "mrope_section {section:?} does not split the {half} rotary frequencies (it must sum to {half})"
+    )]
+    MropeSection { section: [usize; 3], half: usize },
     /// An image the processor cannot take (empty, or an aspect ratio above 200).
     #[error("image: {0}")]
     Image(String),

@@ -42,19 +42,28 @@ mod config;
 mod error;
 pub mod image_processor;
 mod model;
+mod multimodal;
 mod prompt;
 mod rope;
+mod template;
 pub mod vision;
 
 pub use config::TextConfig;
 pub use error::Error;
 pub use image_processor::{ImageProcessor, VisionInput, smart_resize};
-pub use model::{HiddenStates, QwenTextEncoder};
-pub use vision::{VisionConfig, VisionTower};
-pub use prompt::{
-    DEFAULT_MAX_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH_LIMIT, PROMPT_TEMPLATE, PromptEmbeds,
-    PromptEncoder, TEMPLATE_PREFIX_TOKENS, TOKENIZER_MAX_LENGTH, format_prompt,
+pub use model::{HiddenStates, MultimodalInputs, QwenTextEncoder};
+pub use multimodal::{
+    DEFAULT_MROPE_SECTION, ImageEmbeds, VisionPositions, image_token_count, mrope_position_ids,
 };
+pub use prompt::{
+    DEFAULT_MAX_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH_LIMIT, PromptEmbeds, PromptEncoder,
+    TOKENIZER_MAX_LENGTH,
+};
+pub use template::{
+    EDIT_PROMPT_TEMPLATE, EDIT_TEMPLATE_PREFIX_TOKENS, IMAGE_PLACEHOLDER, PROMPT_TEMPLATE,
+    PromptTemplate, TEMPLATE_PREFIX_TOKENS, format_prompt,
+};
+pub use vision::{VisionConfig, VisionTower};
 
 /// The README's examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

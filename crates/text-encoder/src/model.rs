@@ -1,4 +1,5 @@
-//! The Qwen2.5-VL language model, text-only path (transformers `Qwen2_5_VLTextModel`).
+//! The Qwen2.5-VL language model (transformers `Qwen2_5_VLTextModel`), for text and for text
+//! with image embeddings scattered in (`Qwen2_5_VLModel.forward` minus the vision tower).
 //!
 //! Embedding → N × [x += o_proj(Attn(RMSNorm(x))); x += down(SiLU(gate(h)) · up(h)), h = RMSNorm(x)]
 //! → final RMSNorm. Field names mirror the PyTorch module tree, so `layers.{i}.self_attn.q_proj`
@@ -12,11 +13,11 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, ElementConversion, Int, Tensor};
+use burn::tensor::{Bool, ElementConversion, Int, Tensor, TensorData};
 use weights::Weights;
 
 use crate::rope::{self, RopeTables};
-use crate::{Error, TextConfig};
+use crate::{DEFAULT_MROPE_SECTION, Error, TextConfig};
 
 /// Checkpoint prefixes that belong to other heads of `Qwen2_5_VLForConditionalGeneration`: the
 /// vision tower (flat and transformers-5 layouts) and the LM head (unused: the pipeline takes
@@ -313,31 +314,156 @@ impl<B: Backend> QwenTextEncoder<B> {
         }
     }
 
+    /// Token embeddings `[B, L, D]` of a prompt with images: each `<|image_pad|>` token's row
+    /// replaced by the next row of `image_embeds` `[N, D]`, in row-major token order (upstream's
+    /// `masked_scatter`). The number of `<|image_pad|>` tokens must equal N; with no image tokens
+    /// `image_embeds` may be `None`. The image rows are cast to the model's dtype, as upstream.
+    pub fn embed_multimodal(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        image_embeds: Option<Tensor<B, 2>>,
+    ) -> Result<Tensor<B, 3>, Error> {
+        let [b, l] = input_ids.dims();
+        let d = self.config.hidden_size;
+        let ids = input_ids
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .map_err(|e| Error::Tokens(format!("reading the token ids back: {e:?}")))?;
+        let image_id = i64::from(self.config.image_token_id);
+        let slots: Vec<usize> = (0..ids.len()).filter(|&p| ids[p] == image_id).collect();
+        let x = embedding(self.embed_tokens.val(), input_ids);
+        let Some(image_embeds) = image_embeds else {
+            if slots.is_empty() {
+                return Ok(x);
+            }
+            return Err(Error::Images(format!(
+                "{} <|image_pad|> tokens but no image embeddings",
+                slots.len()
+            )));
+        };
+        let [n, width] = image_embeds.dims();
+        if width != d || n != slots.len() {
+            return Err(Error::Images(format!(
+                "image embeddings are [{n}, {width}] but the prompt has {} <|image_pad|> tokens \
+                 of width {d}",
+                slots.len()
+            )));
+        }
+        // One gather over [token rows; image rows]: row p of the result is token p, or image row
+        // k when p is the k-th image slot. Copies only, so the values are upstream's bit for bit.
+        let mut index: Vec<i64> = (0..(b * l) as i64).collect();
+        for (k, &p) in slots.iter().enumerate() {
+            index[p] = (b * l + k) as i64;
+        }
+        let device = x.device();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [b * l]), &device);
+        let dtype = x.dtype();
+        let table = Tensor::cat(vec![x.reshape([b * l, d]), image_embeds.cast(dtype)], 0);
+        Ok(table.select(0, index).reshape([b, l, d]))
+    }
+
+    /// Final-norm hidden states `[B, L, D]` of a prompt with images ([`MultimodalInputs`]).
+    pub fn forward_multimodal(&self, inputs: MultimodalInputs<B>) -> Result<Tensor<B, 3>, Error> {
+        let (x, mask, positions) = self.prepare_multimodal(inputs)?;
+        Ok(self.run_embeds(x, mask, positions, None))
+    }
+
+    /// Like [`forward_multimodal`](Self::forward_multimodal), keeping the embeddings (after the
+    /// image scatter) and every layer's output.
+    pub fn forward_multimodal_hidden_states(
+        &self,
+        inputs: MultimodalInputs<B>,
+    ) -> Result<HiddenStates<B>, Error> {
+        let (x, mask, positions) = self.prepare_multimodal(inputs)?;
+        let mut layers = Vec::with_capacity(self.layers.len() + 1);
+        let last_hidden_state = self.run_embeds(x, mask, positions, Some(&mut layers));
+        let embeddings = layers.remove(0);
+        Ok(HiddenStates {
+            embeddings,
+            layers,
+            last_hidden_state,
+        })
+    }
+
+    /// The rotary split in use: the config's `mrope_section`, or transformers' default.
+    pub fn mrope_section(&self) -> [usize; 3] {
+        self.config.mrope_section.unwrap_or(DEFAULT_MROPE_SECTION)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn prepare_multimodal(
+        &self,
+        inputs: MultimodalInputs<B>,
+    ) -> Result<(Tensor<B, 3>, Tensor<B, 2, Int>, Option<Tensor<B, 3, Int>>), Error> {
+        let [b, l] = inputs.input_ids.dims();
+        if inputs.attention_mask.dims() != [b, l] {
+            return Err(Error::Tokens(format!(
+                "attention mask {:?} for {b}×{l} token ids",
+                inputs.attention_mask.dims()
+            )));
+        }
+        if let Some(p) = &inputs.position_ids {
+            if p.dims() != [3, b, l] {
+                return Err(Error::Tokens(format!(
+                    "position ids {:?} for {b}×{l} token ids (expected [3, {b}, {l}])",
+                    p.dims()
+                )));
+            }
+            let section = self.mrope_section();
+            let half = self.inv_freq.len();
+            if section.iter().sum::<usize>() != half {
+                return Err(Error::MropeSection { section, half });
+            }
+        }
+        let x = self.embed_multimodal(inputs.input_ids, inputs.image_embeds)?;
+        Ok((x, inputs.attention_mask, inputs.position_ids))
+    }
+
     fn run(
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
+        collect: Option<&mut Vec<Tensor<B, 3>>>,
+    ) -> Tensor<B, 3> {
+        let x = embedding(self.embed_tokens.val(), input_ids);
+        self.run_embeds(x, attention_mask, None, collect)
+    }
+
+    /// The decoder stack on embeddings `x`; `position_ids` `[3, B, L]` selects M-RoPE, `None`
+    /// the 1-D positions of text.
+    fn run_embeds(
+        &self,
+        x: Tensor<B, 3>,
+        attention_mask: Tensor<B, 2, Int>,
+        position_ids: Option<Tensor<B, 3, Int>>,
         mut collect: Option<&mut Vec<Tensor<B, 3>>>,
     ) -> Tensor<B, 3> {
-        let device = input_ids.device();
-        let [b, l] = input_ids.dims();
+        let device = x.device();
+        let [b, l, _] = x.dims();
         let is_pad = attention_mask.clone().equal_elem(0);
         let padded = attention_mask.clone().min().into_scalar().elem::<i64>() == 0;
-        // Positions count real tokens only: p = cumsum(mask) − 1 (0…n−1 whatever the padding
-        // side); pads get a dummy 1, as transformers 4.x's get_rope_index gives them. RoPE is
-        // relative, so this equals transformers 5's plain 0…L−1 on real tokens under right
-        // padding and up to rounding under left padding; pad rows are dropped downstream.
-        let positions = attention_mask
-            .cumsum(1)
-            .sub_scalar(1)
-            .mask_fill(is_pad.clone(), 1);
-        let rope = rope::tables::<B>(positions, &self.inv_freq, &device);
+        let rope = match position_ids {
+            // Positions count real tokens only: p = cumsum(mask) − 1 (0…n−1 whatever the padding
+            // side); pads get a dummy 1, as transformers 4.x's get_rope_index gives them. RoPE is
+            // relative, so this equals transformers 5's plain 0…L−1 on real tokens under right
+            // padding and up to rounding under left padding; pad rows are dropped downstream.
+            None => {
+                let positions = attention_mask
+                    .cumsum(1)
+                    .sub_scalar(1)
+                    .mask_fill(is_pad.clone(), 1);
+                rope::tables::<B>(positions, &self.inv_freq, &device)
+            }
+            Some(p) => rope::tables_mrope::<B>(p, &self.inv_freq, self.mrope_section(), &device),
+        };
         // Key-padding mask, materialised once for all layers as [B, 1, L, L]; skipped when
         // nothing is padded (every single prompt), which spares the CPU kernel a per-score test
         // (~40% of the prefill time at 1058 tokens).
         let mask = padded.then(|| is_pad.clone().reshape([b, 1, 1, l]).repeat_dim(2, l));
 
-        let mut x = embedding(self.embed_tokens.val(), input_ids);
+        let mut x = x;
         for layer in &self.layers {
             if let Some(c) = collect.as_deref_mut() {
                 c.push(x.clone());
@@ -349,4 +475,20 @@ impl<B: Backend> QwenTextEncoder<B> {
         }
         self.norm.forward(x)
     }
+}
+
+/// A forward pass over a prompt with images: transformers' `Qwen2_5_VLModel.forward` given the
+/// vision tower's output instead of pixels.
+#[derive(Debug, Clone)]
+pub struct MultimodalInputs<B: Backend> {
+    /// Token ids `[B, L]`, `<|image_pad|>` repeated once per merged patch of each image.
+    pub input_ids: Tensor<B, 2, Int>,
+    /// `[B, L]`: 1 = token, 0 = padding (either side).
+    pub attention_mask: Tensor<B, 2, Int>,
+    /// `[N, D]`: every image's embeddings, in the order their `<|image_pad|>` tokens appear
+    /// (row by row); `None` when the prompt has no image.
+    pub image_embeds: Option<Tensor<B, 2>>,
+    /// `[3, B, L]` M-RoPE positions ([`mrope_position_ids`](crate::mrope_position_ids));
+    /// `None` numbers the tokens 0, 1, 2, … on all three axes, as for text.
+    pub position_ids: Option<Tensor<B, 3, Int>>,
 }

@@ -1,6 +1,11 @@
-//! The Qwen-Image prompt path (diffusers `QwenImagePipeline._get_qwen_prompt_embeds` followed by
-//! the truncation of `encode_prompt`): template → tokens → final-norm hidden states → keep each
-//! sample's real tokens → drop the 34-token system prefix → re-pad with zeros → mask.
+//! The Qwen-Image prompt paths: template → tokens → final-norm hidden states → keep each sample's
+//! real tokens → drop the template's leading tokens → re-pad with zeros → mask.
+//!
+//! Text-to-image (`QwenImagePipeline._get_qwen_prompt_embeds` and the truncation of
+//! `encode_prompt`): tokenizer truncation at 1024 + 34, drop 34, cut to `max_sequence_length`.
+//! Edit / Edit-Plus (`QwenImageEdit[Plus]Pipeline._get_qwen_prompt_embeds`, whose
+//! `encode_prompt` ignores `max_sequence_length`): the processor expands each image placeholder,
+//! no truncation, image embeddings scattered in, M-RoPE positions, drop 64, no cut.
 
 use std::path::Path;
 
@@ -9,14 +14,11 @@ use burn::tensor::{Int, Tensor, TensorData};
 use tokenizer_loader::{Batch, QwenTokenizer};
 use weights::PipelineDir;
 
-use crate::{Error, QwenTextEncoder};
-
-/// The prompt template of `QwenImagePipeline` (`prompt_template_encode`); the prompt replaces `{}`.
-pub const PROMPT_TEMPLATE: &str = "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, spatial relationships of the objects and background:<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n";
-
-/// Tokens of the template before the prompt (`prompt_template_encode_start_idx`): dropped from
-/// the embeddings. The 5-token assistant suffix after the prompt is kept.
-pub const TEMPLATE_PREFIX_TOKENS: usize = 34;
+use crate::multimodal::{
+    ImageEmbeds, VisionPositions, expand_image_pads, image_token_count, mrope_position_ids,
+};
+use crate::template::{PromptTemplate, TEMPLATE_PREFIX_TOKENS, VIDEO_PAD, format_prompt};
+use crate::{Error, MultimodalInputs, QwenTextEncoder};
 
 /// `tokenizer_max_length`: the tokenizer truncates at this plus [`TEMPLATE_PREFIX_TOKENS`].
 pub const TOKENIZER_MAX_LENGTH: usize = 1024;
@@ -26,15 +28,6 @@ pub const MAX_SEQUENCE_LENGTH_LIMIT: usize = 1024;
 
 /// `QwenImagePipeline.__call__`'s default `max_sequence_length`.
 pub const DEFAULT_MAX_SEQUENCE_LENGTH: usize = 512;
-
-/// A prompt inside the template, exactly as `PROMPT_TEMPLATE.format(prompt)` (the prompt is
-/// inserted verbatim, braces included).
-pub fn format_prompt(prompt: &str) -> String {
-    let (prefix, suffix) = PROMPT_TEMPLATE
-        .split_once("{}")
-        .unwrap_or((PROMPT_TEMPLATE, ""));
-    format!("{prefix}{prompt}{suffix}")
-}
 
 /// Prompt embeddings ready for the DiT.
 #[derive(Debug, Clone)]
@@ -57,9 +50,9 @@ impl<B: Backend> PromptEmbeds<B> {
 }
 
 impl<B: Backend> QwenTextEncoder<B> {
-    /// The prompt path from templated prompts already tokenized as the pipeline does it
-    /// ([`PromptEncoder::tokenize`]): run the model, keep each sample's real tokens, drop the
-    /// first [`TEMPLATE_PREFIX_TOKENS`], re-pad with zeros to the longest, then keep at most
+    /// The text-to-image prompt path from templated prompts already tokenized as the pipeline
+    /// does it ([`PromptEncoder::tokenize`]): run the model, keep each sample's real tokens, drop
+    /// the first [`TEMPLATE_PREFIX_TOKENS`], re-pad with zeros to the longest, then keep at most
     /// `max_sequence_length` rows (1..=1024).
     pub fn encode_tokens(
         &self,
@@ -67,49 +60,83 @@ impl<B: Backend> QwenTextEncoder<B> {
         max_sequence_length: usize,
     ) -> Result<PromptEmbeds<B>, Error> {
         check_max_sequence_length(max_sequence_length)?;
-        let (b, t) = (tokens.batch_size, tokens.seq_len);
-        let kept = self.check_tokens(tokens)?;
+        let kept = self.check_tokens(tokens, TEMPLATE_PREFIX_TOKENS)?;
+        let (ids, mask) = self.token_tensors(tokens);
+        let hidden = self.forward(ids, mask);
+        Ok(pack_rows(hidden, &kept, Some(max_sequence_length)))
+    }
+
+    /// The Edit / Edit-Plus path from tokens already expanded as the processor does
+    /// ([`PromptEncoder::tokenize_with_images`]) and every image's embeddings in the order of
+    /// their `<|image_pad|>` runs (row by row): run the model with the images scattered in and
+    /// `positions`, keep each sample's real tokens, drop the first `drop` (64 for the Edit
+    /// templates), re-pad with zeros to the longest. No cut: the Edit pipelines' `encode_prompt`
+    /// ignores `max_sequence_length`.
+    pub fn encode_tokens_with_images(
+        &self,
+        tokens: &Batch,
+        images: &[ImageEmbeds<B>],
+        drop: usize,
+        positions: VisionPositions,
+    ) -> Result<PromptEmbeds<B>, Error> {
+        let kept = self.check_tokens(tokens, drop)?;
+        let grids: Vec<[usize; 3]> = images.iter().map(|i| i.grid_thw).collect();
+        let merge = self.config().spatial_merge_size;
+        for image in images {
+            let n = image_token_count(image.grid_thw, merge)?;
+            if image.embeds.dims()[0] != n {
+                return Err(Error::Images(format!(
+                    "{} embedding rows for an image of grid {:?} ({n} tokens)",
+                    image.embeds.dims()[0],
+                    image.grid_thw
+                )));
+            }
+        }
         let device = self.embed_tokens_device();
+        let position_ids = match positions {
+            VisionPositions::Sequential => None,
+            VisionPositions::Mrope => {
+                let (b, t) = (tokens.batch_size, tokens.seq_len);
+                let p = mrope_position_ids(
+                    &tokens.ids,
+                    &tokens.mask,
+                    b,
+                    t,
+                    &grids,
+                    self.config().image_token_id,
+                    merge,
+                )?;
+                Some(Tensor::<B, 3, Int>::from_data(
+                    TensorData::new(p, [3, b, t]),
+                    &device,
+                ))
+            }
+        };
+        let image_embeds = (!images.is_empty())
+            .then(|| Tensor::cat(images.iter().map(|i| i.embeds.clone()).collect(), 0));
+        let (input_ids, attention_mask) = self.token_tensors(tokens);
+        let hidden = self.forward_multimodal(MultimodalInputs {
+            input_ids,
+            attention_mask,
+            image_embeds,
+            position_ids,
+        })?;
+        Ok(pack_rows(hidden, &kept, None))
+    }
+
+    fn token_tensors(&self, tokens: &Batch) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+        let device = self.embed_tokens_device();
+        let (b, t) = (tokens.batch_size, tokens.seq_len);
         let to_tensor = |v: &[u32]| {
             let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
             Tensor::<B, 2, Int>::from_data(TensorData::new(v, [b, t]), &device)
         };
-        let hidden = self.forward(to_tensor(&tokens.ids), to_tensor(&tokens.mask));
-        let d = hidden.dims()[2];
-
-        // Gather the kept rows of every sample into [B, L, D] with one `select`; padding slots
-        // point at row 0 and are zeroed afterwards (upstream pads with `new_zeros`).
-        let longest = kept.iter().map(Vec::len).max().unwrap_or(0);
-        let len = longest.min(max_sequence_length);
-        let mut index = Vec::with_capacity(b * len);
-        let mut mask = Vec::with_capacity(b * len);
-        for (row, rows) in kept.iter().enumerate() {
-            for k in 0..len {
-                let real = rows.get(k);
-                index.push((row * t + real.copied().unwrap_or(0)) as i64);
-                mask.push(i64::from(real.is_some()));
-            }
-        }
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [b * len]), &device);
-        let mask = Tensor::<B, 2, Int>::from_data(TensorData::new(mask, [b, len]), &device);
-        let embeds = hidden
-            .reshape([b * t, d])
-            .select(0, index)
-            .reshape([b, len, d]);
-        let pad = mask
-            .clone()
-            .equal_elem(0)
-            .unsqueeze_dim::<3>(2)
-            .expand([b, len, d]);
-        Ok(PromptEmbeds {
-            embeds: embeds.mask_fill(pad, 0.0),
-            mask,
-            lengths: kept.iter().map(|r| r.len().min(len)).collect(),
-        })
+        (to_tensor(&tokens.ids), to_tensor(&tokens.mask))
     }
 
-    /// Validate a token batch; per sample, the positions of its real tokens after the prefix.
-    fn check_tokens(&self, tokens: &Batch) -> Result<Vec<Vec<usize>>, Error> {
+    /// Validate a token batch; per sample, the positions of its real tokens after the first
+    /// `drop`.
+    fn check_tokens(&self, tokens: &Batch, drop: usize) -> Result<Vec<Vec<usize>>, Error> {
         let (b, t) = (tokens.batch_size, tokens.seq_len);
         if b == 0 || t == 0 {
             return Err(Error::Tokens("empty batch".into()));
@@ -135,15 +162,55 @@ impl<B: Backend> QwenTextEncoder<B> {
                 )));
             }
             let real: Vec<usize> = (0..t).filter(|&i| m[i] == 1).collect();
-            if real.len() <= TEMPLATE_PREFIX_TOKENS {
+            if real.len() <= drop {
                 return Err(Error::Tokens(format!(
-                    "row {row} has {} tokens: a templated prompt has more than the {TEMPLATE_PREFIX_TOKENS}-token prefix",
+                    "row {row} has {} tokens: a templated prompt has more than the {drop} tokens the pipeline drops",
                     real.len()
                 )));
             }
-            kept.push(real[TEMPLATE_PREFIX_TOKENS..].to_vec());
+            kept.push(real[drop..].to_vec());
         }
         Ok(kept)
+    }
+}
+
+/// Gather each sample's kept rows of `hidden` `[B, T, D]` into `[B, L, D]`, zero rows after its
+/// end, L = the longest kept length, capped at `cap`; with the aligned mask. One `select` for the
+/// whole batch: padding slots point at row 0 and are zeroed afterwards (upstream pads with
+/// `new_zeros`).
+fn pack_rows<B: Backend>(
+    hidden: Tensor<B, 3>,
+    kept: &[Vec<usize>],
+    cap: Option<usize>,
+) -> PromptEmbeds<B> {
+    let [b, t, d] = hidden.dims();
+    let device = hidden.device();
+    let longest = kept.iter().map(Vec::len).max().unwrap_or(0);
+    let len = cap.map_or(longest, |c| longest.min(c));
+    let mut index = Vec::with_capacity(b * len);
+    let mut mask = Vec::with_capacity(b * len);
+    for (row, rows) in kept.iter().enumerate() {
+        for k in 0..len {
+            let real = rows.get(k);
+            index.push((row * t + real.copied().unwrap_or(0)) as i64);
+            mask.push(i64::from(real.is_some()));
+        }
+    }
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [b * len]), &device);
+    let mask = Tensor::<B, 2, Int>::from_data(TensorData::new(mask, [b, len]), &device);
+    let embeds = hidden
+        .reshape([b * t, d])
+        .select(0, index)
+        .reshape([b, len, d]);
+    let pad = mask
+        .clone()
+        .equal_elem(0)
+        .unsqueeze_dim::<3>(2)
+        .expand([b, len, d]);
+    PromptEmbeds {
+        embeds: embeds.mask_fill(pad, 0.0),
+        mask,
+        lengths: kept.iter().map(|r| r.len().min(len)).collect(),
     }
 }
 
@@ -158,27 +225,57 @@ fn check_max_sequence_length(n: usize) -> Result<(), Error> {
     }
 }
 
-/// Tokenizer + text encoder: prompts in, [`PromptEmbeds`] out.
+/// Tokenizer + text encoder + the pipeline's template: prompts (and images) in,
+/// [`PromptEmbeds`] out.
 #[derive(Debug)]
 pub struct PromptEncoder<B: Backend> {
     tokenizer: QwenTokenizer,
     encoder: QwenTextEncoder<B>,
+    template: PromptTemplate,
 }
 
 impl<B: Backend> PromptEncoder<B> {
     /// Load the tokenizer and the text encoder of a diffusers pipeline folder (`model_index.json`,
-    /// `tokenizer/`, `text_encoder/`).
+    /// `tokenizer/`, `text_encoder/`); the template follows the pipeline class (`_class_name`).
+    /// The Edit pipelines tokenize with their processor's tokenizer: `processor/` when it holds
+    /// tokenizer files (as released), else `tokenizer/`.
     pub fn from_pipeline_dir(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
         let dir = dir.as_ref();
         let pipeline = PipelineDir::open(dir)?;
+        let template =
+            PromptTemplate::for_model_index(pipeline.model_index(), &dir.join("model_index.json"))?;
         let encoder = QwenTextEncoder::load(pipeline.component("text_encoder")?, device)?;
-        let tokenizer = QwenTokenizer::from_pipeline_dir(dir)?;
-        Ok(Self::new(tokenizer, encoder))
+        let processor = dir.join("processor");
+        let has_tokenizer = |f: &str| processor.join(f).is_file();
+        let tokenizer = if template.takes_images()
+            && (has_tokenizer("tokenizer.json")
+                || (has_tokenizer("vocab.json") && has_tokenizer("merges.txt")))
+        {
+            QwenTokenizer::from_folder(&processor)?
+        } else {
+            QwenTokenizer::from_pipeline_dir(dir)?
+        };
+        Ok(Self::new(tokenizer, encoder).with_template(template))
     }
 
-    /// Pair an already loaded tokenizer and model.
+    /// Pair an already loaded tokenizer and model, with the text-to-image template.
     pub fn new(tokenizer: QwenTokenizer, encoder: QwenTextEncoder<B>) -> Self {
-        Self { tokenizer, encoder }
+        Self {
+            tokenizer,
+            encoder,
+            template: PromptTemplate::TextToImage,
+        }
+    }
+
+    /// The same encoder with another pipeline's template.
+    pub fn with_template(mut self, template: PromptTemplate) -> Self {
+        self.template = template;
+        self
+    }
+
+    /// The template in use.
+    pub fn template(&self) -> PromptTemplate {
+        self.template
     }
 
     /// The tokenizer.
@@ -191,8 +288,10 @@ impl<B: Backend> PromptEncoder<B> {
         &self.encoder
     }
 
-    /// The pipeline's tokenizer call: each prompt in the template, right-padded to the longest,
-    /// truncated at 1024 + 34 tokens.
+    /// The text-to-image pipeline's tokenizer call: each prompt in [`PROMPT_TEMPLATE`],
+    /// right-padded to the longest, truncated at 1024 + 34 tokens.
+    ///
+    /// [`PROMPT_TEMPLATE`]: crate::PROMPT_TEMPLATE
     pub fn tokenize(&self, prompts: &[String]) -> Result<Batch, Error> {
         let texts: Vec<String> = prompts.iter().map(|p| format_prompt(p)).collect();
         Ok(self
@@ -200,8 +299,10 @@ impl<B: Backend> PromptEncoder<B> {
             .encode_batch_padded(&texts, TOKENIZER_MAX_LENGTH + TEMPLATE_PREFIX_TOKENS)?)
     }
 
-    /// Encode prompts as `QwenImagePipeline.encode_prompt` does, keeping at most
-    /// `max_sequence_length` (1..=1024, default [`DEFAULT_MAX_SEQUENCE_LENGTH`]) rows.
+    /// Encode prompts as the pipeline's `encode_prompt` does without images: text-to-image
+    /// keeps at most `max_sequence_length` (1..=1024, default [`DEFAULT_MAX_SEQUENCE_LENGTH`])
+    /// rows; Edit-Plus encodes the bare edit template (no picture), ignoring the cut as
+    /// diffusers does; Edit refuses (its template holds an image).
     pub fn encode(
         &self,
         prompts: &[String],
@@ -211,7 +312,99 @@ impl<B: Backend> PromptEncoder<B> {
         if prompts.is_empty() {
             return Err(Error::Tokens("no prompts to encode".into()));
         }
+        if self.template.takes_images() {
+            let none = vec![Vec::new(); prompts.len()];
+            return self.encode_with_image_embeds(prompts, &none, VisionPositions::default());
+        }
         let tokens = self.tokenize(prompts)?;
         self.encoder.encode_tokens(&tokens, max_sequence_length)
+    }
+
+    /// The processor's text side for prompts with images, `grids[i]` being prompt i's images
+    /// (`image_grid_thw` rows): each prompt in the template (Edit: one image; Edit-Plus: "Picture
+    /// N: " per image), every `<|image_pad|>` repeated once per merged patch, tokenized and
+    /// right-padded to the longest, without truncation (`padding=True` only).
+    pub fn tokenize_with_images(
+        &self,
+        prompts: &[String],
+        grids: &[Vec<[usize; 3]>],
+    ) -> Result<Batch, Error> {
+        if !self.template.takes_images() {
+            return Err(Error::Images(
+                "this is a text-to-image pipeline: its prompts take no images".into(),
+            ));
+        }
+        if prompts.is_empty() {
+            return Err(Error::Tokens("no prompts to encode".into()));
+        }
+        if grids.len() != prompts.len() {
+            return Err(Error::Images(format!(
+                "{} image lists for {} prompts (one list per prompt)",
+                grids.len(),
+                prompts.len()
+            )));
+        }
+        let merge = self.encoder.config().spatial_merge_size;
+        let mut texts = Vec::with_capacity(prompts.len());
+        for (prompt, grids) in prompts.iter().zip(grids) {
+            let text = self.template.format(prompt, grids.len())?;
+            if text.contains(VIDEO_PAD) {
+                // The processor counts it as a video placeholder and refuses a prompt without
+                // videos.
+                return Err(Error::Tokens(format!(
+                    "a prompt may not contain {VIDEO_PAD} (no videos were passed)"
+                )));
+            }
+            let counts = grids
+                .iter()
+                .map(|&g| image_token_count(g, merge))
+                .collect::<Result<Vec<_>, _>>()?;
+            texts.push((
+                expand_image_pads(&text, &counts)?,
+                counts.iter().sum::<usize>(),
+            ));
+        }
+        let strings: Vec<&str> = texts.iter().map(|(t, _)| t.as_str()).collect();
+        let batch = self.tokenizer.encode_batch_padded(&strings, usize::MAX)?;
+        // The processor's own check: the tokenizer must keep each placeholder a single token.
+        let image_id = self.encoder.config().image_token_id;
+        for (row, (_, want)) in texts.iter().enumerate() {
+            let got = batch
+                .row(row)
+                .map_or(0, |r| r.iter().filter(|&&id| id == image_id).count());
+            if got != *want {
+                return Err(Error::Images(format!(
+                    "prompt {row}: {got} image tokens after tokenization, {want} expected (is \
+                     <|image_pad|> id {image_id} in the tokenizer?)"
+                )));
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Encode prompts with images as the Edit pipelines' `encode_prompt` does, given each
+    /// image's vision-tower embeddings: `images[i]` are prompt i's images in order (Edit: exactly
+    /// one; Edit-Plus: any number, named "Picture 1…N"). `positions` picks the 3-D M-RoPE
+    /// positions of the model (the default) or the sequential ones of the pinned diffusers +
+    /// transformers 5 pairing ([`VisionPositions`]). No `max_sequence_length`: the Edit
+    /// pipelines ignore it.
+    pub fn encode_with_image_embeds(
+        &self,
+        prompts: &[String],
+        images: &[Vec<ImageEmbeds<B>>],
+        positions: VisionPositions,
+    ) -> Result<PromptEmbeds<B>, Error> {
+        let grids: Vec<Vec<[usize; 3]>> = images
+            .iter()
+            .map(|list| list.iter().map(|i| i.grid_thw).collect())
+            .collect();
+        let tokens = self.tokenize_with_images(prompts, &grids)?;
+        let flat: Vec<ImageEmbeds<B>> = images.iter().flatten().cloned().collect();
+        self.encoder.encode_tokens_with_images(
+            &tokens,
+            &flat,
+            self.template.drop_tokens(),
+            positions,
+        )
     }
 }

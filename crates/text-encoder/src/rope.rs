@@ -1,10 +1,10 @@
 //! Rotate-half (NeoX) rotary position embedding of the Qwen2.5-VL language model.
 //!
 //! Upstream's `Qwen2_5_VLRotaryEmbedding` is M-RoPE: three position components (t, h, w) fill
-//! interleaved chunks (`mrope_section`) of the frequency axis. For text-only input the three
+//! consecutive chunks (`mrope_section`) of the frequency axis. For text-only input the three
 //! components are the same integer, so the chunking picks identical values and it reduces to
-//! ordinary 1-D RoPE. (The DiT uses a different, interleaved-pair convention: see
-//! qwen-image-dit.)
+//! ordinary 1-D RoPE ([`tables`]); a prompt with images needs the split ([`tables_mrope`]).
+//! (The DiT uses a different, interleaved-pair convention: see qwen-image-dit.)
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -51,6 +51,47 @@ pub(crate) fn tables<B: Backend>(
     let positions: Tensor<B, 2> = positions.cast(burn::tensor::FloatDType::F32);
     let angles = positions.reshape([b, l, 1]) * freqs;
     // cos/sin of [angles, angles]: the two halves rotate together (rotate-half layout).
+    let angles = Tensor::cat(vec![angles.clone(), angles], 2).unsqueeze_dim::<4>(1);
+    RopeTables {
+        cos: angles.clone().cos(),
+        sin: angles.sin(),
+    }
+}
+
+/// Tables for M-RoPE positions `[3, B, L]` (temporal, height, width): frequency `j` of chunk
+/// `c` of `section` (which must sum to `inv_freq.len()`) turns with component `c`'s position.
+///
+/// Same arithmetic as upstream — each component's angles `position · inv_freq` in f32, then the
+/// chunks picked — so a row whose three components agree equals [`tables`]' row bit for bit.
+pub(crate) fn tables_mrope<B: Backend>(
+    positions: Tensor<B, 3, Int>,
+    inv_freq: &[f32],
+    section: [usize; 3],
+    device: &B::Device,
+) -> RopeTables<B> {
+    let [_, b, l] = positions.dims();
+    let half = inv_freq.len();
+    debug_assert_eq!(section.iter().sum::<usize>(), half, "checked by the caller");
+    let f32_on_device = burn::tensor::TensorCreationOptions::new(device.clone())
+        .with_dtype(burn::tensor::DType::F32);
+    let freqs: Tensor<B, 4> = Tensor::from_data(
+        TensorData::new(inv_freq.to_vec(), [1, 1, 1, half]),
+        f32_on_device,
+    );
+    let positions: Tensor<B, 3> = positions.cast(burn::tensor::FloatDType::F32);
+    let angles = positions.reshape([3, b, l, 1]) * freqs;
+    let mut start = 0;
+    let chunks = section
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(c, &n)| {
+            let chunk = angles.clone().narrow(0, c, 1).narrow(3, start, n);
+            start += n;
+            chunk
+        })
+        .collect();
+    let angles = Tensor::cat(chunks, 3).reshape([b, l, half]);
     let angles = Tensor::cat(vec![angles.clone(), angles], 2).unsqueeze_dim::<4>(1);
     RopeTables {
         cos: angles.clone().cos(),
