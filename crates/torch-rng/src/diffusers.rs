@@ -27,9 +27,9 @@ use crate::torch_generator::NoiseGenerator;
 /// assert_eq!(latents.len(), 16 * 128 * 128);
 /// # Ok::<(), torch_rng::Error>(())
 /// ```
-pub fn randn_tensor<T: Element, G: NoiseGenerator>(
+pub fn randn_tensor<T: Element>(
     shape: &[usize],
-    generators: &mut [G],
+    generators: &mut [impl NoiseGenerator],
 ) -> Result<Vec<T>, Error> {
     let numel = shape
         .iter()

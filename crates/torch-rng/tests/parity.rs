@@ -260,7 +260,7 @@ fn seeds_share_a_stream_modulo_two_to_the_32() {
 #[test]
 fn randn_tensor_rejects_what_diffusers_cannot_draw() {
     use torch_rng::Error;
-    let none: Result<Vec<f32>, _> = randn_tensor(&[1, 4], &mut []);
+    let none: Result<Vec<f32>, _> = randn_tensor(&[1, 4], &mut [] as &mut [Generator]);
     assert!(matches!(none, Err(Error::NoGenerator { .. })));
     let scalar: Result<Vec<f32>, _> = randn_tensor(&[], &mut [Generator::new(0)]);
     assert!(matches!(scalar, Err(Error::NoBatchDim { .. })));
