@@ -21,6 +21,10 @@ Files (images are seeded uniform noise in [-1, 1]; H/8 and W/8 odd):
   decode_rgba_3x5.safetensors     the RGBA VAE's 4-channel decode: `latents` [1,16,1,3,5], `sample`
       [1,4,1,24,40] (vae.decode(latents).sample) and the decoder hooks `post_quant_conv`, `conv_in`,
       `mid_block`, `up_blocks.{i}`.
+The two single-image encode files and the decode file also hold `bf16_scaled_err` [1]: how far the
+official model run in bf16 (weights and input; torch CPU) lands from its own f32 output (`mean`,
+resp. `sample`), as max |bf16 - f32| / max |f32|. The Rust bf16 tests are bounded by it where the
+narrow tiny models drift more than the usual bf16 tolerance.
 """
 
 import pathlib
@@ -109,6 +113,21 @@ def _decode(vae: AutoencoderKLQwenImage, latents: torch.Tensor) -> dict:
     return {"latents": latents, "sample": sample, **caught}
 
 
+def _bf16_scaled_err(vae_dir: pathlib.Path, golden: dict) -> torch.Tensor:
+    vae = AutoencoderKLQwenImage.from_pretrained(str(vae_dir), torch_dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        if "image" in golden:
+            ours, want = vae.encode(golden["image"].bfloat16()).latent_dist.mode(), golden["mean"]
+        else:
+            ours, want = vae.decode(golden["latents"].bfloat16()).sample, golden["sample"]
+    err = (ours.float() - want).abs().max() / want.abs().max()
+    return err.reshape(1)
+
+
+def _with_bf16(vae_dir: pathlib.Path, golden: dict) -> dict:
+    return {**golden, "bf16_scaled_err": _bf16_scaled_err(vae_dir, golden)}
+
+
 def _image(gen: torch.Generator, shape) -> torch.Tensor:
     return torch.rand(*shape, generator=gen) * 2.0 - 1.0
 
@@ -116,14 +135,18 @@ def _image(gen: torch.Generator, shape) -> torch.Tensor:
 def main(out: pathlib.Path) -> None:
     dest = pathlib.Path(out) / FOLDER
     meta = {"seed": SEED}
-    rgb = AutoencoderKLQwenImage.from_pretrained(tiny_pipeline_dir(out) / "vae", torch_dtype=torch.float32).eval()
-    rgba = _rgba_vae(dest / "rgba-vae")
+    rgb_dir, rgba_dir = tiny_pipeline_dir(out) / "vae", dest / "rgba-vae"
+    rgb = AutoencoderKLQwenImage.from_pretrained(rgb_dir, torch_dtype=torch.float32).eval()
+    rgba = _rgba_vae(rgba_dir)
     gen = torch.Generator().manual_seed(SEED)
 
-    save_tensors(dest / "encode_rgb_40x56.safetensors", _encode(rgb, _image(gen, (1, 3, 1, 40, 56)), True), meta)
-    save_tensors(dest / "encode_rgb_24x56_b2.safetensors", _encode(rgb, _image(gen, (2, 3, 1, 24, 56)), False), meta)
-    save_tensors(dest / "encode_rgba_24x40.safetensors", _encode(rgba, _image(gen, (1, 4, 1, 24, 40)), True), meta)
+    golden = _encode(rgb, _image(gen, (1, 3, 1, 40, 56)), True)
+    save_tensors(dest / "encode_rgb_40x56.safetensors", _with_bf16(rgb_dir, golden), meta)
+    golden = _encode(rgb, _image(gen, (2, 3, 1, 24, 56)), False)
+    save_tensors(dest / "encode_rgb_24x56_b2.safetensors", golden, meta)
+    golden = _encode(rgba, _image(gen, (1, 4, 1, 24, 40)), True)
+    save_tensors(dest / "encode_rgba_24x40.safetensors", _with_bf16(rgba_dir, golden), meta)
     # Latents at the scale the VAE decodes them (after de-normalisation).
     latents = torch.randn(1, 16, 1, 3, 5, generator=gen) * 2.0
-    save_tensors(dest / "decode_rgba_3x5.safetensors", _decode(rgba, latents), meta)
+    save_tensors(dest / "decode_rgba_3x5.safetensors", _with_bf16(rgba_dir, _decode(rgba, latents)), meta)
     print(f"[vae_encoder] wrote {dest}")

@@ -29,7 +29,6 @@ mod error;
 mod frame;
 mod pixel;
 mod preprocess;
-mod resample;
 mod thresholds;
 
 #[cfg(feature = "clip")]
@@ -37,9 +36,10 @@ mod clip;
 
 pub use error::{Error, Result};
 pub use frame::{FrameMetrics, ImageMetrics};
+/// Pillow's resampler lives in `image-io` (one copy for CLIP and the VAE inputs).
+pub use image_io::{Resample, resize_like_pil};
 pub use pixel::{PixelMetrics, mean_abs_diff, psnr, ssim};
-pub use preprocess::{ClipPreprocessor, PixelValues, Resample, ResizeTo};
-pub use resample::resize_like_pil;
+pub use preprocess::{ClipPreprocessor, PixelValues, ResizeTo};
 pub use thresholds::{
     CaseThresholds, Failure, Media, Metric, Status, Thresholds, Unchecked, Verdict,
 };

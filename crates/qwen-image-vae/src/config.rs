@@ -20,12 +20,18 @@ pub struct VaeConfig {
     /// Residual blocks per encoder stage (each decoder up block has one more).
     #[serde(default = "default_num_res_blocks")]
     pub num_res_blocks: usize,
-    /// Encoder stages that also halve time (diffusers' spelling). Its reverse picks which decoder
-    /// upsamplers are `upsample3d`; for one frame that only decides whether `time_conv` weights
-    /// exist.
+    /// Encoder stages that also halve time (diffusers' spelling). It picks which encoder
+    /// downsamplers are `downsample3d` and, reversed, which decoder upsamplers are `upsample3d`;
+    /// for one frame that only decides whether `time_conv` weights exist.
     #[serde(default = "default_temperal_downsample")]
     pub temperal_downsample: Vec<bool>,
-    /// Image channels (3 = RGB; the Layered VAE uses 4).
+    /// Scales (1, 1/2, …) after whose encoder residual blocks an attention block sits. Every
+    /// released Qwen-Image VAE has none; the encoder refuses a config with any (the decoder
+    /// ignores the key, as upstream's does).
+    #[serde(default)]
+    pub attn_scales: Vec<f64>,
+    /// Image channels in and out (3 = RGB; the Layered VAE uses 4 = RGBA for both the encoder's
+    /// input and the decoder's output: diffusers 0.42.1 has no separate output-channel key).
     #[serde(default = "default_input_channels")]
     pub input_channels: usize,
     /// Per-channel latent mean used by [`crate::denormalize`].
@@ -76,6 +82,7 @@ impl Default for VaeConfig {
             dim_mult: default_dim_mult(),
             num_res_blocks: default_num_res_blocks(),
             temperal_downsample: default_temperal_downsample(),
+            attn_scales: Vec::new(),
             input_channels: default_input_channels(),
             latents_mean: default_latents_mean(),
             latents_std: default_latents_std(),
@@ -106,6 +113,15 @@ impl VaeConfig {
     /// as `QwenImagePipeline.vae_scale_factor`.
     pub fn scale_factor(&self) -> usize {
         1 << self.temperal_downsample.len()
+    }
+
+    /// Channel widths the encoder walks through: `base_dim × [1, dim_mult…]` (stage `i` goes from
+    /// entry `i` to entry `i + 1`; the last is the mid block's width).
+    pub(crate) fn encoder_dims(&self) -> Vec<usize> {
+        std::iter::once(1)
+            .chain(self.dim_mult.iter().copied())
+            .map(|m| self.base_dim * m)
+            .collect()
     }
 
     /// Channel widths the decoder walks through: `base_dim × [dim_mult[-1], reversed(dim_mult)…]`.

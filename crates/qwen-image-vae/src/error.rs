@@ -16,6 +16,9 @@ pub enum Error {
     /// `config.json` is not a valid AutoencoderKLQwenImage config.
     #[error("{path}: invalid VAE config: {reason}")]
     Config { path: PathBuf, reason: String },
+    /// A config the port deliberately does not implement (says what and why).
+    #[error("unsupported VAE config: {0}")]
+    Unsupported(String),
     /// A tensor given to the decoder or to a latent/image helper has the wrong shape.
     #[error("{what} has shape {found:?}, expected {expected}")]
     Shape {

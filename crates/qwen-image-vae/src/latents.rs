@@ -1,5 +1,5 @@
-//! The pipeline-side latent helpers of `QwenImagePipeline`: 2×2 patch (un)packing and
-//! de-normalisation before `vae.decode`.
+//! The pipeline-side latent helpers: 2×2 patch (un)packing, de-normalisation before `vae.decode`
+//! (`QwenImagePipeline`) and normalisation after `vae.encode` (the Edit and Layered pipelines).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -69,11 +69,41 @@ pub fn denormalize<B: Backend>(
     latents: Tensor<B, 5>,
     config: &VaeConfig,
 ) -> Result<Tensor<B, 5>, Error> {
+    check_channels(&latents, config, "latents to de-normalise")?;
+    let inv_std: Vec<f32> = config.latents_std.iter().map(|s| 1.0 / s).collect();
+    let inv_std = channel_column(&latents, inv_std);
+    let mean = channel_column(&latents, config.latents_mean.clone());
+    Ok(latents / inv_std + mean)
+}
+
+/// The Edit and Layered pipelines' normalisation of the encoded image (`_encode_vae_image`):
+/// per channel `(latents - mean) / std`.
+///
+/// Upstream divides by `std` here (unlike [`denormalize`], which divides by `1/std`), so this
+/// does too and the f32 result is bit-identical. As upstream, both constants are first rounded to
+/// the latents' dtype and the arithmetic runs in it. (The img2img / inpaint pipelines multiply by
+/// `1/std` instead; they are not ported.)
+pub fn normalize<B: Backend>(
+    latents: Tensor<B, 5>,
+    config: &VaeConfig,
+) -> Result<Tensor<B, 5>, Error> {
+    check_channels(&latents, config, "latents to normalise")?;
+    let mean = channel_column(&latents, config.latents_mean.clone());
+    let std = channel_column(&latents, config.latents_std.clone());
+    Ok((latents - mean) / std)
+}
+
+/// `[B, z_dim, T, h, w]` with z_dim values of mean and std in the config.
+fn check_channels<B: Backend>(
+    latents: &Tensor<B, 5>,
+    config: &VaeConfig,
+    what: &'static str,
+) -> Result<(), Error> {
     let dims = latents.dims();
     let z = config.z_dim;
     if dims[1] != z || config.latents_mean.len() != z || config.latents_std.len() != z {
         return Err(Error::Shape {
-            what: "latents to de-normalise",
+            what,
             found: dims.to_vec(),
             expected: format!(
                 "[B, {z}, T, h, w] with {z} latents_mean / latents_std values (config has {} / {})",
@@ -82,16 +112,19 @@ pub fn denormalize<B: Backend>(
             ),
         });
     }
-    let device = latents.device();
-    let dtype = latents.dtype();
-    let inv_std: Vec<f32> = config.latents_std.iter().map(|s| 1.0 / s).collect();
-    let column = |v: Vec<f32>| {
-        Tensor::<B, 5>::from_data(
-            TensorData::new(v, [1, z, 1, 1, 1]).convert_dtype(dtype),
-            &device,
-        )
-    };
-    let inv_std = column(inv_std);
-    let mean = column(config.latents_mean.clone());
-    Ok(latents / inv_std + mean)
+    Ok(())
+}
+
+/// Per-channel constants as a `[1, C, 1, 1, 1]` tensor in `like`'s dtype and on its device.
+///
+/// The f32 values are rounded once to that dtype (as upstream's `torch.tensor(...).to(dtype)`).
+/// The dtype is passed explicitly: `from_data` alone would use the device's default float type,
+/// which is not `like`'s when a bf16 tensor runs on an f32 backend (the CPU bf16 tests).
+fn channel_column<B: Backend>(like: &Tensor<B, 5>, values: Vec<f32>) -> Tensor<B, 5> {
+    let c = values.len();
+    let dtype = like.dtype();
+    Tensor::from_data(
+        TensorData::new(values, [1, c, 1, 1, 1]).convert_dtype(dtype),
+        (&like.device(), dtype),
+    )
 }

@@ -1,4 +1,4 @@
-//! The decoder's building blocks, each reduced to what one frame needs. Field names mirror the
+//! The encoder's and decoder's building blocks, each reduced to what one frame needs. Field names mirror the
 //! PyTorch modules so that every weight key maps 1:1.
 
 use burn::module::{Module, Param};
@@ -243,4 +243,77 @@ pub(crate) fn upsample_nearest_2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     x.reshape([n, c, h, 1, w, 1])
         .expand([n, c, h, 2, w, 2])
         .reshape([n, c, 2 * h, 2 * w])
+}
+
+/// `QwenImageMidBlock` (encoder and decoder alike): residual → attention → residual.
+#[derive(Module, Debug)]
+pub(crate) struct MidBlock<B: Backend> {
+    resnet0: ResidualBlock<B>,
+    attention: AttentionBlock<B>,
+    resnet1: ResidualBlock<B>,
+}
+
+impl<B: Backend> MidBlock<B> {
+    /// `prefix.resnets.{0,1}` and `prefix.attentions.0`, all `c` wide.
+    pub(crate) fn load(
+        w: &Weights,
+        prefix: &str,
+        c: usize,
+        dev: &B::Device,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            resnet0: ResidualBlock::load(w, &format!("{prefix}.resnets.0"), c, c, dev)?,
+            attention: AttentionBlock::load(w, &format!("{prefix}.attentions.0"), c, dev)?,
+            resnet1: ResidualBlock::load(w, &format!("{prefix}.resnets.1"), c, c, dev)?,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.resnet1
+            .forward(self.attention.forward(self.resnet0.forward(x)))
+    }
+}
+
+/// `QwenImageResample` in `downsample2d`/`downsample3d` mode: zero-pad one column on the right and
+/// one row at the bottom (`ZeroPad2d((0, 1, 0, 1))`), then a 3×3 conv C → C with stride 2, so an
+/// even side halves exactly.
+///
+/// For a single frame `downsample3d` is the same: on the first chunk its feature cache is empty,
+/// so upstream only stores the frame and skips `time_conv`; its weights are never loaded.
+#[derive(Module, Debug)]
+pub(crate) struct Downsample<B: Backend> {
+    conv: Conv2d<B>,
+}
+
+impl<B: Backend> Downsample<B> {
+    pub(crate) fn load(
+        w: &Weights,
+        prefix: &str,
+        c: usize,
+        dev: &B::Device,
+    ) -> Result<Self, Error> {
+        let weight = w.get::<B, 4>(&format!("{prefix}.resample.1.weight"), [c, c, 3, 3], dev)?;
+        let bias = w.get::<B, 1>(&format!("{prefix}.resample.1.bias"), [c], dev)?;
+        Ok(Self {
+            conv: Conv2d {
+                weight: Param::from_tensor(weight),
+                bias: Some(Param::from_tensor(bias)),
+                stride: [2, 2],
+                kernel_size: [3, 3],
+                dilation: [1, 1],
+                groups: 1,
+                // Padded in `forward`: burn 0.21's asymmetric conv padding builds its zero
+                // frame in the default float dtype and panics on bf16 tensors (Flex).
+                padding: PaddingConfig2d::Valid,
+            },
+        })
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        // One zero column on the right, then one zero row at the bottom, in x's own dtype.
+        let column = x.clone().narrow(3, 0, 1).zeros_like();
+        let x = Tensor::cat(vec![x, column], 3);
+        let row = x.clone().narrow(2, 0, 1).zeros_like();
+        self.conv.forward(Tensor::cat(vec![x, row], 2))
+    }
 }

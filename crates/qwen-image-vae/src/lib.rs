@@ -20,6 +20,7 @@
 //! ```
 
 mod config;
+mod encoder;
 mod error;
 mod latents;
 mod layers;
@@ -27,8 +28,9 @@ mod model;
 mod postprocess;
 
 pub use config::VaeConfig;
+pub use encoder::{QwenImageAutoencoder, QwenImageVaeEncoder};
 pub use error::Error;
-pub use latents::{denormalize, pack_latents, unpack_latents};
+pub use latents::{denormalize, normalize, pack_latents, unpack_latents};
 pub use model::QwenImageVae;
 pub use postprocess::to_rgb_images;
 

@@ -8,22 +8,7 @@ use weights::Weights;
 
 use crate::Error;
 use crate::config::VaeConfig;
-use crate::layers::{AttentionBlock, ResidualBlock, RmsNorm, Upsample, load_causal_conv};
-
-/// `QwenImageMidBlock`: residual → attention → residual.
-#[derive(Module, Debug)]
-struct MidBlock<B: Backend> {
-    resnet0: ResidualBlock<B>,
-    attention: AttentionBlock<B>,
-    resnet1: ResidualBlock<B>,
-}
-
-impl<B: Backend> MidBlock<B> {
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.resnet1
-            .forward(self.attention.forward(self.resnet0.forward(x)))
-    }
-}
+use crate::layers::{MidBlock, ResidualBlock, RmsNorm, Upsample, load_causal_conv};
 
 /// `QwenImageUpBlock`: `num_res_blocks + 1` residual blocks, then an optional upsampler.
 #[derive(Module, Debug)]
@@ -46,9 +31,11 @@ impl<B: Backend> UpBlock<B> {
 
 /// The decoder half of `AutoencoderKLQwenImage` (plus `post_quant_conv`), for single images.
 ///
-/// Built from `config.json` and the released weight names (`decoder.*`, `post_quant_conv.*`); the
-/// encoder, `quant_conv` and the upsamplers' `time_conv` tensors are present in the checkpoint but
-/// not needed for one frame, and are ignored.
+/// Built from `config.json` and the released weight names (`decoder.*`, `post_quant_conv.*`). This
+/// type loads the decoder only, so that text-to-image never holds the encoder: the encoder and
+/// `quant_conv` tensors are skipped by prefix, and the upsamplers' `time_conv` tensors (unused for
+/// one frame) by name. [`crate::QwenImageVaeEncoder`] is the encoder alone and
+/// [`crate::QwenImageAutoencoder`] loads both halves.
 #[derive(Module, Debug)]
 pub struct QwenImageVae<B: Backend> {
     post_quant_conv: Conv2d<B>,
@@ -72,23 +59,32 @@ impl<B: Backend> QwenImageVae<B> {
     }
 
     /// Build from an already opened checkpoint; strict: a missing, misshapen or unexpected tensor
-    /// (outside the encoder and the unused `time_conv`s) is an error naming the tensor and file.
+    /// (outside the encoder, `quant_conv` and the unused `time_conv`s) is an error naming the
+    /// tensor and file.
     pub fn from_weights(config: VaeConfig, w: &Weights, device: &B::Device) -> Result<Self, Error> {
+        let (decoder, mut ignored) = Self::build(config, w, device)?;
+        ignored.extend(["encoder.".to_string(), "quant_conv.".to_string()]);
+        check_all_used(w, &ignored)?;
+        Ok(decoder)
+    }
+
+    /// Read every decoder tensor; return the model and the `time_conv` prefixes it leaves unread
+    /// on purpose (the caller decides what else may stay unread).
+    pub(crate) fn build(
+        config: VaeConfig,
+        w: &Weights,
+        device: &B::Device,
+    ) -> Result<(Self, Vec<String>), Error> {
         let dev = device;
         let z = config.z_dim;
         let dims = config.decoder_dims();
         let post_quant_conv = load_causal_conv(w, "post_quant_conv", z, z, 1, dev)?;
         let conv_in = load_causal_conv(w, "decoder.conv_in", z, dims[0], 3, dev)?;
-        let mid = "decoder.mid_block";
-        let mid_block = MidBlock {
-            resnet0: ResidualBlock::load(w, &format!("{mid}.resnets.0"), dims[0], dims[0], dev)?,
-            attention: AttentionBlock::load(w, &format!("{mid}.attentions.0"), dims[0], dev)?,
-            resnet1: ResidualBlock::load(w, &format!("{mid}.resnets.1"), dims[0], dims[0], dev)?,
-        };
+        let mid_block = MidBlock::load(w, "decoder.mid_block", dims[0], dev)?;
         let temporal_upsample: Vec<bool> =
             config.temperal_downsample.iter().rev().copied().collect();
         let n_blocks = dims.len() - 1;
-        let mut ignored = vec!["encoder.".to_string(), "quant_conv.".to_string()];
+        let mut ignored = Vec::new();
         let mut up_blocks = Vec::with_capacity(n_blocks);
         for i in 0..n_blocks {
             let prefix = format!("decoder.up_blocks.{i}");
@@ -125,9 +121,7 @@ impl<B: Backend> QwenImageVae<B> {
         let norm_out = RmsNorm::load(w, "decoder.norm_out", c_last, false, dev)?;
         let conv_out =
             load_causal_conv(w, "decoder.conv_out", c_last, config.input_channels, 3, dev)?;
-        let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
-        w.check_all_used(&ignored)?;
-        Ok(Self {
+        let decoder = Self {
             post_quant_conv,
             conv_in,
             mid_block,
@@ -135,7 +129,8 @@ impl<B: Backend> QwenImageVae<B> {
             norm_out,
             conv_out,
             config,
-        })
+        };
+        Ok((decoder, ignored))
     }
 
     /// The config the model was built from (with `latents_mean` / `latents_std`).
@@ -144,7 +139,8 @@ impl<B: Backend> QwenImageVae<B> {
     }
 
     /// `vae.decode(latents).sample`: latents `[B, z_dim, 1, h, w]` (already de-normalised) →
-    /// image `[B, input_channels, 1, 8h, 8w]` clamped to [−1, 1].
+    /// image `[B, input_channels, 1, 8h, 8w]` clamped to [−1, 1] (4 channels, RGBA, for the
+    /// Layered VAE).
     pub fn decode(&self, latents: Tensor<B, 5>) -> Result<Tensor<B, 5>, Error> {
         self.decode_inspect(latents, |_, _| {})
     }
@@ -182,4 +178,10 @@ impl<B: Backend> QwenImageVae<B> {
             .forward(activation::silu(self.norm_out.forward(x)));
         Ok(x.clamp(-1.0, 1.0).unsqueeze_dim(2))
     }
+}
+
+/// Strict loading: everything not read must sit under one of `ignored` (prefixes or exact names).
+pub(crate) fn check_all_used(w: &Weights, ignored: &[String]) -> Result<(), Error> {
+    let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
+    Ok(w.check_all_used(&ignored)?)
 }
