@@ -6,36 +6,9 @@ use std::path::Path;
 use image::RgbImage;
 use serde_json::Value;
 
+use image_io::Resample;
+
 use crate::{Error, Result};
-
-/// PIL's convolution filters, numbered as in `preprocessor_config.json` (`"resample": 3`).
-/// PIL's `NEAREST` (0) takes another code path and is not supported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resample {
-    /// `1`.
-    Lanczos,
-    /// `2`.
-    Bilinear,
-    /// `3`: what CLIP uses.
-    Bicubic,
-    /// `4`.
-    Box,
-    /// `5`.
-    Hamming,
-}
-
-impl Resample {
-    fn from_pil(code: u64) -> Option<Self> {
-        Some(match code {
-            1 => Self::Lanczos,
-            2 => Self::Bilinear,
-            3 => Self::Bicubic,
-            4 => Self::Box,
-            5 => Self::Hamming,
-            _ => return None,
-        })
-    }
-}
 
 /// How the image is resized before cropping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod convert;
+mod error;
+mod image;
+mod jpeg;
+mod load;
+mod resample;
+mod vae;
+
+pub use error::{Error, Result};
+pub use image::{Image, Mode};
+pub use jpeg::{JpegOptions, Subsampling, decode_jpeg, encode_jpeg, jpeg_round_trip};
+pub use load::{decode, load};
+pub use resample::{Resample, resize_like_pil};
+pub use vae::{
+    EDIT_PLUS_CONDITION_AREA, EDIT_VAE_AREA, LayeredResolution, PipelineImage, Preprocessed,
+    VaeImageProcessor, calculate_dimensions, floor_to_16, qwen_edit_image, qwen_edit_output_size,
+    qwen_edit_plus_image, qwen_layered_image,
+};
