@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 pub enum Answer {
     /// A 200 or 206 was seen.
     Yes,
-    /// Every attempt saw a clean "absent" status (404 and other 4xx that are not throttling).
+    /// No 200/206, and at least one clean "absent" status (404 and other 4xx that are not
+    /// throttling) on some attempt, as upstream decides.
     No,
-    /// Only transient failures (429, 5xx, 403, timeouts, connection errors), or a mix of those and
-    /// 404s. Callers treat it as present and say so: upstream learned that a CDN hiccup must not
-    /// turn into a red "GT not found" (sglang PR #29545).
+    /// Only transient failures (429, 5xx, 403, 405, timeouts, connection errors). Callers treat it
+    /// as present and say so: upstream learned that a CDN hiccup must not turn into a red "GT not
+    /// found" (sglang PR #29545).
     Unknown,
 }
 
@@ -29,6 +30,18 @@ impl Answer {
             Answer::Unknown => "unknown",
         }
     }
+}
+
+/// What one existence check concluded, and the evidence for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// Present, absent or unknown.
+    pub(crate) answer: Answer,
+    /// HTTP attempts made (0: answered without a request).
+    pub(crate) attempts: u32,
+    /// Why, in a few words: the deciding status (`HTTP 404`), the transient causes seen
+    /// (`connection refused`, `HTTP 429, HTTP 503`), or where the answer came from (`cached`).
+    pub(crate) reason: String,
 }
 
 /// Retry schedule: `attempts` tries, sleeping `initial`, then doubling up to `max`, between them.
@@ -144,52 +157,63 @@ impl Http {
         self.backoff
     }
 
-    fn status_of(&self, req: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Option<u16> {
-        // The response (and for a ranged GET, its one-byte body) is dropped unread: the
-        // connection is closed rather than drained.
-        req.ok().map(|r| r.status().as_u16())
-    }
-
-    /// One attempt: HEAD; if HEAD is refused (403/405/501), a ranged GET for one byte.
-    fn probe_once(&self, url: &str) -> Seen {
-        let head = self.status_of(self.agent.head(url).call());
-        let status = match head {
-            Some(403 | 405 | 501) => {
-                self.status_of(self.agent.get(url).header("Range", "bytes=0-0").call())
-            }
-            other => other,
-        };
-        match status {
-            Some(s) => classify(s),
-            None => Seen::Transient,
-        }
-    }
-
-    /// Probes `url` with retries. Returns the answer and the number of attempts made.
+    /// Probes `url` as upstream's `_remote_file_exists` does, and says why.
     ///
-    /// Unlike upstream (which answers "absent" once any attempt saw a 404), a 404 is believed only
-    /// when every attempt saw it: a 404-then-429 sequence says nothing certain.
-    pub(crate) fn probe(&self, url: &str) -> (Answer, u32) {
+    /// Each attempt sends a HEAD, then a ranged GET for one byte (some servers refuse HEAD or
+    /// answer it differently). A 200/206 at any time means present. Otherwise, a clean 4xx seen on
+    /// any attempt means absent; the attempts go on regardless, because a freshly pinned commit
+    /// can 404 on the CDN for a moment before it serves the file. Only transient answers (403,
+    /// 405, 429, 5xx, timeouts, connection errors) on every attempt mean unknown.
+    pub(crate) fn probe(&self, url: &str) -> Outcome {
         let attempts = self.backoff.attempts.max(1);
-        let mut all_absent = true;
+        let mut absent: Option<u16> = None;
+        let mut transient: Vec<String> = Vec::new();
         for n in 1..=attempts {
-            match self.probe_once(url) {
-                Seen::Present => return (Answer::Yes, n),
-                Seen::Absent => {}
-                Seen::Transient => all_absent = false,
+            for ranged in [false, true] {
+                let req = if ranged {
+                    self.agent.get(url).header("Range", "bytes=0-0").call()
+                } else {
+                    self.agent.head(url).call()
+                };
+                // The response (and for a ranged GET, its one-byte body) is dropped unread: the
+                // connection is closed rather than drained.
+                let status = match req {
+                    Ok(resp) => resp.status().as_u16(),
+                    Err(e) => {
+                        note_once(&mut transient, describe(&e));
+                        continue;
+                    }
+                };
+                match classify(status) {
+                    Seen::Present => {
+                        return Outcome {
+                            answer: Answer::Yes,
+                            attempts: n,
+                            reason: format!("HTTP {status}"),
+                        };
+                    }
+                    Seen::Absent => {
+                        absent.get_or_insert(status);
+                    }
+                    Seen::Transient => note_once(&mut transient, format!("HTTP {status}")),
+                }
             }
             if n < attempts {
                 thread::sleep(self.backoff.delay_after(n));
             }
         }
-        (
-            if all_absent {
-                Answer::No
-            } else {
-                Answer::Unknown
+        match absent {
+            Some(status) => Outcome {
+                answer: Answer::No,
+                attempts,
+                reason: format!("HTTP {status}"),
             },
-            attempts,
-        )
+            None => Outcome {
+                answer: Answer::Unknown,
+                attempts,
+                reason: transient.join(", "),
+            },
+        }
     }
 
     /// One download attempt into `out`. Calls `on_len` with the announced length before the body.
@@ -202,7 +226,12 @@ impl Http {
     ) -> Result<(), Failure> {
         let mut resp = match self.agent.get(url).call() {
             Ok(r) => r,
-            Err(e) => return Err(Failure::retry(None, format!("request error: {e}"))),
+            Err(e) => {
+                return Err(Failure::retry(
+                    None,
+                    format!("request error: {}", describe(&e)),
+                ));
+            }
         };
         let status = resp.status().as_u16();
         if status != 200 {
@@ -249,5 +278,30 @@ impl Http {
             ));
         }
         Ok(())
+    }
+}
+
+/// Adds `cause` unless already listed: the reason lists each transient cause once.
+fn note_once(causes: &mut Vec<String>, cause: String) {
+    if !causes.contains(&cause) {
+        causes.push(cause);
+    }
+}
+
+/// A transport error in a few words (`connection refused`, `timed out`), for probe reasons.
+fn describe(e: &ureq::Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => "connection refused".into(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => "connection reset".into(),
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => "timed out".into(),
+            ErrorKind::UnexpectedEof => "connection closed before the response".into(),
+            _ => io.to_string(),
+        },
+        ureq::Error::Timeout(_) => "timed out".into(),
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        other => other.to_string(),
     }
 }

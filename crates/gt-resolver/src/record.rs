@@ -22,7 +22,7 @@ impl Resolver {
             GtKind::Video => "video".into(),
         };
         let mut ident = format!(
-            "resolution-v1|{}|{}|{format}|{}|forced={}",
+            "resolution-v2|{}|{}|{format}|{}|forced={}",
             q.case,
             q.num_gpus,
             q.platform,

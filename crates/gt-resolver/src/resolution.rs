@@ -33,6 +33,23 @@ pub struct Probe {
     pub answer: Answer,
     /// HTTP attempts made (0: answered from the cache; 1 for a local file).
     pub attempts: u32,
+    /// Why, in a few words: the deciding status (`HTTP 404`), the transient causes behind an
+    /// `unknown` (`connection refused`, `HTTP 429, HTTP 503`), or `in the verified cache`.
+    #[serde(default)]
+    pub reason: String,
+    /// The source the URL belongs to (`None` for [`crate::Resolver::exists`]).
+    #[serde(default)]
+    pub source: Option<SourceKind>,
+}
+
+impl Probe {
+    /// `yes`, `no`, or `unknown (REASON)`: how logs and reports show the answer.
+    pub fn describe(&self) -> String {
+        match self.answer {
+            Answer::Unknown if !self.reason.is_empty() => format!("unknown ({})", self.reason),
+            a => a.as_str().to_string(),
+        }
+    }
 }
 
 /// The outcome of resolving one [`GtQuery`].
@@ -71,7 +88,7 @@ impl Resolution {
             tried: self
                 .probes
                 .iter()
-                .map(|p| format!("{} ({})", p.url, p.answer.as_str()))
+                .map(|p| format!("{} ({})", p.url, p.describe()))
                 .collect(),
             hint: missing_gt_hint(query, self.revision.as_deref()),
         })
@@ -79,7 +96,8 @@ impl Resolution {
 
     /// The `gt resolve --json` document, keys in contract order:
     /// `{"source": "official"|"sglang"|"legacy"|"none", "files": [{"name", "url"}],
-    /// "probes": [{"url", "answer": "yes"|"no"|"unknown", "attempts"}]}`.
+    /// "probes": [{"url", "answer": "yes"|"no"|"unknown", "attempts", "reason"}]}`. `reason` is an
+    /// addition to the contract: why the probe answered so (`HTTP 404`, `connection refused`).
     pub fn to_json(&self) -> String {
         #[derive(Serialize)]
         struct Doc<'a> {
@@ -97,6 +115,7 @@ impl Resolution {
             url: &'a str,
             answer: &'a str,
             attempts: u32,
+            reason: &'a str,
         }
         let doc = Doc {
             source: self.source.map_or("none", SourceKind::as_str),
@@ -115,6 +134,7 @@ impl Resolution {
                     url: &p.url,
                     answer: p.answer.as_str(),
                     attempts: p.attempts,
+                    reason: &p.reason,
                 })
                 .collect(),
         };

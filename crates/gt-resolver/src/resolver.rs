@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::cache::{Cache, CacheKey, Lookup};
-use crate::http::{Answer, Backoff, Http};
+use crate::http::{Answer, Backoff, Http, Outcome};
 use crate::naming::GtQuery;
 use crate::plan::CaseMap;
-use crate::probe::Memo;
+use crate::probe::{Memo, local_outcome};
 use crate::resolution::{GtFile, Probe, Resolution};
 use crate::source::{GtRoot, Location, Source, SourceKind};
 use crate::sync::{Semaphore, par_map};
@@ -238,16 +238,15 @@ impl Resolver {
         }
 
         let (waves, mut definitive) = self.plan(query, &mut notes);
-        let mut memo = Memo::new();
-        let mut order: Vec<String> = Vec::new();
+        let mut memo = Memo::default();
         let mut chosen: Option<(usize, Vec<String>, bool)> = None;
 
         'outer: for wave in &waves {
             if self.max_in_flight > 1 {
-                self.prefetch(wave, &mut memo, &mut order);
+                self.prefetch(wave, &mut memo);
             }
             for tier in wave {
-                if let Some((names, via_unknown)) = self.decide(tier, &mut memo, &mut order) {
+                if let Some((names, via_unknown)) = self.decide(tier, &mut memo) {
                     if self.sources[tier.source].kind == SourceKind::Legacy {
                         notes.push(format!(
                             "no official or sglang GT for {}: falling back to legacy GT at {}",
@@ -261,16 +260,7 @@ impl Resolver {
             }
         }
 
-        let probes: Vec<Probe> = order
-            .iter()
-            .filter_map(|url| {
-                memo.get(url).map(|(answer, attempts)| Probe {
-                    url: url.clone(),
-                    answer: *answer,
-                    attempts: *attempts,
-                })
-            })
-            .collect();
+        let probes = memo.probes(self);
         definitive &= probes.iter().all(|p| p.answer != Answer::Unknown);
         if self.offline {
             definitive = false;
@@ -293,9 +283,12 @@ impl Resolver {
             // Say which files were taken on trust, so a later failure is not a mystery.
             for name in &names {
                 let url = source.base.join(name).url();
-                if let Some((Answer::Unknown, attempts)) = memo.get(&url) {
+                if let Some(o) = memo.get(&url)
+                    && o.answer == Answer::Unknown
+                {
                     notes.push(format!(
-                        "{url}: only transient failures after {attempts} attempt(s); treated as present"
+                        "{url}: only transient failures ({}) after {} attempt(s); treated as present",
+                        o.reason, o.attempts
                     ));
                 }
             }
@@ -329,22 +322,28 @@ impl Resolver {
         Ok(resolution)
     }
 
-    /// Probes one URL or path as the resolver would (HEAD, ranged GET when HEAD is refused,
-    /// retries with backoff), without consulting the cache.
+    /// Probes one URL or path as the resolver would (each attempt a HEAD then a ranged GET,
+    /// retried with backoff), without consulting the cache or a tree listing.
     pub fn exists(&self, url: &str) -> Result<Probe, Error> {
         let loc = Location::parse(url)?;
-        let (answer, attempts) = match &loc {
-            Location::Local(p) => (if p.is_file() { Answer::Yes } else { Answer::No }, 1),
+        let outcome = match &loc {
+            Location::Local(p) => local_outcome(p),
             Location::Remote(u) if !self.offline => {
                 let _permit = self.permits.acquire();
                 self.http.probe(u)
             }
-            Location::Remote(_) => (Answer::Unknown, 0),
+            Location::Remote(_) => Outcome {
+                answer: Answer::Unknown,
+                attempts: 0,
+                reason: "offline".into(),
+            },
         };
         Ok(Probe {
             url: loc.url(),
-            answer,
-            attempts,
+            answer: outcome.answer,
+            attempts: outcome.attempts,
+            reason: outcome.reason,
+            source: None,
         })
     }
 

@@ -36,6 +36,7 @@ fn matrix() -> Vec<(&'static str, Vec<Reply>, Answer, u32)> {
             1,
         ),
         ("persistent_404", vec![Reply::Status(404)], Answer::No, 5),
+        // Each attempt is a HEAD then a ranged GET, so the third request opens attempt 2.
         (
             "cdn_warming_404_then_200",
             vec![
@@ -44,7 +45,7 @@ fn matrix() -> Vec<(&'static str, Vec<Reply>, Answer, u32)> {
                 Reply::Body(png.clone()),
             ],
             Answer::Yes,
-            3,
+            2,
         ),
         (
             "persistent_429",
@@ -61,7 +62,7 @@ fn matrix() -> Vec<(&'static str, Vec<Reply>, Answer, u32)> {
                 Reply::Body(png.clone()),
             ],
             Answer::Yes,
-            4,
+            2,
         ),
         (
             "timeout",
@@ -75,9 +76,22 @@ fn matrix() -> Vec<(&'static str, Vec<Reply>, Answer, u32)> {
             Answer::Unknown,
             5,
         ),
+        // Upstream's rule: a clean 4xx on any attempt, with no 200/206 ever, is absent.
         (
-            "404_then_429_is_not_a_clean_absence",
+            "404_then_429_is_absent",
             vec![Reply::Status(404), Reply::Status(429)],
+            Answer::No,
+            5,
+        ),
+        (
+            "429_429_then_404_is_absent",
+            vec![Reply::Status(429), Reply::Status(429), Reply::Status(404)],
+            Answer::No,
+            5,
+        ),
+        (
+            "403_405_and_5xx_only_is_unknown",
+            vec![Reply::Status(403), Reply::Status(405), Reply::Status(502)],
             Answer::Unknown,
             5,
         ),
@@ -114,6 +128,18 @@ fn probe_state_table() {
 }
 
 #[test]
+fn every_attempt_is_a_head_then_a_ranged_get() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let p = resolver(tmp.path())
+        .exists(&format!("{}/gone.png", server.url()))
+        .expect("url");
+    assert_eq!((p.answer, p.attempts), (Answer::No, 5));
+    assert_eq!(p.reason, "HTTP 404");
+    assert_eq!(server.methods("/gone.png"), ["HEAD", "GET"].repeat(5));
+}
+
+#[test]
 fn head_refused_falls_back_to_ranged_get() {
     let server = TestServer::start();
     server.script("/x.png", vec![Reply::RefuseHead(b"abc".to_vec())]);
@@ -137,6 +163,8 @@ fn connection_refused_is_unknown_not_absent() {
         .exists(&format!("http://127.0.0.1:{port}/x.png"))
         .expect("url");
     assert_eq!(p.answer, Answer::Unknown);
+    assert_eq!(p.reason, "connection refused");
+    assert_eq!(p.describe(), "unknown (connection refused)");
 }
 
 #[test]

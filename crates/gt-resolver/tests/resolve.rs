@@ -222,6 +222,34 @@ fn unknown_answer_is_taken_as_present_and_logged() {
 }
 
 #[test]
+fn throttled_then_404_platform_copy_loses_to_the_bare_official_file() {
+    // Issue: a platform copy answering 429, 429, then 404 used to count as "unknown" (present),
+    // so a file that does not exist beat the bare official file that does. Upstream's rule makes
+    // it "no".
+    let s = TestServer::start();
+    case_map(&s, &[("c", &["c_1gpu.png"])]);
+    let platform_copy = gt_path("sglang_generated/h100/c_1gpu.png");
+    s.script(
+        &platform_copy,
+        vec![Reply::Status(429), Reply::Status(429), Reply::Status(404)],
+    );
+    s.file(&gt_path("official_generated/c_1gpu.png"), b"official");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
+    assert_eq!(r.source, Some(SourceKind::Official));
+    assert_eq!(names(&r), ["c_1gpu.png"]);
+    let p = r
+        .probes
+        .iter()
+        .find(|p| p.url.ends_with("sglang_generated/h100/c_1gpu.png"))
+        .expect("platform copy probed");
+    assert_eq!((p.answer, p.reason.as_str()), (Answer::No, "HTTP 404"));
+    assert!(s.count(&platform_copy) >= 3);
+}
+
+#[test]
 fn missing_case_map_means_no_official() {
     let s = TestServer::start();
     s.file(&gt_path("official_generated/c_1gpu.png"), b"o");
@@ -286,9 +314,10 @@ fn json_has_exactly_the_contract_shape() {
     assert_eq!(j["source"], "sglang");
     assert_eq!(j["files"][0].as_object().expect("file").len(), 2);
     let probe = j["probes"][0].as_object().expect("probe");
+    // `reason` is the one addition to the contract's probe object.
     assert_eq!(
         probe.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["answer", "attempts", "url"]
+        ["answer", "attempts", "reason", "url"]
     );
     assert!(
         j["probes"]
