@@ -40,6 +40,8 @@ enum Command {
     /// Benchmarks and performance tables.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
+    /// torch's seeded noise (`torch.randn` on a CPU or CUDA generator) as a safetensors file.
+    Randn(cmd::randn::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Gt(a) => cmd::gt::run(a),
         Command::Fixtures(a) => cmd::fixtures::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Randn(a) => cmd::randn::run(a),
     };
     match result {
         Ok(code) => code,

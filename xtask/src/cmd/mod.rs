@@ -8,4 +8,5 @@ pub mod forward;
 pub mod generate;
 pub mod gt;
 pub mod metrics;
+pub mod randn;
 pub mod tokenize;

@@ -1,0 +1,138 @@
+//! `cargo xtask randn`: torch's seeded noise as a safetensors file, for porters checking their own
+//! `torch.randn` against ours (CPU generator bit for bit, CUDA generator to a few ulps).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use safetensors::Dtype;
+use torch_rng::{CudaGenerator, CudaPlatform, Generator, GeneratorDevice, bf16, f16};
+
+/// Refuse draws beyond this many values (8 GiB in f32): a typo in `--shape` should be an error,
+/// not an attempt to allocate terabytes.
+const MAX_VALUES: u64 = 1 << 31;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Which torch.Generator to imitate: `cpu` (MT19937, bit for bit) or `cuda` (Philox, GPU layout).
+    #[arg(long, value_enum)]
+    pub generator: GeneratorArg,
+    /// The seed given to `manual_seed`.
+    #[arg(long)]
+    pub seed: u64,
+    /// Tensor shape, comma-separated, e.g. `1,16,1,128,128`.
+    #[arg(long, value_delimiter = ',', num_args = 1.., required = true)]
+    pub shape: Vec<u64>,
+    /// Element type drawn (as `torch.randn(..., dtype=...)`; f16 only on the CUDA generator).
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+    /// GPU layout for `--generator cuda` (decides draws larger than one grid): h100, h200,
+    /// b200 or 5090. Default h100.
+    #[arg(long, value_parser = parse_platform)]
+    pub platform: Option<CudaPlatform>,
+    /// Output safetensors file; the tensor is `sample`.
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GeneratorArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    F32,
+    Bf16,
+    F16,
+    F64,
+}
+
+fn parse_platform(s: &str) -> Result<CudaPlatform, String> {
+    s.parse().map_err(|e: torch_rng::Error| e.to_string())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let numel = args
+        .shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_VALUES)
+        .with_context(|| format!("--shape {:?}: more than 2^31 values", args.shape))?;
+    let n = usize::try_from(numel).context("--shape: too many values for this machine")?;
+    let (bytes, dtype, label) = match args.generator {
+        GeneratorArg::Cpu => {
+            if args.platform.is_some() {
+                bail!("--platform applies to --generator cuda only");
+            }
+            let mut g = Generator::new(args.seed);
+            let (bytes, dtype) = match args.dtype {
+                DtypeArg::F32 => (le_bytes(&g.randn_f32(n), f32::to_le_bytes), Dtype::F32),
+                DtypeArg::Bf16 => (le_bytes(&g.randn_bf16(n), bf16::to_le_bytes), Dtype::BF16),
+                DtypeArg::F64 => (le_bytes(&g.randn_f64(n), f64::to_le_bytes), Dtype::F64),
+                DtypeArg::F16 => bail!(
+                    "--dtype f16 with --generator cpu: torch's CPU float16 path is not reproduced \
+                     (use f32, bf16 or f64, or --generator cuda)"
+                ),
+            };
+            (bytes, dtype, "cpu".to_owned())
+        }
+        GeneratorArg::Cuda => {
+            let platform = args.platform.unwrap_or(CudaPlatform::H100);
+            let mut g = CudaGenerator::new(args.seed, platform);
+            let (bytes, dtype) = match args.dtype {
+                DtypeArg::F32 => (le_bytes(&g.randn_f32(n), f32::to_le_bytes), Dtype::F32),
+                DtypeArg::Bf16 => (le_bytes(&g.randn_bf16(n), bf16::to_le_bytes), Dtype::BF16),
+                DtypeArg::F16 => (le_bytes(&g.randn_f16(n), f16::to_le_bytes), Dtype::F16),
+                DtypeArg::F64 => (le_bytes(&g.randn_f64(n), f64::to_le_bytes), Dtype::F64),
+            };
+            (bytes, dtype, GeneratorDevice::Cuda(platform).to_string())
+        }
+    };
+    let shape: Vec<usize> = args.shape.iter().map(|&d| d as usize).collect();
+    let metadata = HashMap::from([
+        ("generator".to_owned(), label.clone()),
+        ("seed".to_owned(), args.seed.to_string()),
+    ]);
+    write_sample(&args.output, dtype, shape, &bytes, metadata)?;
+    eprintln!(
+        "wrote sample {:?} {dtype:?} ({label} generator, seed {}) to {}",
+        args.shape,
+        args.seed,
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The values as safetensors stores them (little-endian).
+fn le_bytes<T: Copy, const N: usize>(values: &[T], to_le: fn(T) -> [u8; N]) -> Vec<u8> {
+    values.iter().flat_map(|&v| to_le(v)).collect()
+}
+
+/// Writes tensor `sample` beside `path` under a temporary name, then renames it into place.
+fn write_sample(
+    path: &Path,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: &[u8],
+    metadata: HashMap<String, String>,
+) -> anyhow::Result<()> {
+    let view = safetensors::tensor::TensorView::new(dtype, shape, bytes)?;
+    let mut tmp = path.to_path_buf().into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let written = safetensors::serialize_to_file([("sample", view)], Some(metadata), &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        // Never leave a partial file behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
