@@ -53,7 +53,8 @@ pub use error::Error;
 pub use image_processor::{ImageProcessor, VisionInput, smart_resize};
 pub use model::{HiddenStates, MultimodalInputs, QwenTextEncoder};
 pub use multimodal::{
-    DEFAULT_MROPE_SECTION, ImageEmbeds, VisionPositions, image_token_count, mrope_position_ids,
+    DEFAULT_MROPE_SECTION, ImageEmbeds, VisionPositions, image_token_count, load_image,
+    mrope_position_ids,
 };
 pub use prompt::{
     DEFAULT_MAX_SEQUENCE_LENGTH, MAX_SEQUENCE_LENGTH_LIMIT, PromptEmbeds, PromptEncoder,

@@ -2,8 +2,11 @@
 //! (`Qwen2VLProcessor`), the 3-D M-RoPE positions (`Qwen2_5_VLModel.get_rope_index`), and the
 //! vision tower's output split per image.
 
+use std::path::Path;
+
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::Error;
 use crate::template::IMAGE_PAD;
@@ -81,6 +84,33 @@ impl<B: Backend> ImageEmbeds<B> {
             })
             .collect())
     }
+}
+
+/// Read an image file as diffusers' `load_image` does for a path: decode (PNG, JPEG, WebP),
+/// apply the EXIF orientation (`ImageOps.exif_transpose`), convert with PIL's `convert("RGB")`:
+/// alpha dropped (not composited), grey replicated. 16-bit images are reduced to 8 bits by the
+/// `image` crate's rounding, where PIL would clip; the Edit pipelines are fed 8-bit pictures.
+pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, Error> {
+    let path = path.as_ref();
+    let decode_err = |source| Error::ImageDecode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .with_guessed_format()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut decoder = reader.into_decoder().map_err(decode_err)?;
+    let orientation = decoder.orientation().map_err(decode_err)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    image.apply_orientation(orientation);
+    Ok(image.to_rgb8())
 }
 
 /// `text` with its k-th `<|image_pad|>` repeated `counts[k]` times, as the processor expands it

@@ -11,14 +11,17 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use image::RgbImage;
 use tokenizer_loader::{Batch, QwenTokenizer};
-use weights::PipelineDir;
+use weights::{PipelineDir, Weights};
 
 use crate::multimodal::{
     ImageEmbeds, VisionPositions, expand_image_pads, image_token_count, mrope_position_ids,
 };
 use crate::template::{PromptTemplate, TEMPLATE_PREFIX_TOKENS, VIDEO_PAD, format_prompt};
-use crate::{Error, MultimodalInputs, QwenTextEncoder};
+use crate::{
+    Error, ImageProcessor, MultimodalInputs, QwenTextEncoder, TextConfig, VisionConfig, VisionTower,
+};
 
 /// `tokenizer_max_length`: the tokenizer truncates at this plus [`TEMPLATE_PREFIX_TOKENS`].
 pub const TOKENIZER_MAX_LENGTH: usize = 1024;
@@ -225,37 +228,55 @@ fn check_max_sequence_length(n: usize) -> Result<(), Error> {
     }
 }
 
-/// Tokenizer + text encoder + the pipeline's template: prompts (and images) in,
-/// [`PromptEmbeds`] out.
+/// Tokenizer + text encoder + the pipeline's template (+ for the Edit pipelines the image
+/// processor and the vision tower): prompts (and images) in, [`PromptEmbeds`] out.
 #[derive(Debug)]
 pub struct PromptEncoder<B: Backend> {
     tokenizer: QwenTokenizer,
     encoder: QwenTextEncoder<B>,
     template: PromptTemplate,
+    vision: Option<(ImageProcessor, VisionTower<B>)>,
 }
 
 impl<B: Backend> PromptEncoder<B> {
     /// Load the tokenizer and the text encoder of a diffusers pipeline folder (`model_index.json`,
     /// `tokenizer/`, `text_encoder/`); the template follows the pipeline class (`_class_name`).
-    /// The Edit pipelines tokenize with their processor's tokenizer: `processor/` when it holds
-    /// tokenizer files (as released), else `tokenizer/`.
+    ///
+    /// For the Edit pipelines also the image side: the processor settings of
+    /// `processor/preprocessor_config.json` and the vision tower of `text_encoder/`; and, as
+    /// their processor tokenizes, the tokenizer of `processor/` when it holds tokenizer files
+    /// (as released), else `tokenizer/`.
     pub fn from_pipeline_dir(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
         let dir = dir.as_ref();
         let pipeline = PipelineDir::open(dir)?;
         let template =
             PromptTemplate::for_model_index(pipeline.model_index(), &dir.join("model_index.json"))?;
-        let encoder = QwenTextEncoder::load(pipeline.component("text_encoder")?, device)?;
-        let processor = dir.join("processor");
-        let has_tokenizer = |f: &str| processor.join(f).is_file();
-        let tokenizer = if template.takes_images()
-            && (has_tokenizer("tokenizer.json")
-                || (has_tokenizer("vocab.json") && has_tokenizer("merges.txt")))
-        {
-            QwenTokenizer::from_folder(&processor)?
+        let te_dir = pipeline.component("text_encoder")?;
+        if !template.takes_images() {
+            let encoder = QwenTextEncoder::load(&te_dir, device)?;
+            let tokenizer = QwenTokenizer::from_pipeline_dir(dir)?;
+            return Ok(Self::new(tokenizer, encoder));
+        }
+        // One mapping of the checkpoint for both halves of the model.
+        let config_path = te_dir.join("config.json");
+        let weights = Weights::open(&te_dir)?;
+        let encoder =
+            QwenTextEncoder::from_weights(&weights, TextConfig::from_file(&config_path)?, device)?;
+        let tower =
+            VisionTower::from_weights(&weights, VisionConfig::from_file(&config_path)?, device)?;
+        let processor_dir = dir.join("processor");
+        let processor = ImageProcessor::from_preprocessor_config(
+            processor_dir.join("preprocessor_config.json"),
+        )?;
+        let has = |f: &str| processor_dir.join(f).is_file();
+        let tokenizer = if has("tokenizer.json") || (has("vocab.json") && has("merges.txt")) {
+            QwenTokenizer::from_folder(&processor_dir)?
         } else {
             QwenTokenizer::from_pipeline_dir(dir)?
         };
-        Ok(Self::new(tokenizer, encoder).with_template(template))
+        Ok(Self::new(tokenizer, encoder)
+            .with_template(template)
+            .with_vision(processor, tower))
     }
 
     /// Pair an already loaded tokenizer and model, with the text-to-image template.
@@ -264,7 +285,19 @@ impl<B: Backend> PromptEncoder<B> {
             tokenizer,
             encoder,
             template: PromptTemplate::TextToImage,
+            vision: None,
         }
+    }
+
+    /// The same encoder with an image side, for [`encode_with_images`](Self::encode_with_images).
+    pub fn with_vision(mut self, processor: ImageProcessor, tower: VisionTower<B>) -> Self {
+        self.vision = Some((processor, tower));
+        self
+    }
+
+    /// The image processor settings and the vision tower, when loaded.
+    pub fn vision(&self) -> Option<(&ImageProcessor, &VisionTower<B>)> {
+        self.vision.as_ref().map(|(p, t)| (p, t))
     }
 
     /// The same encoder with another pipeline's template.
@@ -406,5 +439,43 @@ impl<B: Backend> PromptEncoder<B> {
             self.template.drop_tokens(),
             positions,
         )
+    }
+
+    /// The processor and the vision tower on RGB images: each image's embeddings, in order
+    /// (`Qwen2VLImageProcessor` then `get_image_features`, all images in one call as the
+    /// processor takes them).
+    ///
+    /// The images must already be RGB: diffusers' `load_image` converts with PIL's
+    /// `convert("RGB")`, which drops alpha. (A picture with alpha handed to the processor as it
+    /// is would be composited onto white: [`image_processor::to_rgb`](crate::image_processor::to_rgb).)
+    pub fn image_embeds(&self, images: &[RgbImage]) -> Result<Vec<ImageEmbeds<B>>, Error> {
+        let (processor, tower) = self.vision.as_ref().ok_or_else(|| {
+            Error::Images("this encoder has no image processor and vision tower".into())
+        })?;
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input = processor.preprocess(images)?;
+        let device = self.encoder.embed_tokens_device();
+        let embeds = tower.forward(input.pixel_values_tensor::<B>(&device), &input.grid_thw)?;
+        ImageEmbeds::split(embeds, &input.grid_thw, tower.config().spatial_merge_size)
+    }
+
+    /// Encode prompts with images as the Edit pipelines' `encode_prompt` does, from the images
+    /// themselves (RGB, see [`image_embeds`](Self::image_embeds)): `images[i]` are prompt i's
+    /// images, as for [`encode_with_image_embeds`](Self::encode_with_image_embeds).
+    pub fn encode_with_images(
+        &self,
+        prompts: &[String],
+        images: &[Vec<RgbImage>],
+        positions: VisionPositions,
+    ) -> Result<PromptEmbeds<B>, Error> {
+        let flat: Vec<RgbImage> = images.iter().flatten().cloned().collect();
+        let mut embeds = self.image_embeds(&flat)?.into_iter();
+        let per_prompt: Vec<Vec<ImageEmbeds<B>>> = images
+            .iter()
+            .map(|list| embeds.by_ref().take(list.len()).collect())
+            .collect();
+        self.encode_with_image_embeds(prompts, &per_prompt, positions)
     }
 }
