@@ -16,6 +16,10 @@ pub enum Forward {
     Dit(Common),
     /// AutoencoderKLQwenImage decode: IN `latents` [B,z,1,h,w] → OUT `sample` [B,3,1,H,W].
     VaeDecode(Common),
+    /// AutoencoderKLQwenImage encode, single frame: IN `image` [B,C,1,H,W] in [-1,1] (C = the
+    /// VAE's input_channels, H and W multiples of 8) → OUT `latents` [B,z,1,H/8,W/8], the
+    /// posterior mean before normalisation.
+    VaeEncode(Common),
     /// Qwen2.5-VL language model (text path): IN `input_ids` [B,L] i64, `attention_mask` [B,L]
     /// i64 → OUT `last_hidden_state` [B,L,D] (after the final norm). DIR is a `text_encoder/` folder.
     TextEncoder(Common),
@@ -97,6 +101,7 @@ pub fn run(f: Forward) -> anyhow::Result<ExitCode> {
     match f {
         Forward::Dit(c) => run_dit(c),
         Forward::VaeDecode(c) => run_vae(c),
+        Forward::VaeEncode(c) => run_vae_encode(c),
         Forward::TextEncoder(c) => run_text_encoder(c),
     }
 }
@@ -126,6 +131,30 @@ fn vae_decode<B: burn::tensor::backend::Backend>(
             .with_context(|| format!("decoding `latents` from {}", c.inputs.display()))
     })?;
     write_output(&c.output, "sample", sample)
+}
+
+/// `forward vae-encode`: `image` [B, C, 1, H, W] → `latents` [B, z, 1, H/8, W/8] f32, as
+/// `retrieve_latents(vae.encode(image), sample_mode="argmax")` (the posterior mean), before the
+/// pipelines' normalisation. Loads the encoder half only.
+fn run_vae_encode(c: Common) -> anyhow::Result<ExitCode> {
+    let (device, precision) = crate::backend::parse(&c.device, &c.dtype)?;
+    crate::with_backend!(device, precision, |B, dev| vae_encode::<B>(&c, &dev))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vae_encode<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Result<()> {
+    let inputs = weights::Weights::open(&c.inputs)?;
+    let image: Tensor<B, 5> = inputs
+        .get_any("image", dev)
+        .with_context(|| format!("reading inputs {}", c.inputs.display()))?;
+    let encoder = qwen_image_vae::QwenImageVaeEncoder::<B>::load(&c.model, dev)
+        .with_context(|| format!("loading the VAE encoder from {}", c.model.display()))?;
+    let latents = timed(c, dev, || {
+        encoder
+            .encode(image.clone())
+            .with_context(|| format!("encoding `image` from {}", c.inputs.display()))
+    })?;
+    write_output(&c.output, "latents", latents)
 }
 
 /// `forward text-encoder`: the final-norm hidden states of the language model.
