@@ -12,7 +12,8 @@ use burn::tensor::backend::Backend;
 #[derive(clap::Subcommand, Debug)]
 pub enum Forward {
     /// QwenImageTransformer2DModel forward: IN `hidden_states`, `encoder_hidden_states`,
-    /// optional `encoder_hidden_states_mask`, `timestep`, `img_shapes` → OUT `sample`.
+    /// optional `encoder_hidden_states_mask`, `timestep`, `img_shapes` [B,3] or [B,K,3],
+    /// `additional_t_cond` (Layered) → OUT `sample`.
     Dit(Common),
     /// AutoencoderKLQwenImage decode: IN `latents` [B,z,1,h,w] → OUT `sample` [B,3,1,H,W].
     VaeDecode(Common),
@@ -199,7 +200,9 @@ fn text_encoder_forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Resu
 
 /// `forward dit`: `hidden_states` [B,N,C_in], `encoder_hidden_states` [B,L,D], optional
 /// `encoder_hidden_states_mask` [B,L] i64, `timestep` [B] (already divided by 1000), `img_shapes`
-/// [B,3] i64 → `sample` [B,N,C_out] f32, as `QwenImageTransformer2DModel(...).sample`.
+/// [B,3] or [B,K,3] i64 (K images per sample: the output first, then each condition image / layer
+/// frame), `additional_t_cond` [B] i64 (Layered models only) → `sample` [B,N,C_out] f32, as
+/// `QwenImageTransformer2DModel(...).sample`.
 fn run_dit(c: Common) -> anyhow::Result<ExitCode> {
     let (device, precision) = crate::backend::parse(&c.device, &c.dtype)?;
     crate::with_backend!(device, precision, |B, dev| dit::forward::<B>(&c, &dev))?;
@@ -211,10 +214,13 @@ mod dit {
     use anyhow::{Context, bail};
     use burn::tensor::backend::Backend;
     use burn::tensor::{Int, Tensor, TensorData};
-    use qwen_image_dit::{ImageShape, QwenImageTransformer};
+    use qwen_image_dit::{DitConfig, ImageShape, QwenImageTransformer, Rope};
 
     pub(super) fn forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Result<()> {
-        let file = c.inputs.display();
+        let file = c.inputs.display().to_string();
+        // Config and inputs are checked against each other before any weight is read: a wrong
+        // class, an impossible size or a bad `img_shapes` costs nothing.
+        let config = DitConfig::from_file(&c.model.join("config.json"))?;
         let inputs = weights::Weights::open(&c.inputs)?;
         let hidden: Tensor<B, 3> = inputs.get_any("hidden_states", dev)?;
         let encoder: Tensor<B, 3> = inputs.get_any("encoder_hidden_states", dev)?;
@@ -231,44 +237,82 @@ mod dit {
         } else {
             None
         };
-        let img_shapes = image_shapes(&inputs, &file.to_string())?;
+        let batch = hidden.dims()[0];
+        let img_shapes = image_shapes(&inputs, &file, batch)?;
+        let t_cond = if inputs.contains("additional_t_cond") {
+            let (v, shape) = inputs.get_i64("additional_t_cond")?;
+            if shape.len() != 1 {
+                bail!("{file}: `additional_t_cond` must be [B], found {shape:?}");
+            }
+            Some((v, shape))
+        } else {
+            None
+        };
+        config
+            .check_additional_t_cond(t_cond.as_ref().map(|(v, _)| v.as_slice()), batch)
+            .with_context(|| format!("{file} with {}", c.model.display()))?;
+        let t_cond =
+            t_cond.map(|(v, shape)| Tensor::<B, 1, Int>::from_data(TensorData::new(v, shape), dev));
+        let rope = Rope::<B>::for_config(&config, &img_shapes, encoder.dims()[1], dev)
+            .with_context(|| file.clone())?;
+        config
+            .check_inputs(
+                hidden.dims(),
+                encoder.dims(),
+                mask.as_ref().map(|m| m.dims()),
+                timestep.dims(),
+                &rope,
+            )
+            .with_context(|| format!("{file} with {}", c.model.display()))?;
 
         let model = QwenImageTransformer::<B>::load(&c.model, dev)
             .with_context(|| format!("loading the transformer from {}", c.model.display()))?;
         let sample = super::timed(c, dev, || {
-            model
-                .forward(
-                    hidden.clone(),
-                    encoder.clone(),
-                    mask.clone(),
-                    timestep.clone(),
-                    &img_shapes,
-                )
-                .with_context(|| format!("running the transformer on {file}"))
+            Ok(model.forward_with_rope_t_cond(
+                hidden.clone(),
+                encoder.clone(),
+                mask.clone(),
+                timestep.clone(),
+                t_cond.clone(),
+                &rope,
+            ))
         })?;
         super::write_output(&c.output, "sample", sample)
     }
 
-    /// `img_shapes` [B, 3] = (frames, h_tokens, w_tokens) per sample. Upstream builds the RoPE
-    /// tables from the first sample only, so samples with different shapes would silently get
-    /// wrong positions there: refuse them here.
-    fn image_shapes(inputs: &weights::Weights, file: &str) -> anyhow::Result<Vec<ImageShape>> {
+    /// `img_shapes` [B, 3] (one image per sample) or [B, K, 3] (K images per sample, the output
+    /// first) of (frames, h_tokens, w_tokens). Upstream builds the RoPE tables from the first
+    /// sample only, so samples with different lists would silently get wrong positions there:
+    /// refuse them here. Sizes are bounded by the RoPE tables ([`Rope::for_config`]).
+    fn image_shapes(
+        inputs: &weights::Weights,
+        file: &str,
+        batch: usize,
+    ) -> anyhow::Result<Vec<ImageShape>> {
         let (v, shape) = inputs.get_i64("img_shapes")?;
-        if shape.len() != 2 || shape[1] != 3 || shape[0] == 0 {
-            bail!("{file}: `img_shapes` must be [B, 3], found {shape:?}");
+        let k = match shape.as_slice() {
+            [b, 3] if *b == batch => 1,
+            [b, k, 3] if *b == batch && *k > 0 => *k,
+            _ => bail!(
+                "{file}: `img_shapes` must be [B, 3] or [B, K, 3] with B = {batch} (the batch of \
+                 `hidden_states`), found {shape:?}"
+            ),
+        };
+        if let Some(x) = v.iter().find(|&&x| x <= 0) {
+            bail!("{file}: `img_shapes` must be positive, found {x}");
         }
-        if v.iter().any(|&x| x <= 0) {
-            bail!("{file}: `img_shapes` must be positive, found {v:?}");
+        let per_sample = 3 * k;
+        let first = &v[..per_sample];
+        if v.chunks(per_sample).any(|s| s != first) {
+            bail!("{file}: every sample must have the same `img_shapes`, found {v:?}");
         }
-        let rows: Vec<&[i64]> = v.chunks(3).collect();
-        if rows.iter().any(|r| *r != rows[0]) {
-            bail!("{file}: every sample must have the same `img_shapes` row, found {v:?}");
-        }
-        let r = rows[0];
-        Ok(vec![ImageShape::new(
-            r[0] as usize,
-            r[1] as usize,
-            r[2] as usize,
-        )])
+        first
+            .chunks(3)
+            .map(|r| {
+                let dim = |x: i64| usize::try_from(x).context("`img_shapes` value too large");
+                Ok(ImageShape::new(dim(r[0])?, dim(r[1])?, dim(r[2])?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .with_context(|| format!("{file}"))
     }
 }
