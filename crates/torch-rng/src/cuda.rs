@@ -486,7 +486,10 @@ mod tests {
         let whole = platform.launch(2000, 4).counter_offset; // (1999/1024 + 1)·4 = 8
         let piece = platform.launch(1000, 4).counter_offset; // (999/1024 + 1)·4 = 4
         assert_eq!((whole, piece), (8, 4));
-        let got: Vec<_> = launches.iter().map(|(r, _, off)| (r.clone(), *off)).collect();
+        let got: Vec<_> = launches
+            .iter()
+            .map(|(r, _, off)| (r.clone(), *off))
+            .collect();
         assert_eq!(got, [(0..1000, 8), (1000..2000, 12)]);
         assert_eq!(g.offset(), 16);
     }
@@ -497,7 +500,10 @@ mod tests {
             let v = f64::from(i) / 1000.0 + 1e-7;
             let (s, c) = sincospi(v);
             let (s_ref, c_ref) = (std::f64::consts::PI * v).sin_cos();
-            assert!((s - s_ref).abs() < 1e-15 && (c - c_ref).abs() < 1e-15, "v = {v}");
+            assert!(
+                (s - s_ref).abs() < 1e-15 && (c - c_ref).abs() < 1e-15,
+                "v = {v}"
+            );
         }
         // Exact zeros and ones where π·v is a multiple of π/2.
         assert_eq!(sincospi(0.5), (1.0, 0.0));
@@ -511,7 +517,10 @@ mod tests {
         // 3·float(1/9) = 0.33333333582: nearest is 0x3eaaaaab, toward zero 0x3eaaaaaa.
         assert_eq!(mul_round_toward_zero(3.0, 1.0 / 9.0).to_bits(), 0x3eaa_aaaa);
         assert_eq!((3.0f32 * (1.0 / 9.0)).to_bits(), 0x3eaa_aaab);
-        assert_eq!(mul_round_toward_zero(-3.0, 1.0 / 9.0).to_bits(), 0xbeaa_aaaa);
+        assert_eq!(
+            mul_round_toward_zero(-3.0, 1.0 / 9.0).to_bits(),
+            0xbeaa_aaaa
+        );
         assert_eq!(INV_2PI.to_bits(), 0x3e22_f983);
     }
 

@@ -92,7 +92,13 @@ impl CurandPhilox {
         }
         let next = philox4x32_10(self.ctr, self.key);
         let w = self.word as usize;
-        std::array::from_fn(|i| if w + i < 4 { cur[w + i] } else { next[w + i - 4] })
+        std::array::from_fn(|i| {
+            if w + i < 4 {
+                cur[w + i]
+            } else {
+                next[w + i - 4]
+            }
+        })
     }
 
     /// `Philox_State_Incr(state, n)`: adds `n` to the low 64 bits of the counter. A carry out of
@@ -135,7 +141,11 @@ mod tests {
     #[test]
     fn seven_rounds_match_random123_known_answers() {
         let cases: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-            ([0; 4], [0; 2], [0x5f6fb709, 0x0d893f64, 0x4f121f81, 0x4f730a48]),
+            (
+                [0; 4],
+                [0; 2],
+                [0x5f6fb709, 0x0d893f64, 0x4f121f81, 0x4f730a48],
+            ),
             (
                 [u32::MAX; 4],
                 [u32::MAX; 2],
@@ -148,7 +158,11 @@ mod tests {
             ),
         ];
         for (ctr, key, want) in cases {
-            assert_eq!(philox4x32(ctr, key, 7), want, "ctr {ctr:08x?} key {key:08x?}");
+            assert_eq!(
+                philox4x32(ctr, key, 7),
+                want,
+                "ctr {ctr:08x?} key {key:08x?}"
+            );
         }
     }
 

@@ -17,7 +17,11 @@ use torch_rng::{
 #[test]
 fn philox4x32_10_matches_random123_known_answers() {
     let cases: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-        ([0; 4], [0; 2], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
+        (
+            [0; 4],
+            [0; 2],
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+        ),
         (
             [u32::MAX; 4],
             [u32::MAX; 2],
@@ -30,7 +34,11 @@ fn philox4x32_10_matches_random123_known_answers() {
         ),
     ];
     for (ctr, key, want) in cases {
-        assert_eq!(philox4x32_10(ctr, key), want, "ctr {ctr:08x?} key {key:08x?}");
+        assert_eq!(
+            philox4x32_10(ctr, key),
+            want,
+            "ctr {ctr:08x?} key {key:08x?}"
+        );
     }
 }
 
@@ -92,7 +100,10 @@ fn seed_0_published_values_are_the_box_muller_of_each_threads_words() {
         let w = philox4x32_10([0, 0, e as u32, 0], [0, 0]);
         let (r2, theta) = polar(w[0], w[1]);
         let exact = r2.sqrt() * theta.sin();
-        assert!((exact - want).abs() <= 3e-7, "element {e}: {exact} vs {want}");
+        assert!(
+            (exact - want).abs() <= 3e-7,
+            "element {e}: {exact} vs {want}"
+        );
     }
 }
 
@@ -128,7 +139,10 @@ fn assert_pair(sin_value: f32, cos_value: f32, a: u32, b: u32, what: &str) {
     }
     let d = (got_theta - theta).abs();
     let d = d.min(std::f64::consts::TAU - d);
-    assert!(d <= 1e-5 / r2.sqrt().max(1e-3), "{what}: angle {got_theta} vs {theta}");
+    assert!(
+        d <= 1e-5 / r2.sqrt().max(1e-3),
+        "{what}: angle {got_theta} vs {theta}"
+    );
 }
 
 /// A small GPU (1 SM, 256 threads: grid 1, S = 256 threads) makes the wrap-around cheap to see.
@@ -181,7 +195,10 @@ fn draws_up_to_one_grid_are_the_same_on_every_gpu() {
     // Up to 256 x the smallest grid cap (the 5090's 1020 blocks) they still agree.
     let n = 256 * 1020;
     let h100 = CudaGenerator::new(9, CudaPlatform::H100).randn_f32(n);
-    assert_eq!(CudaGenerator::new(9, CudaPlatform::RTX_5090).randn_f32(n), h100);
+    assert_eq!(
+        CudaGenerator::new(9, CudaPlatform::RTX_5090).randn_f32(n),
+        h100
+    );
 }
 
 #[test]
@@ -190,8 +207,14 @@ fn a_qwen_image_latent_depends_on_the_sm_count_past_the_grid() {
     // 5090's 1020, whose threads wrap around at element 1020·256 = 261120.
     let n = 16 * 128 * 128;
     let h100 = CudaGenerator::new(42, CudaPlatform::H100).randn_f32(n);
-    assert_eq!(CudaGenerator::new(42, CudaPlatform::H200).randn_f32(n), h100);
-    assert_eq!(CudaGenerator::new(42, CudaPlatform::B200).randn_f32(n), h100);
+    assert_eq!(
+        CudaGenerator::new(42, CudaPlatform::H200).randn_f32(n),
+        h100
+    );
+    assert_eq!(
+        CudaGenerator::new(42, CudaPlatform::B200).randn_f32(n),
+        h100
+    );
     let rtx = CudaGenerator::new(42, CudaPlatform::RTX_5090).randn_f32(n);
     let first_diff = (0..n).find(|&i| rtx[i] != h100[i]);
     assert_eq!(first_diff, Some(261_120));
@@ -267,8 +290,18 @@ fn f64_uses_two_53_bit_values_per_philox_output() {
             let r = (-2.0 * u.ln()).sqrt();
             let (sin, cos) = (std::f64::consts::PI * v).sin_cos();
             let what = format!("thread {t}, iteration {k}");
-            assert!((x[e0] - r * sin).abs() <= 1e-13, "{what}: {} vs {}", x[e0], r * sin);
-            assert!((x[e1] - r * cos).abs() <= 1e-13, "{what}: {} vs {}", x[e1], r * cos);
+            assert!(
+                (x[e0] - r * sin).abs() <= 1e-13,
+                "{what}: {} vs {}",
+                x[e0],
+                r * sin
+            );
+            assert!(
+                (x[e1] - r * cos).abs() <= 1e-13,
+                "{what}: {} vs {}",
+                x[e1],
+                r * cos
+            );
         }
     }
     // Sanity: it is not the f32 stream widened.
@@ -293,7 +326,10 @@ fn randn_tensor_draws_from_any_generator() {
     // One CUDA generator: one draw for the whole batch.
     let whole: Vec<f32> =
         randn_tensor(&shape, &mut [CudaGenerator::new(3, CudaPlatform::H100)]).unwrap();
-    assert_eq!(whole, CudaGenerator::new(3, CudaPlatform::H100).randn_f32(2 * 1024));
+    assert_eq!(
+        whole,
+        CudaGenerator::new(3, CudaPlatform::H100).randn_f32(2 * 1024)
+    );
     // A list: one torch.randn((1, ...)) per item, from its own generator.
     let mut gens = [
         TorchGenerator::new(3, GeneratorDevice::Cuda(CudaPlatform::H100)),
@@ -308,7 +344,9 @@ fn randn_tensor_draws_from_any_generator() {
     assert_eq!(cpu.randn::<f32>(20), Generator::new(42).randn_f32(20));
     assert_eq!(cpu.device().to_string(), "cpu");
     assert_eq!(
-        TorchGenerator::new(1, "cuda:h200".parse().unwrap()).device().to_string(),
+        TorchGenerator::new(1, "cuda:h200".parse().unwrap())
+            .device()
+            .to_string(),
         "cuda:h100"
     );
 }
@@ -316,7 +354,10 @@ fn randn_tensor_draws_from_any_generator() {
 #[test]
 fn platforms_parse_and_reject_what_torch_could_not_launch() {
     assert_eq!("H100".parse::<CudaPlatform>().unwrap(), CudaPlatform::H100);
-    assert_eq!("rtx5090".parse::<CudaPlatform>().unwrap(), CudaPlatform::RTX_5090);
+    assert_eq!(
+        "rtx5090".parse::<CudaPlatform>().unwrap(),
+        CudaPlatform::RTX_5090
+    );
     assert_eq!("b200".parse::<CudaPlatform>().unwrap().max_grid(), 1184);
     assert!("a100".parse::<CudaPlatform>().is_err());
     assert!(CudaPlatform::new(0, 2048).is_err());
