@@ -241,9 +241,50 @@ def main(out: pathlib.Path) -> None:
     tower_goldens(dst, proc["pixel_values"], proc["image_grid_thw"])
 
 
+def bench(testdata: pathlib.Path, repeats: int = 30) -> None:
+    """transformers' side of `cargo bench -p text-encoder --bench vision` (run by hand, same machine):
+        .venv-reference/bin/python xtask/reference/gen_vision.py --bench
+    Same work as the criterion group: the processor on the two test images (decoded beforehand),
+    the processor with its defaults on a 1024² RGB image (an Edit pipeline's condition image), and
+    the tiny f32 vision tower on the 72 patches. Prints medians."""
+    import statistics
+    import time
+
+    def median_s(fn):
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    dst = testdata / "vision"
+    images = [Image.open(dst / "inputs" / n) for n in ("rgba_61x79.png", "gray_100x160.png")]
+    for im in images:
+        im.load()
+    proc = Qwen2VLImageProcessor(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+    big = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8), "RGB")
+    default = Qwen2VLImageProcessor()
+    visual = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        str(dst / "text_encoder"), dtype=torch.float32).model.visual.eval()
+    out = proc(images=images, return_tensors="pt")
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), torchvision backend")
+    s = median_s(lambda: proc(images=images, return_tensors="pt"))
+    print(f"vision_tiny/processor_2_images         {s * 1e3:9.3f} ms")
+    s = median_s(lambda: default(images=[big], return_tensors="pt"))
+    print(f"vision_tiny/processor_1024             {s * 1e3:9.3f} ms")
+    with torch.inference_mode():
+        s = median_s(lambda: visual(out["pixel_values"], grid_thw=out["image_grid_thw"]))
+    print(f"vision_tiny/tower_72_patches           {s * 1e3:9.3f} ms")
+
+
 if __name__ == "__main__":
     import sys
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     common.make_deterministic()
-    main(pathlib.Path(__file__).resolve().parents[2] / "testdata")
+    if "--bench" in sys.argv:
+        bench(pathlib.Path(__file__).resolve().parents[2] / "testdata")
+    else:
+        main(pathlib.Path(__file__).resolve().parents[2] / "testdata")

@@ -8,9 +8,9 @@ pub enum Error {
     ImageRead {
         /// The image file.
         path: PathBuf,
-        /// What the decoder said.
+        /// What the reader said.
         #[source]
-        source: image::ImageError,
+        source: image_io::Error,
     },
 
     /// The output and the ground truth differ in size. Upstream's current test_utils.py raises here

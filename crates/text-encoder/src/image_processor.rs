@@ -270,9 +270,13 @@ impl ImageProcessor {
             let resized = self.resize(image)?;
             let (w, h) = (resized.width() as usize, resized.height() as usize);
             let (gh, gw) = (h / p, w / p);
-            let raw = resized.as_raw();
-            let value =
-                |c: usize, y: usize, x: usize| (raw[(y * w + x) * 3 + c] as f32 - mean[c]) / std[c];
+            // Normalised planes [3][h][w], then whole patch rows copied out of them.
+            let mut planes = vec![0f32; 3 * h * w];
+            for (i, px) in resized.as_raw().chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    planes[c * h * w + i] = (f32::from(px[c]) - mean[c]) / std[c];
+                }
+            }
             pixel_values.reserve(gh * gw * patch_dim);
             // Patch order: merge blocks row-major, then the m×m patches inside a block; inside
             // a patch: channel, frame (the still image repeated), row, column.
@@ -281,12 +285,11 @@ impl ImageProcessor {
                     for my in 0..m {
                         for mx in 0..m {
                             let (y0, x0) = ((by * m + my) * p, (bx * m + mx) * p);
-                            for c in 0..3 {
+                            for plane in planes.chunks_exact(h * w) {
                                 for _ in 0..t {
                                     for y in y0..y0 + p {
-                                        for x in x0..x0 + p {
-                                            pixel_values.push(value(c, y, x));
-                                        }
+                                        let start = y * w + x0;
+                                        pixel_values.extend_from_slice(&plane[start..start + p]);
                                     }
                                 }
                             }
@@ -489,15 +492,22 @@ fn axis_taps(in_size: usize, out_size: usize) -> AxisTaps {
     }
 }
 
-/// One separable pass over `channels`-interleaved u8 rows: `out[o] = clamp((½ + Σ w·in) >>
-/// precision)` (torch's `basic_loop_aa_horizontal<uint8_t>` / `..._vertical`).
-fn convolve(taps: &AxisTaps, o: usize, sample: impl Fn(usize) -> u8) -> u8 {
-    let mut acc: i32 = 1 << (taps.precision.max(1) - 1);
-    let w = &taps.weights[o * taps.stride..];
-    for k in 0..taps.len[o] {
-        acc += i32::from(sample(taps.first[o] + k)) * w[k];
+impl AxisTaps {
+    /// Output index `o`'s first input index and weights.
+    fn taps(&self, o: usize) -> (usize, &[i32]) {
+        let w = &self.weights[o * self.stride..o * self.stride + self.len[o]];
+        (self.first[o], w)
     }
-    (acc >> taps.precision).clamp(0, 255) as u8
+
+    /// The fixed-point accumulator's start: ½ in units of 2^-precision (the rounding).
+    fn half(&self) -> i32 {
+        1 << (self.precision.max(1) - 1)
+    }
+
+    /// `clamp(acc >> precision, 0, 255)` (torch's `basic_loop_aa_*<uint8_t>` epilogue).
+    fn finish(&self, acc: i32) -> u8 {
+        (acc >> self.precision).clamp(0, 255) as u8
+    }
 }
 
 /// `torch.nn.functional.interpolate(x, size=(out_height, out_width), mode="bicubic",
@@ -518,13 +528,24 @@ pub fn resize_bicubic_antialias(src: &RgbImage, out_width: u32, out_height: u32)
     let mut data = src.as_raw().clone();
     let mut w = in_w;
     if out_w != in_w {
+        // Along a row: out[x] = Σ_k w_k · in[first + k], per channel.
         let taps = axis_taps(in_w, out_w);
         let mut next = vec![0u8; out_w * in_h * 3];
-        for y in 0..in_h {
-            let row = &data[y * w * 3..(y + 1) * w * 3];
-            for x in 0..out_w {
+        for (row, out) in data
+            .chunks_exact(w * 3)
+            .zip(next.chunks_exact_mut(out_w * 3))
+        {
+            for (x, px) in out.chunks_exact_mut(3).enumerate() {
+                let (first, wts) = taps.taps(x);
+                let mut acc = [taps.half(); 3];
+                for (k, &wk) in wts.iter().enumerate() {
+                    let s = &row[(first + k) * 3..(first + k) * 3 + 3];
+                    for c in 0..3 {
+                        acc[c] += i32::from(s[c]) * wk;
+                    }
+                }
                 for c in 0..3 {
-                    next[(y * out_w + x) * 3 + c] = convolve(&taps, x, |i| row[i * 3 + c]);
+                    px[c] = taps.finish(acc[c]);
                 }
             }
         }
@@ -532,13 +553,22 @@ pub fn resize_bicubic_antialias(src: &RgbImage, out_width: u32, out_height: u32)
         w = out_w;
     }
     if out_h != in_h {
+        // Across rows: out row y = Σ_k w_k · in row (first + k), every byte of the row at once.
         let taps = axis_taps(in_h, out_h);
-        let mut next = vec![0u8; w * out_h * 3];
-        for y in 0..out_h {
-            for x in 0..w {
-                for c in 0..3 {
-                    next[(y * w + x) * 3 + c] = convolve(&taps, y, |i| data[(i * w + x) * 3 + c]);
+        let stride = w * 3;
+        let mut next = vec![0u8; stride * out_h];
+        let mut acc = vec![0i32; stride];
+        for (y, out) in next.chunks_exact_mut(stride).enumerate() {
+            let (first, wts) = taps.taps(y);
+            acc.fill(taps.half());
+            for (k, &wk) in wts.iter().enumerate() {
+                let row = &data[(first + k) * stride..(first + k + 1) * stride];
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += i32::from(v) * wk;
                 }
+            }
+            for (o, &a) in out.iter_mut().zip(&acc) {
+                *o = taps.finish(a);
             }
         }
         data = next;

@@ -1,4 +1,4 @@
-//! `cargo xtask forward dit|vae-decode|text-encoder`: golden tensors in, tensors out (f32), for
+//! `cargo xtask forward dit|vae-decode|text-encoder|vision`: golden tensors in, tensors out (f32), for
 //! porters comparing a component with their reference, and for the GPU check's timings.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +24,9 @@ pub enum Forward {
     /// Qwen2.5-VL language model (text path): IN `input_ids` [B,L] i64, `attention_mask` [B,L]
     /// i64 → OUT `last_hidden_state` [B,L,D] (after the final norm). DIR is a `text_encoder/` folder.
     TextEncoder(Common),
+    /// Qwen2.5-VL vision tower: IN `pixel_values` [N, 1176], `image_grid_thw` [n, 3] i64 →
+    /// OUT `image_embeds` [N/4, hidden]. DIR is a `text_encoder/` folder (its `visual.*` tensors).
+    Vision(Common),
 }
 
 #[derive(clap::Args, Debug)]
@@ -104,6 +107,7 @@ pub fn run(f: Forward) -> anyhow::Result<ExitCode> {
         Forward::VaeDecode(c) => run_vae(c),
         Forward::VaeEncode(c) => run_vae_encode(c),
         Forward::TextEncoder(c) => run_text_encoder(c),
+        Forward::Vision(c) => run_vision(c),
     }
 }
 
@@ -196,6 +200,42 @@ fn text_encoder_forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Resu
     }
     let hidden = timed(c, dev, || Ok(model.forward(ids.clone(), mask.clone())))?;
     write_output(&c.output, "last_hidden_state", hidden)
+}
+
+/// `forward vision`: the vision tower's `image_embeds`, every image's merged tokens in order.
+fn run_vision(c: Common) -> anyhow::Result<ExitCode> {
+    let (device, precision) = crate::backend::parse(&c.device, &c.dtype)?;
+    crate::with_backend!(device, precision, |B, dev| vision_forward::<B>(&c, &dev))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vision_forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Result<()> {
+    let file = c.inputs.display();
+    let inputs = weights::Weights::open(&c.inputs)?;
+    let pixels: Tensor<B, 2> = inputs
+        .get_any("pixel_values", dev)
+        .with_context(|| format!("reading inputs {file}"))?;
+    let (grid, shape) = inputs
+        .get_i64("image_grid_thw")
+        .with_context(|| format!("reading inputs {file}"))?;
+    if shape.len() != 2 || shape[1] != 3 {
+        anyhow::bail!("{file}: `image_grid_thw` must be [n, 3], found {shape:?}");
+    }
+    if let Some(v) = grid.iter().find(|&&v| v <= 0) {
+        anyhow::bail!("{file}: `image_grid_thw` must be positive, found {v}");
+    }
+    let grid: Vec<[usize; 3]> = grid
+        .chunks(3)
+        .map(|g| [g[0] as usize, g[1] as usize, g[2] as usize])
+        .collect();
+    let tower = text_encoder::VisionTower::<B>::load(&c.model, dev)
+        .with_context(|| format!("loading the vision tower from {}", c.model.display()))?;
+    let embeds = timed(c, dev, || {
+        tower
+            .forward(pixels.clone(), &grid)
+            .with_context(|| format!("{file}: `pixel_values` / `image_grid_thw`"))
+    })?;
+    write_output(&c.output, "image_embeds", embeds)
 }
 
 /// `forward dit`: `hidden_states` [B,N,C_in], `encoder_hidden_states` [B,L,D], optional
