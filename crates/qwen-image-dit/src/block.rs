@@ -51,6 +51,8 @@ impl<B: Backend> TransformerBlock<B> {
     /// `temb_silu` = SiLU(temb) is `[B, D]`, or for `zero_cond_t` `[2B, D]` (the embeddings of t
     /// stacked over those of t = 0) with `cond_from` = the first condition-image token: image
     /// tokens before it use the t half, tokens from it on the t = 0 half, text the t half.
+    // The arguments mirror upstream's block call one to one.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward(
         &self,
         img: Tensor<B, 3>,

@@ -5,6 +5,8 @@
 //! unexpected or wrong-shaped tensor is an error naming it. The forward pass follows diffusers
 //! 0.42: MSRoPE with centred image positions and interleaved pairs, joint attention in
 //! `[text, image]` order with an optional text key mask, and `norm_out` in scale-then-shift order.
+//! The Edit / Edit-Plus (several images per sample), Edit-2511 (`zero_cond_t`) and Layered
+//! (`use_layer3d_rope`, `use_additional_t_cond`) variants are config flags; see the README.
 //!
 //! ```no_run
 //! use burn::backend::Flex;

@@ -267,7 +267,7 @@ fn image_shapes_beyond_the_rope_tables_are_errors_naming_img_shapes_not_overflow
             "{shapes:?}: {msg}"
         );
     }
-    assert!(8192 * 8192 > MAX_IMAGE_TOKENS);
+    const { assert!(8192 * 8192 > MAX_IMAGE_TOKENS) };
     // The largest centred side the reference has rows for still works: 8191 tokens use the 4096
     // negative rows and 4095 positive ones, and one text token fits at row 4095; one more row
     // of image is refused.

@@ -77,6 +77,7 @@ fn max_rel_err<const D: usize>(ours: Tensor<B, D>, theirs: Tensor<B, D>) -> f32 
 
 fn assert_close<const D: usize>(part: &str, ours: Tensor<B, D>, theirs: Tensor<B, D>) {
     let err = max_rel_err(ours, theirs);
+    eprintln!("{part}: max rel err {err:.2e}");
     assert!(
         err <= TOL,
         "{part}: max relative error {err:e} exceeds {TOL:e}"
