@@ -1,4 +1,6 @@
-//! Resolve 50 cases against the loopback server with 20 ms added per request.
+//! Resolve cases against the loopback server with 20 ms added per request: 50 cases by probing
+//! (`resolve_50_cases_20ms`), and 80 cases from a pinned commit's file list
+//! (`resolve_80_cases_20ms`, see [`bench_listing`]).
 //!
 //! * `cold/parallel{32,16}` vs `cold/sequential`: a fresh cache each iteration; sequential probes one URL
 //!   after another (`max_in_flight(1)`) and stops at the first decisive answer, parallel probes a
@@ -121,5 +123,75 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// 80 cases shaped like upstream's tree (`support::suite`), the loopback server playing both
+/// raw.githubusercontent.com and the git/trees API, 20 ms added per request.
+///
+/// * `cold/listing`: a fresh cache each iteration; upstream's real backoff (1-2-4-8 s), which
+///   never fires because existence comes from the commit's file list (2 requests in all).
+/// * `cold/probing`: the same without the listing, 2 attempts with a 1 ms backoff (so an absent
+///   candidate costs 2 × (HEAD + GET) instead of upstream's 5 × 2 requests plus 15 s of sleeps).
+/// * `warm`: the cache holds the listing and every resolution; the server counts requests.
+fn bench_listing(c: &mut Criterion) {
+    let server = TestServer::start();
+    let suite = support::suite(&server);
+    server.file(
+        &support::api_path(),
+        &support::tree_json(&suite.blobs, false),
+    );
+    server.set_latency(Duration::from_millis(20));
+    let build = |cache: &std::path::Path, listing: bool| {
+        let mut b = Resolver::builder()
+            .root(&GtRoot::github(server.url(), "org/ci-data", support::REV, false).expect("root"))
+            .github_api(server.url())
+            .github_token(None)
+            .tree_listing(listing)
+            .timeout(Duration::from_secs(10))
+            .cache_dir(cache);
+        if !listing {
+            b = b.backoff(Backoff {
+                attempts: 2,
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(16),
+            });
+        }
+        b.build().expect("resolver")
+    };
+    let run = |cache: &std::path::Path, listing: bool| {
+        let got = build(cache, listing).resolve_many(&suite.queries);
+        for (r, want) in got.iter().zip(&suite.expected) {
+            assert_eq!(r.as_ref().expect("resolve").source, *want);
+        }
+    };
+
+    let mut g = c.benchmark_group("resolve_80_cases_20ms");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(5));
+    for (name, listing) in [("cold/listing", true), ("cold/probing", false)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let cache = tempfile::tempdir().expect("tempdir");
+                    server.reset_counts();
+                    let start = Instant::now();
+                    run(cache.path(), listing);
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+        eprintln!("{name}: {} requests per cold run", server.requests());
+    }
+    let warm = tempfile::tempdir().expect("tempdir");
+    run(warm.path(), true);
+    server.reset_counts();
+    g.bench_function("warm", |b| b.iter(|| run(warm.path(), true)));
+    let requests = server.requests();
+    eprintln!("warm cache: {requests} network requests over all warm iterations");
+    assert_eq!(requests, 0, "a warm cache must not touch the network");
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_listing);
 criterion_main!(benches);

@@ -216,6 +216,33 @@ impl Http {
         }
     }
 
+    /// One GET of a small document (an API answer) with extra headers; at most `limit` bytes.
+    pub(crate) fn get_bytes(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        limit: u64,
+    ) -> Result<Vec<u8>, Failure> {
+        let mut req = self.agent.get(url);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let mut resp = req.call().map_err(|e| Failure::retry(None, describe(&e)))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let why = format!("HTTP {status}");
+            return Err(match classify(status) {
+                Seen::Transient => Failure::retry(Some(status), why),
+                _ => Failure::fatal(Some(status), why),
+            });
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| Failure::retry(None, format!("reading the body: {}", describe(&e))))
+    }
+
     /// One download attempt into `out`. Calls `on_len` with the announced length before the body.
     pub(crate) fn download_once(
         &self,

@@ -41,6 +41,7 @@ mod cache;
 mod download;
 mod error;
 mod http;
+mod listing;
 mod naming;
 mod plan;
 mod probe;
@@ -53,6 +54,7 @@ mod sync;
 pub use cache::{CACHE_ENV, Cache, CacheKey, Lookup};
 pub use error::Error;
 pub use http::{Answer, Backoff};
+pub use listing::{GITHUB_API, GITHUB_API_ENV, GITHUB_TOKEN_ENV};
 pub use naming::{
     CandidateSet, GtKind, GtQuery, PLATFORM_ENV, Platform, image_extensions, preferred_extension,
 };

@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 
 use crate::Error;
-use crate::http::is_clean_absence;
+use crate::http::{Answer, is_clean_absence};
 use crate::naming::GtQuery;
 use crate::resolution::GtFile;
 use crate::resolver::Resolver;
-use crate::source::{Location, Source, SourceKind};
+use crate::source::{Location, SourceKind};
 
 /// What an official source's `case_map.json` declares, loaded once per resolver.
 #[derive(Debug)]
@@ -156,10 +156,11 @@ impl Resolver {
     }
 
     fn case_map(&self, src: usize) -> &CaseMap {
-        self.case_maps[src].get_or_init(|| self.load_case_map(&self.sources[src]))
+        self.case_maps[src].get_or_init(|| self.load_case_map(src))
     }
 
-    fn load_case_map(&self, source: &Source) -> CaseMap {
+    fn load_case_map(&self, src: usize) -> CaseMap {
+        let source = &self.sources[src];
         let loc = source.base.join("case_map.json");
         let url = loc.url();
         let absent = |why: String| CaseMap {
@@ -173,6 +174,11 @@ impl Resolver {
                 Err(e) => return absent(format!("{url}: {e}: official GT not used")),
             },
             Location::Remote(_) => {
+                if let Some(listed) = self.listed(src, "case_map.json")
+                    && listed.answer == Answer::No
+                {
+                    return absent(format!("{url}: {}: official GT not used", listed.reason));
+                }
                 let file = GtFile {
                     name: "case_map.json".into(),
                     url: url.clone(),

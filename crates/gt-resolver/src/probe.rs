@@ -110,10 +110,13 @@ impl Resolver {
         }
     }
 
-    /// One existence check of `name` under source `src`. Local files are checked directly; a
-    /// remote file already in the verified cache (pinned, or any when offline) is a `Yes`
-    /// without a request.
+    /// One existence check of `name` under source `src`: from the commit's file list when there
+    /// is one; local files directly; a remote file already in the verified cache (pinned, or any
+    /// when offline) is a `Yes` without a request; else an HTTP probe.
     pub(crate) fn probe(&self, src: usize, name: &str) -> Outcome {
+        if let Some(listed) = self.listed(src, name) {
+            return listed;
+        }
         let source = &self.sources[src];
         match source.base.join(name) {
             Location::Local(p) => local_outcome(&p),

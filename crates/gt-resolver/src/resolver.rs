@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::Error;
 use crate::cache::{Cache, CacheKey, Lookup};
 use crate::http::{Answer, Backoff, Http, Outcome};
+use crate::listing::{GITHUB_API_ENV, GITHUB_TOKEN_ENV, GithubApi, SourceTree, Tree, plan_trees};
 use crate::naming::GtQuery;
 use crate::plan::CaseMap;
 use crate::probe::{Memo, local_outcome};
@@ -44,6 +45,9 @@ pub struct ResolverBuilder {
     cache_dir: Option<PathBuf>,
     offline: bool,
     progress: bool,
+    tree_listing: bool,
+    github_api: Option<String>,
+    github_token: Option<String>,
 }
 
 impl Default for ResolverBuilder {
@@ -58,6 +62,9 @@ impl Default for ResolverBuilder {
             cache_dir: None,
             offline: false,
             progress: true,
+            tree_listing: true,
+            github_api: None,
+            github_token: None,
         }
     }
 }
@@ -131,6 +138,27 @@ impl ResolverBuilder {
         self
     }
 
+    /// Answer existence from the pinned commit's file list when the GT root is a raw GitHub URL
+    /// pinned to a commit (default on; see the crate docs). Off: every candidate is probed.
+    pub fn tree_listing(mut self, on: bool) -> Self {
+        self.tree_listing = on;
+        self
+    }
+
+    /// The GitHub API base for tree listings (default: [`GITHUB_API_ENV`], else
+    /// [`crate::GITHUB_API`]). Raw URLs on this API's host are recognised as well as
+    /// raw.githubusercontent.com ones, so one loopback server can emulate both in tests.
+    pub fn github_api(mut self, base: impl Into<String>) -> Self {
+        self.github_api = Some(base.into());
+        self
+    }
+
+    /// The token sent to the GitHub API (default: [`GITHUB_TOKEN_ENV`], if set).
+    pub fn github_token(mut self, token: Option<String>) -> Self {
+        self.github_token = token;
+        self
+    }
+
     /// Opens the cache and builds the resolver.
     pub fn build(self) -> Result<Resolver, Error> {
         let mut notes = Vec::new();
@@ -169,6 +197,16 @@ impl ResolverBuilder {
         };
         let cache = Cache::open(cache_dir)?;
         let case_maps = sources.iter().map(|_| OnceLock::new()).collect();
+        let env = |name: &str| std::env::var(name).ok();
+        let github = GithubApi::new(
+            self.github_api.or_else(|| env(GITHUB_API_ENV)),
+            self.github_token.or_else(|| env(GITHUB_TOKEN_ENV)),
+        );
+        let (trees, source_trees) = if self.tree_listing {
+            plan_trees(&github, &sources)
+        } else {
+            (Vec::new(), vec![None; sources.len()])
+        };
         Ok(Resolver {
             http: Http::new(self.timeout, self.backoff),
             sources,
@@ -179,6 +217,9 @@ impl ResolverBuilder {
             max_in_flight: self.max_in_flight,
             permits: Semaphore::new(self.max_in_flight),
             case_maps,
+            github,
+            trees,
+            source_trees,
             global_notes: notes,
         })
     }
@@ -198,6 +239,12 @@ pub struct Resolver {
     pub(crate) permits: Semaphore,
     /// The official sources' case maps, loaded at most once (indexed like `sources`).
     pub(crate) case_maps: Vec<OnceLock<CaseMap>>,
+    /// The GitHub API that lists pinned commits.
+    pub(crate) github: GithubApi,
+    /// The commits whose file lists may answer existence, each loaded at most once.
+    pub(crate) trees: Vec<Tree>,
+    /// Where each source sits in `trees` (indexed like `sources`; `None`: probed).
+    pub(crate) source_trees: Vec<Option<SourceTree>>,
     global_notes: Vec<String>,
 }
 
@@ -260,6 +307,7 @@ impl Resolver {
             }
         }
 
+        notes.extend(self.tree_notes());
         let probes = memo.probes(self);
         definitive &= probes.iter().all(|p| p.answer != Answer::Unknown);
         if self.offline {

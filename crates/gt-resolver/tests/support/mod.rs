@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use gt_resolver::{GtQuery, Platform, SourceKind};
+
 /// One scripted reply.
 #[derive(Debug, Clone)]
 pub enum Reply {
@@ -38,6 +40,8 @@ pub enum Reply {
 struct State {
     scripts: HashMap<String, (Vec<Reply>, usize)>,
     requests: Vec<(String, String)>,
+    /// Request headers (lower-case name, value), indexed like `requests`.
+    headers: Vec<Vec<(String, String)>>,
     latency: Duration,
 }
 
@@ -115,9 +119,21 @@ impl TestServer {
             .collect()
     }
 
+    /// The value of header `name` in the last request for `path`.
+    pub fn header(&self, path: &str, name: &str) -> Option<String> {
+        let st = self.lock();
+        let i = st.requests.iter().rposition(|(_, p)| p == path)?;
+        st.headers[i]
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
     /// Forgets the request log.
     pub fn reset_counts(&self) {
-        self.lock().requests.clear();
+        let mut st = self.lock();
+        st.requests.clear();
+        st.headers.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -133,18 +149,22 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
     let mut ranged = false;
+    let mut headers = Vec::new();
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
             break;
         }
-        if h.to_ascii_lowercase().starts_with("range:") {
-            ranged = true;
+        if let Some((k, v)) = h.split_once(':') {
+            let k = k.trim().to_ascii_lowercase();
+            ranged |= k == "range";
+            headers.push((k, v.trim().to_string()));
         }
     }
     let (reply, latency) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.requests.push((method.clone(), path.clone()));
+        st.headers.push(headers);
         let latency = st.latency;
         let reply = match st.scripts.get_mut(&path) {
             Some((replies, next)) => {
@@ -221,4 +241,133 @@ fn respond(
         out.write_all(body)?;
     }
     out.flush()
+}
+
+/// A git/trees API answer listing `blobs` (paths inside the repository) and their folders.
+pub fn tree_json(blobs: &[String], truncated: bool) -> Vec<u8> {
+    let mut entries = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for b in blobs {
+        let mut at = 0;
+        while let Some(i) = b[at..].find('/') {
+            dirs.insert(b[..at + i].to_string());
+            at += i + 1;
+        }
+        entries.push(serde_json::json!({"path": b, "mode": "100644", "type": "blob", "size": 1}));
+    }
+    for d in dirs {
+        entries.push(serde_json::json!({"path": d, "mode": "040000", "type": "tree"}));
+    }
+    serde_json::json!({"sha": "0", "tree": entries, "truncated": truncated})
+        .to_string()
+        .into_bytes()
+}
+
+/// The pinned commit of the emulated GT repository `org/ci-data`.
+pub const REV: &str = "4ce5eeb9606e378478b2d0964d83e960af4e88cf";
+/// The GT tree inside it.
+pub const TREE: &str = "diffusion-ci/consistency_gt";
+
+/// The server path of `rel` under the emulated GT root (`GtRoot::github(url, "org/ci-data", REV)`).
+pub fn raw(rel: &str) -> String {
+    format!("/org/ci-data/{REV}/{TREE}/{rel}")
+}
+
+/// The server path of the emulated git/trees API answer for [`REV`].
+pub fn api_path() -> String {
+    format!("/repos/org/ci-data/git/trees/{REV}?recursive=1")
+}
+
+/// A tree shaped like upstream's: 80 cases over every source and layout, and the queries with the
+/// source each must resolve to.
+pub struct Suite {
+    /// The queries.
+    pub queries: Vec<GtQuery>,
+    /// The source each query must resolve to.
+    pub expected: Vec<Option<SourceKind>>,
+    /// Blob paths inside the repository.
+    pub blobs: Vec<String>,
+}
+
+pub fn suite(server: &TestServer) -> Suite {
+    let mut s = Suite {
+        queries: Vec::new(),
+        expected: Vec::new(),
+        blobs: Vec::new(),
+    };
+    let put = |s: &mut Suite, rel: String| {
+        server.file(&raw(&rel), rel.as_bytes());
+        s.blobs.push(format!("{TREE}/{rel}"));
+    };
+    let mut declared = serde_json::Map::new();
+    for i in 0..80 {
+        let case = format!("case_{i:02}");
+        let img = |ext: &str| format!("{case}_1gpu.{ext}");
+        let (query, source) = match i {
+            // Declared official GT; a platform copy of ours for some (it wins, as upstream).
+            0..25 => {
+                put(&mut s, format!("official_generated/{}", img("png")));
+                declared.insert(case.clone(), serde_json::json!({"outputs": [img("png")]}));
+                if i % 5 == 0 {
+                    put(&mut s, format!("sglang_generated/h100/{}", img("png")));
+                    (
+                        GtQuery::image(&case, 1, Some("png"), Platform::H100),
+                        SourceKind::Sglang,
+                    )
+                } else {
+                    (
+                        GtQuery::image(&case, 1, Some("png"), Platform::H100),
+                        SourceKind::Official,
+                    )
+                }
+            }
+            // Ours in the platform folder, jpg; an undeclared official copy that must not count.
+            25..45 => {
+                put(&mut s, format!("sglang_generated/h100/{}", img("jpg")));
+                put(&mut s, format!("official_generated/{}", img("jpg")));
+                (
+                    GtQuery::image(&case, 1, Some("jpg"), Platform::H100),
+                    SourceKind::Sglang,
+                )
+            }
+            // Ours, bare, in the second extension tried.
+            45..65 => {
+                put(&mut s, format!("sglang_generated/{}", img("jpg")));
+                (
+                    GtQuery::image(&case, 1, None, Platform::B200),
+                    SourceKind::Sglang,
+                )
+            }
+            // Videos: three frames of ours.
+            65..72 => {
+                for f in ["frame_0", "frame_mid", "frame_last"] {
+                    put(&mut s, format!("sglang_generated/{case}_1gpu_{f}.png"));
+                }
+                (GtQuery::video(&case, 1, Platform::H100), SourceKind::Sglang)
+            }
+            // Only the legacy tree has it.
+            72..76 => {
+                put(&mut s, img("webp"));
+                (
+                    GtQuery::image(&case, 1, Some("webp"), Platform::H100),
+                    SourceKind::Legacy,
+                )
+            }
+            // Nowhere: a true "missing".
+            _ => {
+                s.queries
+                    .push(GtQuery::image(&case, 1, Some("png"), Platform::H100));
+                s.expected.push(None);
+                continue;
+            }
+        };
+        s.queries.push(query);
+        s.expected.push(Some(source));
+    }
+    let map = serde_json::json!({ "cases": declared }).to_string();
+    server.file(&raw("official_generated/case_map.json"), map.as_bytes());
+    s.blobs
+        .push(format!("{TREE}/official_generated/case_map.json"));
+    s.blobs.push("README.md".into());
+    s
 }
