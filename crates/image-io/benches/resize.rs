@@ -21,9 +21,10 @@ fn input(width: u32, height: u32) -> Image {
 
 fn benches(c: &mut Criterion) {
     let img = input(1024, 768);
-    c.bench_function("qwen_edit_image 1024x768 -> 1184x896 (lanczos + preprocess)", |b| {
-        b.iter(|| qwen_edit_image(&img).expect("resize"))
-    });
+    c.bench_function(
+        "qwen_edit_image 1024x768 -> 1184x896 (lanczos + preprocess)",
+        |b| b.iter(|| qwen_edit_image(&img).expect("resize")),
+    );
     c.bench_function("resize 1024x768 -> 298x224 bicubic (CLIP)", |b| {
         b.iter(|| img.resize(298, 224, Resample::Bicubic).expect("resize"))
     });
