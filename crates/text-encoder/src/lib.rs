@@ -17,26 +17,34 @@
 //! # Ok::<(), text_encoder::Error>(())
 //! ```
 //!
-//! ## Vision side (issue 17 part 3; landing in steps, this is the planned public API)
+//! ## Vision side
 //!
-//! The Qwen2.5-VL vision tower and `Qwen2VLImageProcessor` (transformers 5.24.0, torchvision
-//! backend), for the multimodal prompt path of the Edit pipelines:
+//! The Qwen2.5-VL vision tower and `Qwen2VLImageProcessor` (transformers 5.24, torchvision
+//! backend), loaded only when a prompt comes with images:
 //!
-//! * `image_processor::to_rgb(&image::DynamicImage) -> image::RgbImage`: transformers'
-//!   `convert_to_rgb` (alpha composited onto white exactly as PIL's `alpha_composite`).
-//! * `smart_resize(height, width, factor, min_pixels, max_pixels) -> Result<(usize, usize), Error>`.
-//! * `ImageProcessor::from_preprocessor_config(path)` / `ImageProcessor::default()` (transformers'
-//!   defaults: min_pixels 56·56, max_pixels 28·28·1280, patch 14, temporal 2, merge 2, CLIP
-//!   mean/std); `.preprocess(&[image::RgbImage]) -> Result<VisionInput, Error>`.
-//! * `VisionInput { pixel_values: Vec<f32> /* [N, 3·2·14·14] row-major */, patch_dim, grid_thw:
-//!   Vec<[usize; 3]> }` with `.num_patches()`, `.merged_tokens(merge) -> Vec<usize>` (the
-//!   `<|image_pad|>` count per image, t·h·w / merge²) and `.pixel_values_tensor::<B>(&device)`.
-//! * `VisionConfig::from_file(config.json)` (the `vision_config` block).
-//! * `VisionTower::<B>::load(text_encoder_dir, &device)` / `VisionTower::from_weights(&Weights,
-//!   VisionConfig, &device)`: reads only `visual.*` (or `model.visual.*`) tensors, strictly.
-//! * `VisionTower::forward(&self, pixel_values: Tensor<B, 2>, grid_thw: &[[usize; 3]]) ->
-//!   Result<Tensor<B, 2>, Error>`: `image_embeds` `[N / merge², out_hidden_size]`, images in
-//!   order (what `Qwen2_5_VLModel.get_image_features` concatenates before splitting).
+//! * [`image_processor::open_rgb`] / [`image_processor::to_rgb`]: transformers' `convert_to_rgb`
+//!   (alpha composited onto white exactly as PIL's `alpha_composite`, grey replicated).
+//! * [`ImageProcessor`] (`from_preprocessor_config(path)` or `default()`): [`smart_resize`],
+//!   torch's uint8 antialiased bicubic ([`image_processor::resize_bicubic_antialias`]), rescale +
+//!   normalise, patchify; `.preprocess(&[RgbImage])` returns a [`VisionInput`] (`pixel_values`
+//!   `[N, 3·2·14·14]`, `grid_thw`, `.merged_tokens(merge)` = the `<|image_pad|>` count per image).
+//! * [`VisionTower`] (`load(text_encoder_dir)` reads only `visual.*` / `model.visual.*`,
+//!   strictly): `.forward(pixel_values, &grid_thw)` gives `image_embeds` `[N / merge²,
+//!   out_hidden_size]`, every image's tokens in order.
+//!
+//! ```no_run
+//! use burn::backend::Flex;
+//! use text_encoder::image_processor::open_rgb;
+//! use text_encoder::{ImageProcessor, VisionTower};
+//!
+//! let device = Default::default();
+//! let processor = ImageProcessor::from_preprocessor_config("processor/preprocessor_config.json")?;
+//! let input = processor.preprocess(&[open_rgb("cat.png")?])?;
+//! let tower = VisionTower::<Flex>::load("text_encoder", &device)?;
+//! let embeds = tower.forward(input.pixel_values_tensor(&device), &input.grid_thw)?;
+//! assert_eq!(embeds.dims()[0], input.merged_tokens(2).iter().sum::<usize>());
+//! # Ok::<(), text_encoder::Error>(())
+//! ```
 
 mod config;
 mod error;
