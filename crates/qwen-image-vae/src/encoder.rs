@@ -13,6 +13,10 @@ use crate::model::check_all_used;
 
 /// One entry of upstream's flat `encoder.down_blocks` list.
 #[derive(Module, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a dozen entries per model, built once: boxing would only add indirection"
+)]
 enum DownLayer<B: Backend> {
     Residual(ResidualBlock<B>),
     Downsample(Downsample<B>),

@@ -1,19 +1,20 @@
-//! `AutoencoderKLQwenImage` decoder for single images, plus the pipeline's latent unpack /
-//! de-normalise / u8 post-processing around it.
+//! `AutoencoderKLQwenImage` for single images — decoder, encoder, or both — plus the pipelines'
+//! latent pack / unpack / (de-)normalise and u8 post-processing around it.
 //!
 //! The released Qwen-Image VAE is the Wan-2.1 causal video VAE. For one frame its causal 3-D
 //! convolutions reduce exactly to 2-D convolutions (the last temporal tap), and the temporal
-//! upsampling is skipped, so this crate runs a plain 2-D decoder that loads the released weights
-//! by name and matches diffusers 0.42.1 within 1e-4 (f32).
+//! up/downsampling is skipped, so this crate runs a plain 2-D decoder and encoder that load the
+//! released weights by name and match diffusers 0.42.1 within 1e-4 (f32), for RGB and for the
+//! Layered model's RGBA VAE.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
-//! use qwen_image_vae::{QwenImageVae, denormalize, to_rgb_images, unpack_latents};
+//! use qwen_image_vae::{QwenImageAutoencoder, denormalize, normalize, to_rgb_images};
 //!
 //! let dev = Default::default();
-//! let vae = QwenImageVae::<Flex>::load("testdata/tiny-qwen-image/vae", &dev)?;
-//! let packed = burn::tensor::Tensor::<Flex, 3>::zeros([1, 16, 64], &dev); // from the DiT loop
-//! let latents = unpack_latents(packed, 64, 64, vae.config().scale_factor())?;
+//! let vae = QwenImageAutoencoder::<Flex>::load("testdata/tiny-qwen-image/vae", &dev)?;
+//! let image = burn::tensor::Tensor::<Flex, 5>::zeros([1, 3, 1, 64, 64], &dev); // in [-1, 1]
+//! let latents = normalize(vae.encode(image)?, vae.config())?; // what the Edit pipelines pack
 //! let sample = vae.decode(denormalize(latents, vae.config())?)?;
 //! to_rgb_images(sample)?[0].save("out.png").ok();
 //! # Ok::<(), qwen_image_vae::Error>(())

@@ -243,9 +243,12 @@ fn normalize_rejects_latents_of_the_wrong_width() {
 
 // ---- strict loading: every tensor used or rejected by name -----------------------------------
 
+/// A checkpoint as a list of (name, shape, f32 bytes).
+type TensorList = Vec<(String, Vec<usize>, Vec<u8>)>;
+
 /// A copy of the RGB VAE folder where `edit` rewrites the tensor list (and `config` the config).
 fn tampered_vae(
-    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>)>),
+    edit: impl FnOnce(&mut TensorList),
     config: impl FnOnce(&mut serde_json::Value),
 ) -> tempfile::TempDir {
     let src = rgb_vae_dir();
@@ -256,7 +259,7 @@ fn tampered_vae(
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
     let bytes = std::fs::read(src.join("diffusion_pytorch_model.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+    let mut tensors: TensorList = st
         .tensors()
         .into_iter()
         .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
@@ -280,7 +283,7 @@ fn tampered_vae(
     dir
 }
 
-fn extra_tensor(name: &str) -> impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>)>) {
+fn extra_tensor(name: &str) -> impl FnOnce(&mut TensorList) {
     let name = name.to_string();
     move |t| t.push((name, vec![4], vec![0; 16]))
 }
