@@ -1,6 +1,6 @@
 //! The `vision_config` block of a Qwen2.5-VL `config.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -153,7 +153,7 @@ impl VisionConfig {
         self.window_size / self.spatial_merge_size / self.patch_size
     }
 
-    fn validate(&self, path: &PathBuf) -> Result<(), Error> {
+    fn validate(&self, path: &Path) -> Result<(), Error> {
         let positive = [
             ("depth", self.depth),
             ("hidden_size", self.hidden_size),
