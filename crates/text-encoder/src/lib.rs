@@ -1,10 +1,14 @@
-//! The Qwen2.5-VL language model (text-only path) and the Qwen-Image prompt path: template,
-//! drop the 34-token prefix, re-pad, embedding-aligned mask.
+//! The Qwen2.5-VL language model and the Qwen-Image prompt paths: template (by pipeline class),
+//! drop the leading tokens (34, Edit 64), re-pad, embedding-aligned mask; for the Edit pipelines
+//! the image placeholders, the vision tower's embeddings scattered in and 3-D M-RoPE.
 //!
 //! [`QwenTextEncoder`] is `Qwen2_5_VLForConditionalGeneration`'s language model as transformers
-//! runs it for text (RMSNorm, grouped-query attention with rotate-half RoPE, SwiGLU), loaded from
-//! a `text_encoder/` folder in either key layout. [`PromptEncoder`] adds the tokenizer and does
-//! what diffusers' `QwenImagePipeline.encode_prompt` does, returning [`PromptEmbeds`].
+//! runs it (RMSNorm, grouped-query attention with rotate-half M-RoPE, SwiGLU), loaded from a
+//! `text_encoder/` folder in either key layout. [`PromptEncoder`] adds the tokenizer, the
+//! pipeline's [`PromptTemplate`] and for Edit folders the image side, and does what diffusers'
+//! `encode_prompt` does, returning [`PromptEmbeds`] ([`PromptEncoder::encode`] for text,
+//! [`PromptEncoder::encode_with_images`] for Edit / Edit-Plus prompts; the README has the traps,
+//! notably [`VisionPositions`]).
 //!
 //! ```no_run
 //! use burn::backend::Flex;
