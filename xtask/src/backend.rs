@@ -7,6 +7,10 @@
 
 use anyhow::bail;
 
+/// The CPU backend: what `--device cpu` runs, and where the CLIP tower of the metrics always
+/// runs (it is small, and a score must not depend on the generation device).
+pub type Cpu = burn::backend::Flex<f32>;
+
 /// Where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
@@ -77,7 +81,7 @@ macro_rules! with_backend {
         #[allow(unreachable_patterns)]
         match ($device, $precision) {
             ($crate::backend::Device::Cpu, _) => {
-                type $B = burn::backend::Flex<f32>;
+                type $B = $crate::backend::Cpu;
                 let $dev: burn::tensor::Device<$B> = Default::default();
                 $body
             }

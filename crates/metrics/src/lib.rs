@@ -71,3 +71,8 @@ pub fn load_rgb(path: &std::path::Path) -> Result<image::RgbImage> {
 }
 
 pub use image::RgbImage;
+
+/// The README's example, compiled as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -12,6 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use qwen_image_dit::{DitConfig, ImageShape, QwenImageTransformer};
 
+use crate::util::report_timings;
 use crate::{backend, with_backend};
 
 #[derive(clap::Subcommand, Debug)]
@@ -59,22 +60,6 @@ pub fn run(b: Bench) -> anyhow::Result<ExitCode> {
             with_backend!(device, precision, |B, dev| dit_step::<B>(&a, &dev))
         }
     }
-}
-
-/// Median of the runs, in ms, written as `{"median_ms", "runs_ms"}` when asked.
-pub fn report_timings(runs_ms: &[f64], path: Option<&Path>) -> anyhow::Result<f64> {
-    let mut sorted = runs_ms.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let median = match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    };
-    if let Some(p) = path {
-        let doc = serde_json::json!({"median_ms": median, "runs_ms": runs_ms});
-        crate::consistency::report::write_atomic(p, doc.to_string().as_bytes())?;
-    }
-    Ok(median)
 }
 
 fn dit_step<B: Backend>(a: &DitStep, dev: &B::Device) -> anyhow::Result<ExitCode> {

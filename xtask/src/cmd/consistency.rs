@@ -17,13 +17,13 @@ use gt_resolver::{GtQuery, GtRoot, Platform, Resolver};
 use metrics::{
     CaseThresholds, ClipImageEncoder, FrameMetrics, ImageMetrics, Media, PixelMetrics, Thresholds,
 };
-use pipeline::{InitialLatents, QwenImagePipeline, Request};
+use pipeline::case::{self, Case};
+use pipeline::{Output, QwenImagePipeline};
 use sha2::{Digest, Sha256};
 
-use super::fixtures::repo_root;
-use super::generate::{generate_with_progress, install_ctrlc};
-use crate::consistency::cases::{self, Case};
+use crate::consistency::cases;
 use crate::consistency::report::{self, CaseReport, GtFileReport, ProbeReport, Report, Timings};
+use crate::util::{generate_with_progress, install_ctrlc, repo_root, save_image, write_atomic};
 use crate::{backend, with_backend};
 
 /// Options of `cargo xtask consistency`. With no arguments it runs the tiny official cases in
@@ -98,17 +98,32 @@ pub enum Sub {
 
 struct Settings {
     out: PathBuf,
-    resolver: Option<Resolver>,
     platform: Platform,
-    thresholds: Thresholds,
-    clip: ClipState,
-    gen_gt: bool,
     device_label: String,
+    mode: Mode,
 }
 
-enum ClipState {
-    Ready(Box<ClipImageEncoder<burn::backend::Flex<f32>>>),
-    Skipped(String),
+/// What a run does with the images it generates.
+enum Mode {
+    /// `--gen-gt`: write them as GT (tree layout + manifest); nothing is compared.
+    GenGt,
+    /// Compare each with its GT and hold it to its thresholds.
+    Compare(Box<Compare>),
+}
+
+struct Compare {
+    resolver: Resolver,
+    thresholds: Thresholds,
+    clip: Clip,
+}
+
+/// The CLIP metric for the whole run.
+enum Clip {
+    Ready(Box<ClipImageEncoder<backend::Cpu>>),
+    /// `--no-clip`: not computed, reported as skipped, and no obstacle to a pass.
+    Off,
+    /// Wanted but the model could not be loaded: reported, and no case can pass without it.
+    Unavailable(String),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -121,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .cases
         .clone()
         .unwrap_or_else(|| root.join("testdata/cases/tiny.toml"));
-    let mut all = cases::load(&case_file)?;
+    let mut all = case::load(&case_file)?;
     if !args.case.is_empty() {
         for id in &args.case {
             if !all.iter().any(|c| &c.id == id) {
@@ -138,69 +153,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => Platform::parse(p)?,
         None => Platform::default(),
     };
-
-    let thresholds = match &args.thresholds {
-        None => Thresholds::builtin(),
-        Some(base) => {
-            let overlay = base.with_file_name(format!("{}.json", platform.as_str()));
-            let overlay = (overlay != *base && overlay.is_file()).then_some(overlay);
-            Thresholds::load(base, overlay.as_deref())?
-        }
-    };
-
-    let resolver = if args.gen_gt {
-        None
+    let mode = if args.gen_gt {
+        Mode::GenGt
     } else {
-        let gt_root = args
-            .gt_root
-            .clone()
-            .or_else(|| embedded.then(|| root.join("testdata/gt").to_string_lossy().into_owned()));
-        let mut b = Resolver::builder()
-            .local_override(args.gt_dir.clone())
-            .offline(args.offline)
-            .progress(true);
-        match &gt_root {
-            Some(r) => b = b.root(&GtRoot::parse(r, args.allow_floating)?),
-            None if args.gt_dir.is_some() => {}
-            None => bail!(
-                "no ground truth given: pass --gt-root URL|DIR (a folder or http(s) base holding \
-                 official_generated/ and sglang_generated/) or --gt-dir DIR"
-            ),
-        }
-        Some(b.build()?)
-    };
-
-    let clip = if args.no_clip || args.gen_gt {
-        ClipState::Skipped("--no-clip".into())
-    } else {
-        let model = args.clip_model.clone().unwrap_or_else(|| {
-            if embedded {
-                root.join("testdata/metrics/tiny-clip")
-                    .to_string_lossy()
-                    .into_owned()
-            } else {
-                metrics::DEFAULT_CLIP_MODEL.to_string()
-            }
-        });
-        match ClipImageEncoder::load(&model, &Default::default()) {
-            Ok(enc) => ClipState::Ready(Box::new(enc)),
-            Err(e) => {
-                eprintln!("warning: CLIP is skipped: {e}");
-                ClipState::Skipped(format!("CLIP model {model} unavailable: {e}"))
-            }
-        }
+        Mode::Compare(Box::new(compare_settings(
+            &args, &root, embedded, platform,
+        )?))
     };
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the output folder {}", args.out.display()))?;
     let settings = Settings {
         out: args.out.clone(),
-        resolver,
         platform,
-        thresholds,
-        clip,
-        gen_gt: args.gen_gt,
         device_label: format!("{}/{}", args.device, args.dtype),
+        mode,
     };
     eprintln!(
         "running {} case(s) from {} on {}",
@@ -211,7 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reports = with_backend!(device, precision, |B, dev| run_cases::<B>(
         &all, &settings, &dev
     ))?;
-    if settings.gen_gt {
+    if let Mode::GenGt = settings.mode {
         return Ok(ExitCode::SUCCESS);
     }
     let report = Report::from_cases(reports);
@@ -229,82 +196,184 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Thresholds, the GT resolver and the CLIP model of a comparing run.
+fn compare_settings(
+    args: &Args,
+    root: &Path,
+    embedded: bool,
+    platform: Platform,
+) -> anyhow::Result<Compare> {
+    let thresholds = match &args.thresholds {
+        None => Thresholds::builtin(),
+        Some(base) => {
+            let overlay = base.with_file_name(format!("{}.json", platform.as_str()));
+            let overlay = (overlay != *base && overlay.is_file()).then_some(overlay);
+            Thresholds::load(base, overlay.as_deref())?
+        }
+    };
+
+    let gt_root = args
+        .gt_root
+        .clone()
+        .or_else(|| embedded.then(|| root.join("testdata/gt").to_string_lossy().into_owned()));
+    let mut b = Resolver::builder()
+        .local_override(args.gt_dir.clone())
+        .offline(args.offline)
+        .progress(true);
+    match &gt_root {
+        Some(r) => b = b.root(&GtRoot::parse(r, args.allow_floating)?),
+        None if args.gt_dir.is_some() => {}
+        None => bail!(
+            "no ground truth given: pass --gt-root URL|DIR (a folder or http(s) base holding \
+             official_generated/ and sglang_generated/) or --gt-dir DIR"
+        ),
+    }
+    let resolver = b.build()?;
+
+    let clip = if args.no_clip {
+        Clip::Off
+    } else {
+        let model = args.clip_model.clone().unwrap_or_else(|| {
+            if embedded {
+                root.join("testdata/metrics/tiny-clip")
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                metrics::DEFAULT_CLIP_MODEL.to_string()
+            }
+        });
+        match ClipImageEncoder::load(&model, &Default::default()) {
+            Ok(enc) => Clip::Ready(Box::new(enc)),
+            Err(e) => {
+                eprintln!("warning: CLIP is skipped: {e}");
+                Clip::Unavailable(format!("CLIP model {model} unavailable: {e}"))
+            }
+        }
+    };
+    Ok(Compare {
+        resolver,
+        thresholds,
+        clip,
+    })
+}
+
 fn run_cases<B: Backend>(
     all: &[Case],
     s: &Settings,
     dev: &B::Device,
 ) -> anyhow::Result<Vec<CaseReport>> {
-    let mut pipes: HashMap<String, Result<QwenImagePipeline<B>, String>> = HashMap::new();
-    let mut reports = Vec::new();
-    // Probe every case's GT up front, many cases in parallel (the resolver bounds the pool), so
-    // a slow CDN costs one backoff for the whole run rather than one per case.
-    let queries: Vec<GtQuery> = all.iter().map(|c| query_for(c, s.platform)).collect();
-    let t_gt = Instant::now();
-    let mut resolutions: HashMap<String, anyhow::Result<gt_resolver::Resolution>> =
-        match &s.resolver {
-            Some(r) => all
-                .iter()
-                .zip(r.resolve_many(&queries))
-                .map(|(c, res)| (c.id.clone(), res.map_err(anyhow::Error::from)))
-                .collect(),
-            None => HashMap::new(),
-        };
-    let gt_probe_time = t_gt.elapsed().as_secs_f64() / all.len().max(1) as f64;
-    let mut manifest = Vec::new();
-    let overall = indicatif::ProgressBar::new(all.len() as u64);
+    let mut generator = Generator::<B>::new(dev);
+    match &s.mode {
+        Mode::GenGt => {
+            let mut manifest = Vec::new();
+            let reports = each_case(all.iter().map(|c| (c, ())), true, |case, ()| {
+                let g = generator.generate(case, &s.out)?;
+                manifest.push(write_gt(case, &g, &s.out)?);
+                Ok(gt_written_report(case, &g, &s.out))
+            });
+            write_manifest(s, &manifest)?;
+            Ok(reports)
+        }
+        Mode::Compare(c) => {
+            // Probe every case's GT up front, many cases in parallel (the resolver bounds the
+            // pool), so a slow CDN costs one backoff for the whole run rather than one per case.
+            let queries: Vec<GtQuery> = all.iter().map(|c| query_for(c, s.platform)).collect();
+            let t_gt = Instant::now();
+            let resolutions = c.resolver.resolve_many(&queries);
+            let gt_probe_time = t_gt.elapsed().as_secs_f64() / all.len().max(1) as f64;
+            Ok(each_case(
+                all.iter().zip(resolutions),
+                false,
+                |case, resolution| {
+                    let g = generator.generate(case, &s.out)?;
+                    let mut report = compare(case, g, resolution?, c, s)?;
+                    report.timings.gt += gt_probe_time;
+                    Ok(report)
+                },
+            ))
+        }
+    }
+}
+
+/// Run `f` on every case under one progress bar: a case that fails becomes a failed report and
+/// the run goes on.
+fn each_case<'c, T>(
+    items: impl ExactSizeIterator<Item = (&'c Case, T)>,
+    gen_gt: bool,
+    mut f: impl FnMut(&'c Case, T) -> anyhow::Result<CaseReport>,
+) -> Vec<CaseReport> {
+    let overall = indicatif::ProgressBar::new(items.len() as u64);
     overall.set_style(
         indicatif::ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} cases")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     overall.set_prefix("consistency");
-    // One Ctrl-C handler for the whole run, shared by every pipeline it loads.
-    let cancel = Arc::new(AtomicBool::new(false));
-    install_ctrlc(cancel.clone());
-    for case in all {
-        let t_load = Instant::now();
-        let pipe = pipes.entry(case.model.clone()).or_insert_with(|| {
-            QwenImagePipeline::<B>::load(&case.model, dev)
-                .map(|p| p.with_cancel_flag(cancel.clone()))
-                .map_err(|e| format!("cannot load the pipeline {}: {e}", case.model))
+    let mut reports = Vec::new();
+    for (case, item) in items {
+        let report = f(case, item).unwrap_or_else(|e| {
+            let mut r = CaseReport::new(case);
+            r.failures.push(format!("{e:#}"));
+            r
         });
-        let load = t_load.elapsed().as_secs_f64();
-        let report = match pipe {
-            Ok(pipe) => run_case(
-                pipe,
-                case,
-                s,
-                load,
-                resolutions.remove(&case.id),
-                gt_probe_time,
-                &mut manifest,
-            ),
-            Err(e) => Err(anyhow::anyhow!("{e}")),
-        };
-        let report = report.unwrap_or_else(|e| CaseReport {
-            id: case.id.clone(),
-            passed: false,
-            gt_source: "none".into(),
-            gt_files: vec![],
-            metrics: vec![],
-            thresholds: None,
-            failures: vec![format!("{e:#}")],
-            skipped: vec![],
-            probes: vec![],
-            notes: vec![],
-            timings: Timings::default(),
-            latents: initial_latents(case).describe(),
-            generator: initial_latents(case).generator().map(String::from),
-            output: None,
-        });
-        overall.suspend(|| print_case_line(&report, s.gen_gt));
+        overall.suspend(|| print_case_line(&report, gen_gt));
         overall.inc(1);
         reports.push(report);
     }
     overall.finish_and_clear();
-    if s.gen_gt {
-        write_manifest(s, &manifest)?;
+    reports
+}
+
+/// Loads each model once for the run, with one Ctrl-C handler shared by every pipeline.
+struct Generator<'d, B: Backend> {
+    pipes: HashMap<String, Result<QwenImagePipeline<B>, String>>,
+    cancel: Arc<AtomicBool>,
+    device: &'d B::Device,
+}
+
+/// One case's generated image, saved under `OUT/cases/<id>/output.<ext>`.
+struct Generated<B: Backend> {
+    out: Output<B>,
+    timings: Timings,
+    /// The saved output, relative to the output folder.
+    output_rel: String,
+}
+
+impl<'d, B: Backend> Generator<'d, B> {
+    fn new(device: &'d B::Device) -> Self {
+        let cancel = Arc::new(AtomicBool::new(false));
+        install_ctrlc(cancel.clone());
+        Self {
+            pipes: HashMap::new(),
+            cancel,
+            device,
+        }
     }
-    Ok(reports)
+
+    fn generate(&mut self, case: &Case, out_dir: &Path) -> anyhow::Result<Generated<B>> {
+        let t_load = Instant::now();
+        let pipe = self.pipes.entry(case.model.clone()).or_insert_with(|| {
+            QwenImagePipeline::<B>::load(&case.model, self.device)
+                .map(|p| p.with_cancel_flag(self.cancel.clone()))
+                .map_err(|e| format!("cannot load the pipeline {}: {e}", case.model))
+        });
+        let load = t_load.elapsed().as_secs_f64();
+        let pipe = pipe.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let out = generate_with_progress(pipe, &case.request(), &case.id)?;
+        let timings = Timings {
+            load,
+            text_encoder: out.timings.text_encoder.as_secs_f64(),
+            denoise: out.timings.denoise.as_secs_f64(),
+            decode: out.timings.decode.as_secs_f64(),
+            ..Timings::default()
+        };
+        let output_rel = format!("cases/{}/output.{}", case.id, case.output_format);
+        save_image(&out.image, &out_dir.join(&output_rel))?;
+        Ok(Generated {
+            out,
+            timings,
+            output_rel,
+        })
+    }
 }
 
 fn query_for(case: &Case, platform: Platform) -> GtQuery {
@@ -316,92 +385,69 @@ fn query_for(case: &Case, platform: Platform) -> GtQuery {
     )
 }
 
-fn initial_latents(case: &Case) -> InitialLatents {
-    InitialLatents::from_options(case.latents.as_deref(), case.seed)
-}
-
-fn request(case: &Case) -> Request {
-    let mut r = Request::new(case.prompt.clone(), case.height, case.width)
-        .steps(case.num_inference_steps)
-        .latents(initial_latents(case));
-    r.negative_prompt = case.negative_prompt.clone();
-    r.true_cfg_scale = case.true_cfg_scale;
-    r.guidance_scale = case.guidance_scale;
-    r
-}
-
-fn run_case<B: Backend>(
-    pipe: &QwenImagePipeline<B>,
+/// `--gen-gt`: the image as `OUT/gt/sglang_generated/<id>_<n>gpu.<ext>`, and its manifest entry.
+fn write_gt<B: Backend>(
     case: &Case,
-    s: &Settings,
-    load: f64,
-    resolution: Option<anyhow::Result<gt_resolver::Resolution>>,
-    gt_probe_time: f64,
-    manifest: &mut Vec<serde_json::Value>,
-) -> anyhow::Result<CaseReport> {
-    let out = generate_with_progress(pipe, &request(case), &case.id)?;
-    let mut timings = Timings {
-        load,
-        text_encoder: out.timings.text_encoder.as_secs_f64(),
-        denoise: out.timings.denoise.as_secs_f64(),
-        decode: out.timings.decode.as_secs_f64(),
-        ..Timings::default()
-    };
-    let output_rel = format!("cases/{}/output.{}", case.id, case.output_format);
-    super::generate::save_image(&out.image, &s.out.join(&output_rel))?;
+    g: &Generated<B>,
+    out: &Path,
+) -> anyhow::Result<serde_json::Value> {
+    let name = gt_file_name(case);
+    let path = out.join("gt/sglang_generated").join(&name);
+    save_image(&g.out.image, &path)?;
+    let bytes = std::fs::read(&path)?;
+    Ok(serde_json::json!({
+        "case": case.id,
+        "file": name,
+        "sha256": hex::encode(Sha256::digest(&bytes)),
+        "prompt": case.prompt,
+        "negative_prompt": case.negative_prompt,
+        "true_cfg_scale": case.true_cfg_scale,
+        "guidance_scale": case.guidance_scale,
+        "height": g.out.height,
+        "width": g.out.width,
+        "num_inference_steps": case.num_inference_steps,
+        "seed": case.seed,
+        "generator": case.initial_latents().generator(),
+        "latents_sha256": case.latents.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| hex::encode(Sha256::digest(b))),
+        "model": case.model,
+        "model_revision": model_revision(&case.model),
+    }))
+}
 
-    if s.gen_gt {
-        let name = format!("{}_{}gpu.{}", case.id, case.num_gpus, case.output_format);
-        let path = s.out.join("gt/sglang_generated").join(&name);
-        super::generate::save_image(&out.image, &path)?;
-        let bytes = std::fs::read(&path)?;
-        manifest.push(serde_json::json!({
-            "case": case.id,
-            "file": name,
-            "sha256": hex::encode(Sha256::digest(&bytes)),
-            "prompt": case.prompt,
-            "negative_prompt": case.negative_prompt,
-            "true_cfg_scale": case.true_cfg_scale,
-            "guidance_scale": case.guidance_scale,
-            "height": out.height,
-            "width": out.width,
-            "num_inference_steps": case.num_inference_steps,
-            "seed": case.seed,
-            "generator": initial_latents(case).generator(),
-            "latents_sha256": case.latents.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| hex::encode(Sha256::digest(b))),
-            "model": case.model,
-            "model_revision": model_revision(&case.model),
-        }));
-        return Ok(CaseReport {
-            id: case.id.clone(),
-            passed: true,
-            gt_source: "generated".into(),
-            gt_files: vec![GtFileReport {
-                name: name.clone(),
-                url: path.display().to_string(),
-            }],
-            metrics: vec![],
-            thresholds: None,
-            failures: vec![],
-            skipped: vec![],
-            probes: vec![],
-            notes: vec![],
-            timings,
-            latents: initial_latents(case).describe(),
-            generator: initial_latents(case).generator().map(String::from),
-            output: Some(output_rel),
-        });
+fn gt_file_name(case: &Case) -> String {
+    format!("{}_{}gpu.{}", case.id, case.num_gpus, case.output_format)
+}
+
+fn gt_written_report<B: Backend>(case: &Case, g: &Generated<B>, out: &Path) -> CaseReport {
+    let name = gt_file_name(case);
+    let url = out.join("gt/sglang_generated").join(&name);
+    CaseReport {
+        passed: true,
+        gt_source: "generated".into(),
+        gt_files: vec![GtFileReport {
+            name,
+            url: url.display().to_string(),
+        }],
+        timings: g.timings.clone(),
+        output: Some(g.output_rel.clone()),
+        ..CaseReport::new(case)
     }
+}
 
-    // Ground truth: official → ours → legacy, every probe logged.
+/// Compare a generated image with its GT (official → ours → legacy, every probe logged) and
+/// give the verdict.
+fn compare<B: Backend>(
+    case: &Case,
+    g: Generated<B>,
+    resolution: gt_resolver::Resolution,
+    c: &Compare,
+    s: &Settings,
+) -> anyhow::Result<CaseReport> {
     let t_gt = Instant::now();
-    let resolver = s.resolver.as_ref().context("no GT resolver")?;
-    let query = query_for(case, s.platform);
-    let resolution = match resolution {
-        Some(r) => r?,
-        None => resolver.resolve(&query)?,
-    };
-    let probes: Vec<ProbeReport> = resolution
+    let mut report = CaseReport::new(case);
+    report.output = Some(g.output_rel);
+    report.timings = g.timings;
+    report.probes = resolution
         .probes
         .iter()
         .map(|p| ProbeReport {
@@ -410,69 +456,56 @@ fn run_case<B: Backend>(
             attempts: p.attempts,
         })
         .collect();
-    let notes = resolution.notes.clone();
-    let mut base = CaseReport {
-        id: case.id.clone(),
-        passed: false,
-        gt_source: resolution
-            .source
-            .map(|k| k.as_str().to_string())
-            .unwrap_or_else(|| "none".into()),
-        gt_files: resolution
-            .files
-            .iter()
-            .map(|f| GtFileReport {
-                name: f.name.clone(),
-                url: f.url.clone(),
-            })
-            .collect(),
-        metrics: vec![],
-        thresholds: None,
-        failures: vec![],
-        skipped: vec![],
-        probes,
-        notes,
-        timings: Timings::default(),
-        latents: initial_latents(case).describe(),
-        generator: initial_latents(case).generator().map(String::from),
-        output: Some(output_rel),
-    };
-    let found = match resolution.into_found(&query) {
+    report.notes = resolution.notes.clone();
+    if let Some(source) = resolution.source {
+        report.gt_source = source.as_str().to_string();
+    }
+    report.gt_files = resolution
+        .files
+        .iter()
+        .map(|f| GtFileReport {
+            name: f.name.clone(),
+            url: f.url.clone(),
+        })
+        .collect();
+    let image = &g.out.image;
+    let found = match resolution.into_found(&query_for(case, s.platform)) {
         Ok(f) => f,
         Err(e) => {
-            report::write_case_images(&s.out, &case.id, &out.image, None)?;
-            base.failures.push(format!("GT not found: {e}"));
-            base.failures.push(format!(
+            report::write_case_images(&s.out, &case.id, image, None)?;
+            report.failures.push(format!("GT not found: {e}"));
+            report.failures.push(format!(
                 "generate GT for this case with: cargo xtask consistency --gen-gt --case {} --out DIR \
                  (writes DIR/gt/sglang_generated/ and a manifest)",
                 case.id
             ));
-            timings.gt = t_gt.elapsed().as_secs_f64();
-            base.timings = timings;
-            return Ok(base);
+            report.timings.gt = t_gt.elapsed().as_secs_f64();
+            return Ok(report);
         }
     };
     let file = found.files.first().context("GT resolution with no file")?;
-    let gt_path = resolver.fetch(file)?;
-    let gt = metrics::load_rgb(&gt_path)?;
-    timings.gt = gt_probe_time + t_gt.elapsed().as_secs_f64();
+    let gt = metrics::load_rgb(&c.resolver.fetch(file)?)?;
+    report.timings.gt = t_gt.elapsed().as_secs_f64();
 
-    // Metrics and verdict.
     let t_m = Instant::now();
-    report::write_case_images(&s.out, &case.id, &out.image, Some(&gt))?;
-    let pixel = match PixelMetrics::compute(&out.image, &gt) {
+    report::write_case_images(&s.out, &case.id, image, Some(&gt))?;
+    let pixel = match PixelMetrics::compute(image, &gt) {
         Ok(p) => p,
         Err(e) => {
-            base.failures
+            report
+                .failures
                 .push(format!("cannot compare with {}: {e}", file.url));
-            base.timings = timings;
-            return Ok(base);
+            return Ok(report);
         }
     };
-    let clip = match &s.clip {
-        ClipState::Ready(enc) => Some(enc.similarity(&out.image, &gt)?),
-        ClipState::Skipped(why) => {
-            base.skipped.push(format!("clip: {why}"));
+    let clip = match &c.clip {
+        Clip::Ready(enc) => Some(enc.similarity(image, &gt)?),
+        Clip::Off => {
+            report.skipped.push("clip: --no-clip".into());
+            None
+        }
+        Clip::Unavailable(why) => {
+            report.skipped.push(format!("clip: {why}"));
             None
         }
     };
@@ -480,25 +513,25 @@ fn run_case<B: Backend>(
         frame: "image".into(),
         metrics: ImageMetrics::new(pixel, clip),
     }];
-    let th: CaseThresholds = s.thresholds.for_case(&case.id, Media::Image);
+    let th: CaseThresholds = c.thresholds.for_case(&case.id, Media::Image);
     let verdict = th.check(&frames);
-    base.failures
+    report
+        .failures
         .extend(verdict.failures.iter().map(|f| f.to_string()));
-    // An explicitly skipped CLIP (--no-clip) does not block a pass; an unavailable one does.
-    let clip_blocks = matches!(&s.clip, ClipState::Skipped(w) if w != "--no-clip");
-    base.passed = verdict.failures.is_empty() && verdict.frames > 0 && !clip_blocks;
-    if clip_blocks {
-        base.failures
+    let clip_unavailable = matches!(c.clip, Clip::Unavailable(_));
+    report.passed = verdict.failures.is_empty() && verdict.frames > 0 && !clip_unavailable;
+    if clip_unavailable {
+        report
+            .failures
             .push("clip could not be computed: not a pass".into());
     }
-    if !base.passed {
-        base.failures.push(format!("GT used: {}", file.url));
+    if !report.passed {
+        report.failures.push(format!("GT used: {}", file.url));
     }
-    base.metrics = frames;
-    base.thresholds = Some(th.into());
-    timings.metrics = t_m.elapsed().as_secs_f64();
-    base.timings = timings;
-    Ok(base)
+    report.metrics = frames;
+    report.thresholds = Some(th.into());
+    report.timings.metrics = t_m.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 fn model_revision(model: &str) -> String {
@@ -529,7 +562,7 @@ fn write_manifest(s: &Settings, cases: &[serde_json::Value]) -> anyhow::Result<(
         "cases": cases,
     });
     let path = s.out.join("gt/manifest.json");
-    report::write_atomic(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+    write_atomic(&path, serde_json::to_string_pretty(&doc)?.as_bytes())?;
     eprintln!(
         "wrote GT for {} case(s) under {} (tree layout: sglang_generated/<case>_<n>gpu.<ext>) and {}",
         cases.len(),

@@ -4,10 +4,12 @@
 //! venv, `.venv-reference/` at the repository root (override with `QWEN_REFERENCE_VENV`), which is
 //! created and filled on first use. Tests and CI never need it: its outputs are committed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
+
+use crate::util::repo_root;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,14 +22,6 @@ pub struct Args {
     /// Regenerate into a temp folder and compare with the committed testdata/ (bitwise tensors).
     #[arg(long, conflicts_with_all = ["only", "out"])]
     pub check: bool,
-}
-
-/// The repository root (xtask's parent).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// The reference venv's python, creating the venv and installing the pinned requirements if needed.

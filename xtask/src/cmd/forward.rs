@@ -73,7 +73,7 @@ fn timed<B: Backend, const D: usize>(
         last = Some(out);
     }
     if c.repeat > 1 || c.timings.is_some() {
-        let median = super::bench::report_timings(&runs, c.timings.as_deref())?;
+        let median = crate::util::report_timings(&runs, c.timings.as_deref())?;
         eprintln!("median {median:.2} ms over {} run(s)", runs.len());
     }
     last.context("no run")

@@ -1,20 +1,18 @@
 //! `cargo xtask generate`: one Qwen-Image picture.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use burn::tensor::backend::Backend;
-use indicatif::{ProgressBar, ProgressStyle};
-use pipeline::{Event, InitialLatents, Output, QwenImagePipeline, Request};
+use pipeline::{InitialLatents, QwenImagePipeline, Request};
 
+use crate::util::{generate_with_progress, install_ctrlc, save_image};
 use crate::{backend, with_backend};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A diffusers-layout pipeline folder or an HF repo id (e.g. Qwen/Qwen-Image).
+    /// A diffusers-layout pipeline folder or an HF repo id (e.g. Qwen/Qwen-Image), read through
+    /// the HF cache Python shares (HF_HUB_CACHE / HF_HOME; HF_HUB_OFFLINE=1 uses only the cache).
     #[arg(long)]
     pub model: String,
     /// HF revision (branch, tag or commit) when --model is a repo id.
@@ -61,9 +59,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .steps(a.steps)
         .max_sequence_length(a.max_sequence_length)
         .latents(InitialLatents::from_options(a.latents.as_deref(), a.seed));
-    req.negative_prompt = a.negative_prompt.clone();
-    req.true_cfg_scale = a.true_cfg_scale;
-    req.guidance_scale = a.guidance_scale;
+    if let Some(p) = &a.negative_prompt {
+        req = req.negative_prompt(p);
+    }
+    if let Some(s) = a.true_cfg_scale {
+        req = req.true_cfg_scale(s);
+    }
+    if let Some(s) = a.guidance_scale {
+        req = req.guidance_scale(s);
+    }
     with_backend!(device, precision, |B, dev| {
         let pipe = QwenImagePipeline::<B>::load_revision(&a.model, a.revision.as_deref(), &dev)
             .with_context(|| format!("loading the pipeline {}", a.model))?;
@@ -81,78 +85,4 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Ctrl-C sets the pipeline's cancel flag: the loop stops after the current step and nothing is
-/// written. A second Ctrl-C exits at once.
-pub fn install_ctrlc(flag: Arc<AtomicBool>) {
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupted: stopping after the current step (Ctrl-C again to quit now)");
-    });
-}
-
-/// Run a request with a progress bar over the denoising steps.
-pub fn generate_with_progress<B: Backend>(
-    pipe: &QwenImagePipeline<B>,
-    req: &Request,
-    label: &str,
-) -> anyhow::Result<Output<B>> {
-    let bar = ProgressBar::hidden();
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} steps {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_string());
-    let out = pipe.generate(req, &mut |e| match e {
-        Event::Warning(w) => bar.println(format!("warning: {w}")),
-        Event::Start { steps } => {
-            bar.set_length(steps as u64);
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        }
-        Event::Step { index, .. } => bar.set_position(index as u64 + 1),
-        Event::Decode => bar.set_message("decoding"),
-    });
-    bar.finish_and_clear();
-    Ok(out?)
-}
-
-/// Save an image by extension, through a temp file renamed into place.
-pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
-    let format = image::ImageFormat::from_path(path).with_context(|| {
-        format!(
-            "{}: unknown image extension (use .png, .jpg or .webp)",
-            path.display()
-        )
-    })?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("img")
-    ));
-    let write = || -> anyhow::Result<()> {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        match format {
-            // Upstream saves official JPEG GT at quality 75.
-            image::ImageFormat::Jpeg => {
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut f, 75).encode_image(img)?
-            }
-            _ => img.write_to(&mut f, format)?,
-        }
-        use std::io::Write;
-        f.flush()?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("writing {}", path.display())));
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
 }

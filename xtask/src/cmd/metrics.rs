@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use metrics::{ClipImageEncoder, Error, ImageMetrics, PixelMetrics, RgbImage, load_rgb};
 
+use crate::backend;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Generated image.
@@ -28,8 +30,7 @@ fn clip_similarity(
     output: &RgbImage,
     gt: &RgbImage,
 ) -> anyhow::Result<Result<f64, String>> {
-    type B = burn::backend::Flex<f32>;
-    let encoder = match ClipImageEncoder::<B>::load(model, &Default::default()) {
+    let encoder = match ClipImageEncoder::<backend::Cpu>::load(model, &Default::default()) {
         Ok(e) => e,
         Err(e @ Error::ModelUnavailable { .. }) => return Ok(Err(e.to_string())),
         Err(e) => return Err(e).with_context(|| format!("loading CLIP model {model}")),
@@ -52,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let metrics = ImageMetrics::new(pixel, clip.as_ref().ok().copied());
 
     if args.json {
-        // The JSON shape is a contract (DESIGN.md): the skip reason goes to stderr, not into it.
+        // The JSON shape is a contract (docs/formats.md): the skip reason goes to stderr, not into it.
         if let Err(reason) = &clip {
             eprintln!("clip: skipped: {reason}");
         }

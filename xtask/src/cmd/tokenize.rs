@@ -9,7 +9,8 @@ use tokenizer_loader::{HubOptions, QwenTokenizer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Pipeline folder (diffusers layout).
+    /// Pipeline folder (diffusers layout), a bare tokenizer folder, or an HF repo id whose
+    /// `tokenizer/` is read through the HF cache Python shares (HF_HUB_OFFLINE=1: cache only).
     #[arg(long)]
     pub model: PathBuf,
     /// Text to tokenize (as given: no template, no special tokens added).
@@ -80,7 +81,7 @@ fn load(model: &std::path::Path) -> anyhow::Result<QwenTokenizer> {
         });
     }
     let id = model.to_string_lossy();
-    if model.is_relative() && id.split('/').count() == 2 && !id.starts_with('.') {
+    if weights::is_repo_id(&id) {
         return Ok(QwenTokenizer::from_hub(
             &id,
             Some("tokenizer"),

@@ -1,4 +1,4 @@
-//! The consistency runner's parts: the case file, and the report.
+//! The consistency runner's parts: case selection, and the report.
 
 pub mod cases;
 pub mod report;

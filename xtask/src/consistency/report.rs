@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use base64::Engine;
 use image::{Rgb, RgbImage};
 use metrics::{CaseThresholds, FrameMetrics};
+use pipeline::case::Case;
+use serde::{Deserialize, Serialize};
+
+use crate::util::write_atomic;
 
 /// The thresholds a case was held to (a serialisable copy of [`CaseThresholds`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -26,9 +29,8 @@ impl From<CaseThresholds> for ThresholdsReport {
         }
     }
 }
-use serde::{Deserialize, Serialize};
 
-/// The whole run, as `report.json` holds it (DESIGN.md's contract plus extra detail).
+/// The whole run, as `report.json` holds it (docs/formats.md's contract plus extra detail).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Report {
     pub passed: usize,
@@ -93,6 +95,29 @@ pub struct CaseReport {
     pub output: Option<String>,
 }
 
+impl CaseReport {
+    /// A case that has not passed yet: no GT, no metrics, no failure, how its noise is made.
+    pub fn new(case: &Case) -> Self {
+        let latents = case.initial_latents();
+        Self {
+            id: case.id.clone(),
+            passed: false,
+            gt_source: "none".into(),
+            gt_files: vec![],
+            metrics: vec![],
+            thresholds: None,
+            failures: vec![],
+            skipped: vec![],
+            probes: vec![],
+            notes: vec![],
+            timings: Timings::default(),
+            latents: latents.describe(),
+            generator: latents.generator().map(String::from),
+            output: None,
+        }
+    }
+}
+
 impl Report {
     pub fn from_cases(mut cases: Vec<CaseReport>) -> Self {
         // Failures first: that is what a reader opens the report for.
@@ -104,17 +129,6 @@ impl Report {
             cases,
         }
     }
-}
-
-/// Write a file through a temp name and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
 }
 
 fn png_bytes(img: &RgbImage) -> anyhow::Result<Vec<u8>> {

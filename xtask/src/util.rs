@@ -1,0 +1,119 @@
+//! Helpers more than one command uses. Commands import from here, never from each other.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use indicatif::{ProgressBar, ProgressStyle};
+use pipeline::{Event, Output, QwenImagePipeline, Request};
+
+/// The repository root (xtask's parent).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Write a file through a temp name and a rename, creating its folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+/// Save an image by extension, through a temp file renamed into place.
+pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
+    let format = image::ImageFormat::from_path(path).with_context(|| {
+        format!(
+            "{}: unknown image extension (use .png, .jpg or .webp)",
+            path.display()
+        )
+    })?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("img")
+    ));
+    let write = || -> anyhow::Result<()> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        match format {
+            // Upstream saves official JPEG GT at quality 75.
+            image::ImageFormat::Jpeg => {
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut f, 75).encode_image(img)?
+            }
+            _ => img.write_to(&mut f, format)?,
+        }
+        use std::io::Write;
+        f.flush()?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("writing {}", path.display())));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Ctrl-C sets `flag` (a pipeline's cancel flag): the loop stops after the current step and
+/// nothing is written. A second Ctrl-C exits at once. Install once per process.
+pub fn install_ctrlc(flag: Arc<AtomicBool>) {
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping after the current step (Ctrl-C again to quit now)");
+    });
+}
+
+/// Run a request with a progress bar over the denoising steps.
+pub fn generate_with_progress<B: Backend>(
+    pipe: &QwenImagePipeline<B>,
+    req: &Request,
+    label: &str,
+) -> anyhow::Result<Output<B>> {
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} steps {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    let out = pipe.generate(req, &mut |e| match e {
+        Event::Warning(w) => bar.println(format!("warning: {w}")),
+        Event::Start { steps } => {
+            bar.set_length(steps as u64);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        Event::Step { index, .. } => bar.set_position(index as u64 + 1),
+        Event::Decode => bar.set_message("decoding"),
+    });
+    bar.finish_and_clear();
+    Ok(out?)
+}
+
+/// Median of the runs, in ms, written as `{"median_ms", "runs_ms"}` when asked.
+pub fn report_timings(runs_ms: &[f64], path: Option<&Path>) -> anyhow::Result<f64> {
+    let mut sorted = runs_ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    if let Some(p) = path {
+        let doc = serde_json::json!({"median_ms": median, "runs_ms": runs_ms});
+        write_atomic(p, doc.to_string().as_bytes())?;
+    }
+    Ok(median)
+}
