@@ -31,8 +31,10 @@ fn ok(o: &Output) {
     );
 }
 
-/// The `sample` tensor's dtype, shape and raw bytes, plus the file's metadata.
-fn read_sample(path: &Path) -> (Dtype, Vec<usize>, Vec<u8>, Vec<(String, String)>) {
+/// The `sample` tensor's dtype, shape and raw bytes, plus the file's metadata (sorted pairs).
+type Sample = (Dtype, Vec<usize>, Vec<u8>, Vec<(String, String)>);
+
+fn read_sample(path: &Path) -> Sample {
     let bytes = std::fs::read(path).expect("output written");
     let (_, meta) = SafeTensors::read_metadata(&bytes).expect("safetensors header");
     let mut pairs: Vec<(String, String)> = meta
