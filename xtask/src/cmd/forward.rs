@@ -353,6 +353,6 @@ mod dit {
                 Ok(ImageShape::new(dim(r[0])?, dim(r[1])?, dim(r[2])?))
             })
             .collect::<anyhow::Result<Vec<_>>>()
-            .with_context(|| format!("{file}"))
+            .with_context(|| file.to_string())
     }
 }
