@@ -204,3 +204,44 @@ fn error(path: &Path, reason: String) -> Error {
         reason,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The released Qwen/Qwen-Image `text_encoder/config.json` (saved by transformers 4.x):
+    /// `in_chans`, no `rope_parameters`.
+    #[test]
+    fn a_transformers_4_vision_config_reads_with_defaults() {
+        let json: Value = serde_json::from_str(
+            r#"{"vision_config": {"depth": 32, "hidden_act": "silu", "hidden_size": 1280,
+                "intermediate_size": 3420, "num_heads": 16, "in_chans": 3, "out_hidden_size": 3584,
+                "patch_size": 14, "spatial_merge_size": 2, "spatial_patch_size": 14,
+                "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31],
+                "tokens_per_second": 2, "temporal_patch_size": 2}}"#,
+        )
+        .unwrap();
+        let c = VisionConfig::from_json(&json, Path::new("config.json")).unwrap();
+        assert_eq!(
+            (c.head_dim(), c.patch_dim(), c.merged_window()),
+            (80, 1176, 4)
+        );
+        assert_eq!(c.rope_theta, 10000.0);
+        assert_eq!(c.fullatt_block_indexes, vec![7, 15, 23, 31]);
+    }
+
+    #[test]
+    fn unsupported_vision_configs_are_errors_naming_the_file() {
+        for bad in [
+            r#"{}"#,
+            r#"{"vision_config": {"hidden_act": "gelu"}}"#,
+            r#"{"vision_config": {"hidden_size": 1280, "num_heads": 24}}"#,
+            r#"{"vision_config": {"window_size": 20}}"#,
+            r#"{"vision_config": {"depth": "x"}}"#,
+        ] {
+            let json: Value = serde_json::from_str(bad).unwrap();
+            let err = VisionConfig::from_json(&json, Path::new("te/config.json")).unwrap_err();
+            assert!(err.to_string().contains("te/config.json"), "{bad}: {err}");
+        }
+    }
+}
