@@ -298,3 +298,38 @@ fn only_backend_rs_names_a_concrete_backend() {
         wrong.join("\n")
     );
 }
+
+/// Commands share helpers through `xtask/src/util.rs`, never by importing from another command.
+#[test]
+fn commands_do_not_import_each_other() {
+    let dir = root().join("xtask/src/cmd");
+    let commands: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read xtask/src/cmd")
+        .filter_map(|e| {
+            let p = e.expect("entry").path();
+            let stem = p.file_stem()?.to_str()?.to_string();
+            (p.extension()? == "rs" && stem != "mod").then_some(stem)
+        })
+        .collect();
+    assert!(commands.len() > 5, "found only {commands:?}");
+    let mut wrong = Vec::new();
+    for cmd in &commands {
+        let path = dir.join(format!("{cmd}.rs"));
+        let text = std::fs::read_to_string(&path).expect("read command");
+        for (i, line) in text.lines().enumerate() {
+            let imports_other = line.contains("crate::cmd::")
+                || commands
+                    .iter()
+                    .filter(|other| *other != cmd)
+                    .any(|other| line.contains(&format!("super::{other}")));
+            if imports_other {
+                wrong.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "move shared helpers to xtask/src/util.rs:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -95,7 +95,8 @@ fn read_json(path: &Path) -> Result<Value, Error> {
 
 /// A pipeline given as a local folder or as an HF repo id (`Qwen/Qwen-Image`, optional revision).
 ///
-/// A repo is fetched through hf-hub into the cache Python shares (`HF_HOME` / `HF_HUB_CACHE`):
+/// A repo is fetched through [`HubRepo`] into the cache Python shares (`HF_HUB_CACHE`, else
+/// `$HF_HOME/hub`):
 /// `model_index.json`, then per component its config, its index and shards (or single file), and
 /// the tokenizer files. With `HF_HUB_OFFLINE=1` only the cache is consulted.
 pub fn resolve_pipeline(model: &str, revision: Option<&str>) -> Result<PipelineDir, Error> {
