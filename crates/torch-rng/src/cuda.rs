@@ -342,13 +342,20 @@ fn normal4_kernel<T>(
         let mut base = t;
         while base < n {
             let w = state.next4();
-            let [a, b] = box_muller(w[0], w[1]);
-            let [c, d] = box_muller(w[2], w[3]);
-            for (lane, value) in [a, b, c, d].into_iter().enumerate() {
-                if let Some(slot) = out.get_mut(base + lane * threads) {
-                    // transformation::normal: value * std + mean with std 1, mean 0 (it maps a
-                    // -0.0 to +0.0).
-                    *slot = cast(value + 0.0);
+            for pair in 0..2 {
+                // Lanes 2·pair and 2·pair + 1; a pair with no element in range is skipped (the
+                // device computes it and drops it, which changes nothing).
+                let first = base + 2 * pair * threads;
+                if first >= n {
+                    break;
+                }
+                let values = box_muller(w[2 * pair], w[2 * pair + 1]);
+                for (lane, value) in values.into_iter().enumerate() {
+                    if let Some(slot) = out.get_mut(first + lane * threads) {
+                        // transformation::normal: value * std + mean with std 1, mean 0 (it
+                        // maps a -0.0 to +0.0).
+                        *slot = cast(value + 0.0);
+                    }
                 }
             }
             base += 4 * threads;
