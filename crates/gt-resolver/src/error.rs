@@ -89,14 +89,28 @@ pub enum Error {
         cache: PathBuf,
     },
 
-    /// A filesystem error, with the path it happened on.
-    #[error("{}: {source}", path.display())]
+    /// A filesystem error, with the path it happened on. The cause is part of the message and
+    /// deliberately not a `source()`, so that error chains (`{:#}`) do not print it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+
+    /// `offline`, and the cached copy of a remote GT file failed its sha256 check (it was
+    /// truncated or changed on disk; the bad copy has been removed).
+    #[error(
+        "offline: the cached copy of {url} at {} is corrupt (truncated or changed on disk) and was \
+         removed; run once without --offline to download it again",
+        path.display()
+    )]
+    CorruptCache {
+        /// The URL the cached copy was downloaded from.
+        url: String,
+        /// The cache object that failed verification.
+        path: PathBuf,
     },
 
     /// No usable cache folder: no user cache dir and no override.
@@ -108,10 +122,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

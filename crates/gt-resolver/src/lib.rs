@@ -59,5 +59,7 @@ pub use naming::{
     CandidateSet, GtKind, GtQuery, PLATFORM_ENV, Platform, image_extensions, preferred_extension,
 };
 pub use resolution::{GtFile, Probe, Resolution};
-pub use resolver::{DEFAULT_FORCED_OURS, GT_DIR_ENV, Resolver, ResolverBuilder, gt_dir_from_env};
+pub use resolver::{
+    ATTEMPTS_ENV, DEFAULT_FORCED_OURS, GT_DIR_ENV, Resolver, ResolverBuilder, gt_dir_from_env,
+};
 pub use source::{GITHUB_RAW, GT_TREE_PATH, GtRoot, Location, Source, SourceKind, is_commit};

@@ -75,6 +75,32 @@ impl Resolution {
         self.source.is_some()
     }
 
+    /// True when a source was chosen although none of its probes got an answer: every one was
+    /// `unknown` (e.g. the GT host refuses connections), so nothing confirmed that the files
+    /// exist. Such a choice is upstream's benefit of the doubt, and worth failing loudly on.
+    pub fn is_unconfirmed(&self) -> bool {
+        let Some(source) = self.source else {
+            return false;
+        };
+        let mut of_source = self
+            .probes
+            .iter()
+            .filter(|p| p.source == Some(source))
+            .peekable();
+        of_source.peek().is_some() && of_source.all(|p| p.answer == Answer::Unknown)
+    }
+
+    /// The distinct reasons of the `unknown` probes, joined (`connection refused`).
+    pub fn unknown_reasons(&self) -> String {
+        let mut seen: Vec<&str> = Vec::new();
+        for p in &self.probes {
+            if p.answer == Answer::Unknown && !p.reason.is_empty() && !seen.contains(&&*p.reason) {
+                seen.push(&p.reason);
+            }
+        }
+        seen.join("; ")
+    }
+
     /// `self` if found, else [`Error::NotFound`] naming every URL tried, the revision and what to do.
     pub fn into_found(self, query: &GtQuery) -> Result<Self, Error> {
         if self.is_found() {

@@ -24,6 +24,10 @@ use crate::sync::{Semaphore, par_map};
 /// Environment variable naming a local GT folder that replaces remote lookup, as upstream.
 pub const GT_DIR_ENV: &str = "SGLANG_CONSISTENCY_GT_DIR";
 
+/// Environment variable setting how many attempts a probe or download makes (1 to 10; default
+/// 5, as upstream). Lowering it shortens the wait for an unreachable GT host.
+pub const ATTEMPTS_ENV: &str = "GT_RESOLVER_ATTEMPTS";
+
 /// Cases that always use our GT, whatever official_generated holds. Upstream quarantines these
 /// because their official references need regeneration or parity triage
 /// (`OFFICIAL_CONSISTENCY_GT_SKIP_CASES`).
@@ -37,9 +41,11 @@ pub const DEFAULT_FORCED_OURS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct ResolverBuilder {
     sources: Vec<Source>,
+    /// Local GT roots given with [`ResolverBuilder::root`]: they must be folders.
+    local_roots: Vec<PathBuf>,
     local_override: Option<PathBuf>,
     forced_ours: Vec<String>,
-    backoff: Backoff,
+    backoff: Option<Backoff>,
     timeout: Duration,
     max_in_flight: usize,
     cache_dir: Option<PathBuf>,
@@ -54,9 +60,10 @@ impl Default for ResolverBuilder {
     fn default() -> Self {
         ResolverBuilder {
             sources: Vec::new(),
+            local_roots: Vec::new(),
             local_override: None,
             forced_ours: DEFAULT_FORCED_OURS.iter().map(|s| s.to_string()).collect(),
-            backoff: Backoff::default(),
+            backoff: None,
             timeout: Duration::from_secs(30),
             max_in_flight: 32,
             cache_dir: None,
@@ -71,7 +78,11 @@ impl Default for ResolverBuilder {
 
 impl ResolverBuilder {
     /// Uses `ROOT/official_generated`, `ROOT/sglang_generated` and `ROOT` (legacy), in that order.
+    /// A local root must be an existing folder ([`ResolverBuilder::build`] checks).
     pub fn root(mut self, root: &GtRoot) -> Self {
+        if let Location::Local(dir) = &root.base {
+            self.local_roots.push(dir.clone());
+        }
         self.sources.extend(root.sources());
         self
     }
@@ -100,9 +111,10 @@ impl ResolverBuilder {
         self
     }
 
-    /// Retry schedule for probes and downloads (default: 5 attempts, 1-2-4-8 s, cap 16 s).
+    /// Retry schedule for probes and downloads (default: 5 attempts, 1-2-4-8 s, cap 16 s; the
+    /// number of attempts can be set with [`ATTEMPTS_ENV`]).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.backoff = Some(backoff);
         self
     }
 
@@ -159,11 +171,14 @@ impl ResolverBuilder {
         self
     }
 
-    /// Opens the cache and builds the resolver.
+    /// Checks that local GT roots (and the local override) are folders, opens the cache and
+    /// builds the resolver. A missing root is an error here rather than a "GT not found" for
+    /// every case later: the run could not look anywhere.
     pub fn build(self) -> Result<Resolver, Error> {
         let mut notes = Vec::new();
         let sources = match &self.local_override {
             Some(dir) => {
+                check_folder(dir)?;
                 notes.push(format!(
                     "{GT_DIR_ENV}={} replaces remote lookup",
                     dir.display()
@@ -183,7 +198,12 @@ impl ResolverBuilder {
                     )]
                 }
             }
-            None => self.sources,
+            None => {
+                for dir in &self.local_roots {
+                    check_folder(dir)?;
+                }
+                self.sources
+            }
         };
         if sources.is_empty() {
             return Err(Error::InvalidLocation {
@@ -208,7 +228,7 @@ impl ResolverBuilder {
             (Vec::new(), vec![None; sources.len()])
         };
         Ok(Resolver {
-            http: Http::new(self.timeout, self.backoff),
+            http: Http::new(self.timeout, self.backoff.unwrap_or_else(backoff_from_env)),
             sources,
             forced_ours: self.forced_ours.into_iter().collect(),
             cache,
@@ -411,10 +431,18 @@ impl Resolver {
             };
         }
         let key = CacheKey::new(&file.url, file.revision.clone());
-        if (file.revision.is_some() || self.offline)
-            && let Lookup::Hit(p) = self.cache.lookup(&key)
-        {
-            return Ok(p);
+        if file.revision.is_some() || self.offline {
+            match self.cache.lookup(&key) {
+                Lookup::Hit(p) => return Ok(p),
+                // Online, a corrupt copy is simply downloaded again below.
+                Lookup::Corrupt(path) if self.offline => {
+                    return Err(Error::CorruptCache {
+                        url: file.url.clone(),
+                        path,
+                    });
+                }
+                Lookup::Corrupt(_) | Lookup::Miss => {}
+            }
         }
         if self.offline {
             return Err(Error::OfflineMiss {
@@ -424,6 +452,34 @@ impl Resolver {
         }
         self.download(&key)
     }
+}
+
+/// Upstream's schedule, with the number of attempts from [`ATTEMPTS_ENV`] when it is a number
+/// from 1 to 10 (anything else is ignored: a typo must not turn retries off).
+fn backoff_from_env() -> Backoff {
+    let mut b = Backoff::default();
+    if let Some(n) = std::env::var(ATTEMPTS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| (1..=10).contains(n))
+    {
+        b.attempts = n;
+    }
+    b
+}
+
+/// A local GT root must be an existing folder.
+fn check_folder(dir: &Path) -> Result<(), Error> {
+    let reason = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "it is a file, not a folder".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such folder".to_string(),
+        Err(e) => e.to_string(),
+    };
+    Err(Error::InvalidLocation {
+        input: dir.display().to_string(),
+        reason: format!("{reason} (a GT root holds official_generated/ and sglang_generated/)"),
+    })
 }
 
 /// The local GT folder from [`GT_DIR_ENV`], if set and non-empty.

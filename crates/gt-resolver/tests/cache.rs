@@ -174,6 +174,49 @@ fn corrupted_cache_file_is_detected_and_refetched() {
 }
 
 #[test]
+fn offline_a_corrupt_cached_copy_is_reported_by_its_url() {
+    let s = TestServer::start();
+    s.file("/x.png", &body());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/x.png", s.url());
+    let p = resolver(s.url(), tmp.path())
+        .fetch(&remote(url.clone()))
+        .expect("download");
+    // Truncate the cached object, as a full disk or a killed copy would.
+    std::fs::write(&p, &body()[..1000]).expect("truncate");
+    let offline = Resolver::builder()
+        .root(&GtRoot::github(s.url(), "org/ci-data", REV, false).expect("root"))
+        .offline(true)
+        .cache_dir(tmp.path())
+        .build()
+        .expect("resolver");
+    let err = offline.fetch(&remote(url.clone())).expect_err("corrupt");
+    assert!(matches!(err, Error::CorruptCache { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&url) && msg.contains("corrupt"), "{msg}");
+}
+
+#[test]
+fn io_errors_say_their_cause_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"x").expect("write");
+    // A cache folder under a plain file cannot be created.
+    let err = Cache::open(file.join("cache")).expect_err("not a folder");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    // What `{:#}` (anyhow) prints: the message, then each source.
+    let mut chain = err.to_string();
+    let mut src = std::error::Error::source(&err);
+    while let Some(e) = src {
+        chain.push_str(&format!(": {e}"));
+        src = e.source();
+    }
+    let cause = chain.rsplit(": ").next().expect("cause").to_string();
+    assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+    assert!(chain.contains("plain-file"), "{chain}");
+}
+
+#[test]
 fn cache_key_includes_the_revision() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = Cache::open(tmp.path()).expect("cache");

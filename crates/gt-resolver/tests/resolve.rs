@@ -250,6 +250,83 @@ fn throttled_then_404_platform_copy_loses_to_the_bare_official_file() {
 }
 
 #[test]
+fn a_root_that_refuses_connections_is_unknown_with_its_reason_and_unconfirmed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let r = Resolver::builder()
+        .root(&GtRoot::parse("http://127.0.0.1:1/gt", false).expect("root"))
+        .backoff(fast())
+        .cache_dir(tmp.path())
+        .build()
+        .expect("resolver")
+        .resolve(&png("c"))
+        .expect("resolve");
+    // Upstream's benefit of the doubt: a source is chosen...
+    assert_eq!(r.source, Some(SourceKind::Sglang));
+    assert!(!r.probes.is_empty());
+    for p in &r.probes {
+        assert_eq!(p.describe(), "unknown (connection refused)", "{}", p.url);
+    }
+    // ...but nothing confirmed it, and every output says why.
+    assert!(r.is_unconfirmed());
+    assert_eq!(r.unknown_reasons(), "connection refused");
+    let j: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
+    assert_eq!(j["probes"][0]["answer"], "unknown");
+    assert_eq!(j["probes"][0]["reason"], "connection refused");
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("(connection refused)") && n.contains("treated as present")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn a_confirmed_choice_is_not_unconfirmed() {
+    let s = TestServer::start();
+    case_map(&s, &[]);
+    s.script(
+        &gt_path("sglang_generated/h100/c_1gpu.png"),
+        vec![Reply::Status(503)],
+    );
+    s.file(&gt_path("sglang_generated/h100/c_1gpu.jpg"), b"ours");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let r = resolver_for(&s, tmp.path())
+        .resolve(&png("c"))
+        .expect("resolve");
+    assert_eq!(names(&r), ["h100/c_1gpu.jpg"]);
+    assert!(!r.is_unconfirmed());
+}
+
+#[test]
+fn a_local_root_that_is_missing_or_a_file_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("gt.txt");
+    std::fs::write(&file, b"not a folder").expect("write");
+    let missing = tmp.path().join("nope");
+    for (dir, why) in [(&missing, "no such folder"), (&file, "is a file")] {
+        let root = GtRoot::parse(&dir.display().to_string(), false).expect("parse");
+        let err = Resolver::builder()
+            .root(&root)
+            .cache_dir(tmp.path().join("cache"))
+            .build()
+            .expect_err("not a folder");
+        assert!(matches!(err, Error::InvalidLocation { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&dir.display().to_string()) && msg.contains(why),
+            "{msg}"
+        );
+        let err = Resolver::builder()
+            .local_override(Some(dir.clone()))
+            .cache_dir(tmp.path().join("cache"))
+            .build()
+            .expect_err("override not a folder");
+        assert!(err.to_string().contains(why), "{err}");
+    }
+}
+
+#[test]
 fn missing_case_map_means_no_official() {
     let s = TestServer::start();
     s.file(&gt_path("official_generated/c_1gpu.png"), b"o");

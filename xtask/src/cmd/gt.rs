@@ -41,7 +41,10 @@ pub fn run(g: Gt) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Exit 0 when GT was found, 1 when no source has it, 2 when the lookup could not run.
+/// Exit 0 when GT was found, 1 when no source has it, 2 when the lookup could not run: bad
+/// arguments, a local GT root that is missing or not a folder (an `Err` here, which `main` turns
+/// into 2), or a source chosen only because every one of its probes was unknown (the GT host
+/// could not be asked, e.g. it refuses connections).
 fn resolve(a: ResolveArgs) -> anyhow::Result<ExitCode> {
     let platform = match a.platform.as_deref() {
         Some(p) if !p.trim().is_empty() => Platform::parse(p)?,
@@ -82,11 +85,27 @@ fn resolve(a: ResolveArgs) -> anyhow::Result<ExitCode> {
         }
         println!("probes ({}):", resolution.probes.len());
         for p in &resolution.probes {
-            println!("  {:<7} x{}  {}", p.answer.as_str(), p.attempts, p.url);
+            println!(
+                "  {:<7} x{}  {}  ({})",
+                p.answer.as_str(),
+                p.attempts,
+                p.url,
+                p.reason
+            );
         }
         for n in &resolution.notes {
             println!("note: {n}");
         }
+    }
+    if resolution.is_unconfirmed() {
+        eprintln!(
+            "error: {}: every probe of the {} source was unknown ({}): the GT host could not be \
+             asked, so nothing confirms that these files exist",
+            query.case,
+            resolution.source.map_or("chosen", |s| s.as_str()),
+            resolution.unknown_reasons()
+        );
+        return Ok(ExitCode::from(2));
     }
     match resolution.into_found(&query) {
         Ok(_) => Ok(ExitCode::SUCCESS),

@@ -34,6 +34,95 @@ pub enum Reply {
     },
     /// Wait this long before answering 200 with an empty body (a client timeout).
     Hang(Duration),
+    /// Close the connection without answering.
+    Reset,
+    /// 200 with the whole body, sent in `chunks` pieces with `delay` between them.
+    Slow {
+        body: Vec<u8>,
+        chunks: usize,
+        delay: Duration,
+    },
+}
+
+/// A failure the chaos mode injects in place of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429.
+    Throttle,
+    /// 503.
+    Unavailable,
+    /// The connection closes without an answer.
+    Reset,
+    /// The body stops at a random byte (an existing file only; else 503).
+    Truncate,
+    /// The whole body, slowly (an existing file only; else 503).
+    Slow,
+}
+
+/// Random faults over every request: a reply for an existing file is replaced with probability
+/// `p_present`, a 404 with `p_absent` (a CDN throttles whatever it is asked), by a fault drawn
+/// uniformly from `faults`. A fault is never a clean 4xx: that would be a lie about existence.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    /// Seed of the server's generator (the run is reproducible for one request order).
+    pub seed: u64,
+    pub p_present: f64,
+    pub p_absent: f64,
+    pub faults: Vec<Fault>,
+    /// Delay between the four pieces of a slow body.
+    pub slow_delay: Duration,
+}
+
+struct ChaosState {
+    cfg: Chaos,
+    rng: u64,
+    injected: usize,
+}
+
+impl ChaosState {
+    /// xorshift64*: enough randomness for fault injection, no dependency.
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn apply(&mut self, reply: Reply) -> Reply {
+        let p = match &reply {
+            Reply::Body(_) | Reply::RefuseHead(_) => self.cfg.p_present,
+            Reply::Status(404) => self.cfg.p_absent,
+            _ => 0.0,
+        };
+        if self.cfg.faults.is_empty() || self.unit() >= p {
+            return reply;
+        }
+        self.injected += 1;
+        let pick = (self.next() % self.cfg.faults.len() as u64) as usize;
+        let fault = self.cfg.faults[pick];
+        let body = match &reply {
+            Reply::Body(b) | Reply::RefuseHead(b) if !b.is_empty() => Some(b.clone()),
+            _ => None,
+        };
+        match (fault, body) {
+            (Fault::Throttle, _) => Reply::Status(429),
+            (Fault::Reset, _) => Reply::Reset,
+            (Fault::Truncate, Some(body)) => {
+                let sent = (self.next() % body.len() as u64) as usize;
+                Reply::Truncated { body, sent }
+            }
+            (Fault::Slow, Some(body)) => Reply::Slow {
+                body,
+                chunks: 4,
+                delay: self.cfg.slow_delay,
+            },
+            _ => Reply::Status(503),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -43,6 +132,7 @@ struct State {
     /// Request headers (lower-case name, value), indexed like `requests`.
     headers: Vec<Vec<(String, String)>>,
     latency: Duration,
+    chaos: Option<ChaosState>,
 }
 
 /// A running server. It lives until the test process exits.
@@ -93,6 +183,20 @@ impl TestServer {
     /// Delay added before every reply.
     pub fn set_latency(&self, d: Duration) {
         self.lock().latency = d;
+    }
+
+    /// Starts (or, with `None`, stops) injecting random faults.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.lock().chaos = chaos.map(|cfg| ChaosState {
+            rng: cfg.seed | 1,
+            cfg,
+            injected: 0,
+        });
+    }
+
+    /// Faults injected since chaos was set.
+    pub fn faults_injected(&self) -> usize {
+        self.lock().chaos.as_ref().map_or(0, |c| c.injected)
     }
 
     /// Requests received so far.
@@ -174,6 +278,10 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             }
             None => Reply::Status(404),
         };
+        let reply = match st.chaos.as_mut() {
+            Some(c) => c.apply(reply),
+            None => reply,
+        };
         (reply, latency)
     };
     if !latency.is_zero() {
@@ -211,6 +319,27 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 thread::sleep(hold);
             }
             Ok(())
+        }
+        Reply::Reset => Ok(()),
+        Reply::Slow {
+            body,
+            chunks,
+            delay,
+        } => {
+            if ranged && !head && !body.is_empty() {
+                let cr = format!("Content-Range: bytes 0-0/{}", body.len());
+                return respond(&mut out, 206, &body[..1], false, &[&cr]);
+            }
+            write_head(&mut out, 200, body.len(), &[])?;
+            if !head {
+                let step = body.len().div_ceil(chunks.max(1)).max(1);
+                for piece in body.chunks(step) {
+                    out.write_all(piece)?;
+                    out.flush()?;
+                    thread::sleep(delay);
+                }
+            }
+            out.flush()
         }
         Reply::Hang(d) => {
             thread::sleep(d);
@@ -287,17 +416,30 @@ pub struct Suite {
     pub expected: Vec<Option<SourceKind>>,
     /// Blob paths inside the repository.
     pub blobs: Vec<String>,
+    /// The files under the GT root (relative names) and their bytes, case_map.json included.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
+/// [`suite_layout`], served by `server` (each file's bytes are its own name).
 pub fn suite(server: &TestServer) -> Suite {
+    let s = suite_layout();
+    for (rel, body) in &s.files {
+        server.file(&raw(rel), body);
+    }
+    s
+}
+
+/// The suite's queries, expected sources and files, without serving them.
+pub fn suite_layout() -> Suite {
     let mut s = Suite {
         queries: Vec::new(),
         expected: Vec::new(),
         blobs: Vec::new(),
+        files: Vec::new(),
     };
     let put = |s: &mut Suite, rel: String| {
-        server.file(&raw(&rel), rel.as_bytes());
         s.blobs.push(format!("{TREE}/{rel}"));
+        s.files.push((rel.clone(), rel.into_bytes()));
     };
     let mut declared = serde_json::Map::new();
     for i in 0..80 {
@@ -365,9 +507,10 @@ pub fn suite(server: &TestServer) -> Suite {
         s.expected.push(Some(source));
     }
     let map = serde_json::json!({ "cases": declared }).to_string();
-    server.file(&raw("official_generated/case_map.json"), map.as_bytes());
-    s.blobs
-        .push(format!("{TREE}/official_generated/case_map.json"));
+    put(&mut s, "official_generated/case_map.json".into());
+    if let Some(last) = s.files.last_mut() {
+        last.1 = map.into_bytes();
+    }
     s.blobs.push("README.md".into());
     s
 }
