@@ -371,5 +371,65 @@ def main(out: pathlib.Path) -> None:
         for k, v in cases.items()))
 
 
+def bench(testdata: pathlib.Path, repeats: int = 30) -> None:
+    """transformers' side of `cargo bench -p text-encoder --bench multimodal` (run by hand, same
+    machine, after the fixtures exist): the pipelines' `_get_qwen_prompt_embeds` on the golden
+    cases with 3-D positions, from precomputed image embeddings (the language-model side:
+    processor text side, scatter, model; the vision tower skipped through `mm_encoder_outputs`) and
+    from the images (processor + vision tower + the rest). Prints medians."""
+    import statistics
+    import time
+
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    def median_s(fn):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    src = testdata / OUT_DIR
+    cls = {"QwenImageEditPipeline": QwenImageEditPipeline, "QwenImageEditPlusPipeline": QwenImageEditPlusPipeline}
+    dirs = {"QwenImageEditPipeline": EDIT_DIR, "QwenImageEditPlusPipeline": EDIT_PLUS_DIR}
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    for name, klass, prompts, files in CASES:
+        if name == "edit_single":
+            continue
+        pipe = cls[klass].from_pretrained(str(testdata / dirs[klass]), torch_dtype=torch.float32)
+        te = pipe.text_encoder.eval()
+        images = [load_image(str(src / f)) for f in files]
+        arg = images if (klass == "QwenImageEditPlusPipeline" or len(images) > 1) else images[0]
+        cpu = torch.device("cpu")
+        with torch.inference_mode(), forward_mm_token_type_ids(pipe):
+            s_full = median_s(lambda: pipe._get_qwen_prompt_embeds(prompts, image=arg, device=cpu))
+            # The same call with the vision tower's output memoised: the language-model side.
+            orig = te.model.get_image_features
+            cache = {}
+
+            def cached(pixel_values, grid, **kwargs):
+                key = (tuple(pixel_values.shape), tuple(grid.flatten().tolist()))
+                if key not in cache:
+                    cache[key] = orig(pixel_values, grid, return_dict=True).pooler_output
+                return BaseModelOutputWithPooling(pooler_output=cache[key])
+
+            te.model.get_image_features = cached
+            try:
+                s_lm = median_s(lambda: pipe._get_qwen_prompt_embeds(prompts, image=arg, device=cpu))
+            finally:
+                te.model.get_image_features = orig
+        print(f"edit_prompt_tiny/{name}/from_image_embeds  {s_lm * 1e3:9.3f} ms  (processor still resizes the images)")
+        print(f"edit_prompt_tiny/{name}/from_images        {s_full * 1e3:9.3f} ms")
+
+
 if __name__ == "__main__":
-    print("run through fixtures.py (--only text_encoder_mm)")
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    if "--bench" in sys.argv:
+        common.make_deterministic()
+        bench(pathlib.Path(__file__).resolve().parents[2] / "testdata")
+    else:
+        print("run through fixtures.py (--only text_encoder_mm), or with --bench for transformers' timings")
