@@ -32,6 +32,7 @@ GENERATORS = [
     "vision",
     "text_encoder_mm",
     "dit_variants",
+    "caption",  # the Layered auto-caption (its folders link to the tiny pipeline's)
 ]
 
 
