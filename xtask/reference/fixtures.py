@@ -33,6 +33,7 @@ GENERATORS = [
     "text_encoder_mm",
     "dit_variants",
     "caption",  # the Layered auto-caption (its folders link to the tiny pipeline's)
+    "e2e_layered",  # after caption: its folder links the caption text encoder and input
 ]
 
 
