@@ -93,9 +93,9 @@ impl SchedulerConfig {
     /// Reads and validates a `scheduler_config.json`. Errors name the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, SchedulerError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SchedulerError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| SchedulerError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, Some(path))
     }
@@ -107,9 +107,9 @@ impl SchedulerConfig {
 
     fn parse(json: &str, path: Option<&Path>) -> Result<Self, SchedulerError> {
         let origin = || path.map_or_else(|| PathBuf::from("<json string>"), Path::to_path_buf);
-        let config: Self = serde_json::from_str(json).map_err(|source| SchedulerError::Parse {
+        let config: Self = serde_json::from_str(json).map_err(|error| SchedulerError::Parse {
             path: origin(),
-            source,
+            error,
         })?;
         config
             .check()

@@ -33,23 +33,26 @@ pub use config::{SchedulerConfig, TimeShiftType};
 pub use schedule::{Schedule, Step, calculate_shift, euler_step};
 
 /// Everything that can go wrong in this crate.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     /// The config file could not be read.
-    #[error("cannot read scheduler config {path}: {source}")]
+    #[error("cannot read scheduler config {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The config file is not valid JSON of the expected shape.
-    #[error("cannot parse scheduler config {path}: {source}")]
+    #[error("cannot parse scheduler config {path}: {error}")]
     Parse {
         /// The file (or `<json string>`).
         path: PathBuf,
         /// The JSON error, with line and column.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// The config switches on something this port does not implement, or cannot define μ.
     #[error("scheduler config {origin}: {reason}")]

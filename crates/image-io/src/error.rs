@@ -1,36 +1,36 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate. A file-level error names the file.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file could not be read from disk.
-    #[error("cannot read image {path}: {source}")]
+    #[error("cannot read image {path}: {error}")]
     Io {
         /// The image file.
         path: PathBuf,
         /// What the OS said.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// PNG or WebP content the `image` crate could not decode.
-    #[error("cannot decode image {path}: {source}")]
+    #[error("cannot decode image {path}: {error}")]
     Decode {
         /// The image file (`<memory>` for bytes given directly).
         path: PathBuf,
         /// What the decoder said.
-        #[source]
-        source: image::ImageError,
+        error: image::ImageError,
     },
 
     /// JPEG content libjpeg-turbo could not decode or encode.
-    #[error("JPEG error in {path}: {source}")]
+    #[error("JPEG error in {path}: {error}")]
     Jpeg {
         /// The image file (`<memory>` for bytes given directly or an encode).
         path: PathBuf,
         /// What libjpeg-turbo said.
-        #[source]
-        source: turbojpeg::Error,
+        error: turbojpeg::Error,
     },
 
     /// A file whose content is valid but holds something PIL would give a mode this crate does not

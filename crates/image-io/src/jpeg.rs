@@ -61,9 +61,9 @@ impl JpegOptions {
 const MEMORY: &str = "<memory>";
 
 fn tj_err(path: &Path) -> impl Fn(turbojpeg::Error) -> Error + '_ {
-    move |source| Error::Jpeg {
+    move |error| Error::Jpeg {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

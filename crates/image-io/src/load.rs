@@ -12,9 +12,9 @@ use crate::{Error, Result};
 /// `Image.open(path)` gives it; see [`decode`]. Errors name the file.
 pub fn load(path: impl AsRef<Path>) -> Result<Image> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     decode_named(&bytes, path)
 }
@@ -35,9 +35,9 @@ fn decode_named(bytes: &[u8], path: &Path) -> Result<Image> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return decode_jpeg_named(bytes, path);
     }
-    let decode_err = |source| Error::Decode {
+    let decode_err = |error| Error::Decode {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()

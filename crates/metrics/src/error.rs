@@ -1,16 +1,18 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate. Each variant names the file, model or image involved.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An image file could not be opened or decoded.
-    #[error("cannot read image {path}: {source}")]
+    #[error("cannot read image {path}: {error}")]
     ImageRead {
         /// The image file.
         path: PathBuf,
         /// What the reader said.
-        #[source]
-        source: image_io::Error,
+        error: image_io::Error,
     },
 
     /// The output and the ground truth differ in size. Upstream's current test_utils.py raises here
@@ -36,23 +38,21 @@ pub enum Error {
     },
 
     /// A JSON file (threshold file, preprocessor or model config) could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A JSON file is not valid JSON (the message carries line and column).
-    #[error("{path} is not valid JSON: {source}")]
+    #[error("{path} is not valid JSON: {error}")]
     Json {
         /// The file (or a description of where the text came from).
         path: PathBuf,
         /// The parser's error, with line and column.
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// A JSON file is valid JSON but a value has the wrong type or an unsupported value.

@@ -54,9 +54,9 @@ pub use clip::{
 /// it (the `image` crate's decoder differs from PIL on ~19 % of the values of a q75 4:2:0 file, by
 /// up to 3), alpha dropped, not composited.
 pub fn load_rgb(path: &std::path::Path) -> Result<image::RgbImage> {
-    let read = |source| Error::ImageRead {
+    let read = |error| Error::ImageRead {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let img = image_io::load(path)
         .and_then(|img| img.convert(image_io::Mode::Rgb))

@@ -74,18 +74,18 @@ impl ClipPreprocessor {
     /// `"crop_size": {"height": .., "width": ..}`) or the legacy one of the openai repos
     /// (`"size": 224`, `"crop_size": 224`). Missing keys take `CLIPImageProcessor`'s defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
 
     /// Parses `preprocessor_config.json` text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let json: Value = serde_json::from_str(text).map_err(|source| Error::Json {
+        let json: Value = serde_json::from_str(text).map_err(|error| Error::Json {
             path: origin.to_path_buf(),
-            source,
+            error,
         })?;
         let bad = |key: &str, problem: String| Error::BadValue {
             path: origin.to_path_buf(),

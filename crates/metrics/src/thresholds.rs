@@ -303,18 +303,18 @@ impl Thresholds {
 
     /// Reads one threshold file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
 
     /// Parses threshold JSON; `origin` names the text in error messages.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|source| Error::Json {
+        let value: Value = serde_json::from_str(text).map_err(|error| Error::Json {
             path: origin.to_path_buf(),
-            source,
+            error,
         })?;
         let bad = |key: &str, problem: &str| Error::BadValue {
             path: origin.to_path_buf(),

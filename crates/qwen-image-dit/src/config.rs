@@ -119,9 +119,9 @@ impl Default for DitConfig {
 impl DitConfig {
     /// Read and validate a `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, DitError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DitError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| DitError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let cfg: Self = serde_json::from_str(&text).map_err(|e| DitError::Config {
             path: path.to_path_buf(),

@@ -1,14 +1,16 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading or running the transformer.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum DitError {
     /// A file (usually `config.json`) could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `config.json` is not valid JSON, has a wrong type, or breaks an invariant.
     #[error("{path}: bad transformer config: {reason}")]

@@ -94,9 +94,9 @@ impl VaeConfig {
     /// Read and validate `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let config: Self = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: path.to_path_buf(),

@@ -1,17 +1,19 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading the VAE or handling latents and images.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A checkpoint problem: missing, unexpected or wrong-shaped tensor (names tensor and file).
     #[error(transparent)]
     Weights(#[from] weights::Error),
     /// `config.json` could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `config.json` is not a valid AutoencoderKLQwenImage config.
     #[error("{path}: invalid VAE config: {reason}")]

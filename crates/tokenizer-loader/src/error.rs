@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 /// Why a tokenizer could not be chosen, loaded or used.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The folder to load from does not exist (or is not a folder).
@@ -13,21 +16,21 @@ pub enum Error {
     },
 
     /// A file exists but could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A JSON file is not valid JSON or does not have the expected shape.
-    #[error("{path} is not valid JSON of the expected shape: {source}")]
+    #[error("{path} is not valid JSON of the expected shape: {error}")]
     Json {
         /// The file.
         path: PathBuf,
         /// The parser's error (with line and column).
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// A file parsed but its content is wrong (a malformed entry, a duplicate id, ...).

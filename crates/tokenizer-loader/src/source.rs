@@ -101,17 +101,17 @@ fn hub_error(repo: &str, file: &str, e: weights::Error) -> Error {
 
 /// Read a file into a string, naming it on failure.
 pub(crate) fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
+    std::fs::read_to_string(path).map_err(|error| Error::Io {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 
 /// Parse a JSON file, naming it on failure.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|source| Error::Json {
+    serde_json::from_str(&text).map_err(|error| Error::Json {
         path: path.to_owned(),
-        source,
+        error,
     })
 }

@@ -1,13 +1,15 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while opening or reading a checkpoint.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} is not a valid safetensors file: {reason}")]
     BadFile { path: PathBuf, reason: String },

@@ -230,9 +230,9 @@ impl HubRepo {
         };
         for stem in ["diffusion_pytorch_model", "model"] {
             if let Some(path) = self.find(&at(&format!("{stem}.safetensors.index.json")))? {
-                let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                let text = std::fs::read_to_string(&path).map_err(|error| Error::Io {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 let json: serde_json::Value =
                     serde_json::from_str(&text).map_err(|e| Error::BadJson {

@@ -84,9 +84,9 @@ impl Weights {
         if path.is_file() {
             return Self::open_files(&[path.to_path_buf()]);
         }
-        let read_dir = std::fs::read_dir(path).map_err(|source| Error::Io {
+        let read_dir = std::fs::read_dir(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut indexes = Vec::new();
         let mut files = Vec::new();
@@ -114,9 +114,9 @@ impl Weights {
     /// Open a sharded checkpoint from its `*.safetensors.index.json` (`{"weight_map": {name: shard}}`).
     /// Every shard the index names must exist and hold the tensors the index assigns to it.
     pub fn open_index(index: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(index).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(index).map_err(|error| Error::Io {
             path: index.to_path_buf(),
-            source,
+            error,
         })?;
         let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadJson {
             path: index.to_path_buf(),
@@ -171,15 +171,15 @@ impl Weights {
         let mut entries = HashMap::new();
         let mut total: u64 = 0;
         for (i, path) in files.iter().enumerate() {
-            let file = File::open(path).map_err(|source| Error::Io {
+            let file = File::open(path).map_err(|error| Error::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
             // SAFETY: the map is read-only; a checkpoint modified while we read it is a user error
             // that at worst gives wrong numbers, as with any reader of memory-mapped files.
-            let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
+            let map = unsafe { Mmap::map(&file) }.map_err(|error| Error::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
             let (header_len, meta) =
                 SafeTensors::read_metadata(&map).map_err(|e| Error::BadFile {

@@ -64,18 +64,18 @@ impl Default for ClipConfig {
 impl ClipConfig {
     /// Reads `config.json` of a `CLIPModel` or a `CLIPVisionModelWithProjection`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
 
     /// Parses config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let json = |source| Error::Json {
+        let json = |error| Error::Json {
             path: origin.to_path_buf(),
-            source,
+            error,
         };
         let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
         let cfg = match value.get("vision_config") {
