@@ -1,6 +1,9 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading the text encoder or encoding prompts.
+///
+/// A cause (an I/O, JSON or decoder error) is part of the message and deliberately not a
+/// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A checkpoint problem: missing, unexpected, wrong-shaped or non-float tensor (the message
@@ -10,11 +13,10 @@ pub enum Error {
     /// The tokenizer could not be loaded or could not encode.
     #[error(transparent)]
     Tokenizer(#[from] tokenizer_loader::Error),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `config.json` is unreadable, incomplete or asks for something this port does not do.
     #[error("{path}: {reason}")]
@@ -39,11 +41,10 @@ pub enum Error {
     #[error("image: {0}")]
     Image(String),
     /// An image file that could not be read or decoded.
-    #[error("cannot decode image {path}: {source}")]
+    #[error("cannot decode image {path}: {error}")]
     ImageDecode {
         path: PathBuf,
-        #[source]
-        source: image::ImageError,
+        error: image::ImageError,
     },
     /// `pixel_values` and `image_grid_thw` that do not describe the same patches, or do not fit
     /// the vision tower.

@@ -114,9 +114,9 @@ impl ImageProcessor {
     /// (which win when both are present, as in transformers' constructor).
     pub fn from_preprocessor_config(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let json: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
@@ -372,9 +372,9 @@ pub fn to_rgb(image: &DynamicImage) -> RgbImage {
 /// Open an image file and convert it as [`to_rgb`] does.
 pub fn open_rgb(path: impl AsRef<Path>) -> Result<RgbImage, Error> {
     let path = path.as_ref();
-    let image = image::open(path).map_err(|source| Error::ImageDecode {
+    let image = image::open(path).map_err(|error| Error::ImageDecode {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     Ok(to_rgb(&image))
 }

@@ -92,19 +92,19 @@ impl<B: Backend> ImageEmbeds<B> {
 /// `image` crate's rounding, where PIL would clip; the Edit pipelines are fed 8-bit pictures.
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage, Error> {
     let path = path.as_ref();
-    let decode_err = |source| Error::ImageDecode {
+    let decode_err = |error| Error::ImageDecode {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let reader = ImageReader::open(path)
-        .map_err(|source| Error::Io {
+        .map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?
         .with_guessed_format()
-        .map_err(|source| Error::Io {
+        .map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let orientation = decoder.orientation().map_err(decode_err)?;
