@@ -46,3 +46,17 @@ def save_tensors(path: pathlib.Path, tensors: dict, metadata: dict | None = None
 
 def tiny_pipeline_dir(out: pathlib.Path) -> pathlib.Path:
     return pathlib.Path(out) / TINY_PIPELINE
+
+
+def update_case_map(official: pathlib.Path, cases: dict, prefix: str) -> None:
+    """Write `official/case_map.json` with `cases` ({id: {"outputs": [...]}}) replacing every entry
+    whose id starts with `prefix` (the calling generator's own), keeping the other generators'."""
+    import json
+
+    path = pathlib.Path(official) / "case_map.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {"cases": {}}
+    kept = {k: v for k, v in doc.get("cases", {}).items() if not k.startswith(prefix)}
+    kept.update(cases)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"cases": kept}, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -32,6 +32,7 @@ GENERATORS = [
     "vision",
     "text_encoder_mm",
     "dit_variants",
+    "e2e_edit",  # after text_encoder_mm: it reads the tiny Edit folders
     "caption",  # the Layered auto-caption (its folders link to the tiny pipeline's)
     "e2e_layered",  # after caption: its folder links the caption text encoder and input
 ]

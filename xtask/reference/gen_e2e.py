@@ -41,12 +41,13 @@ def main(out: pathlib.Path) -> None:
     pipe.set_progress_bar_config(disable=True)
 
     e2e = out / "e2e"
-    gt = out / "gt"
-    for d in (e2e, gt):
-        if d.exists():
-            shutil.rmtree(d)
-    official = gt / "official_generated"
-    official.mkdir(parents=True)
+    if e2e.exists():
+        shutil.rmtree(e2e)
+    # The GT tree is shared with gen_e2e_edit.py: only this generator's files are replaced.
+    official = out / "gt" / "official_generated"
+    official.mkdir(parents=True, exist_ok=True)
+    for old in official.glob("tiny_t2i_*"):
+        old.unlink()
     (e2e / "latents").mkdir(parents=True)
     case_map = {"cases": {}}
     toml_lines = [
@@ -104,7 +105,7 @@ def main(out: pathlib.Path) -> None:
         toml_lines.append('output_format = "png"')
         toml_lines.append("")
 
-    (official / "case_map.json").write_text(json.dumps(case_map, indent=2, sort_keys=True) + "\n")
+    common.update_case_map(official, case_map["cases"], "tiny_t2i_")
     (out / "cases").mkdir(exist_ok=True)
     (out / "cases" / "tiny.toml").write_text("\n".join(toml_lines))
     print(f"[e2e] wrote {len(CASES)} cases")
