@@ -15,6 +15,11 @@
 //! [`Guidance::from_settings`] decides whether CFG runs at all (as diffusers: scale > 1 *and* a
 //! negative prompt), so the pipeline can skip the uncond pass with [`Guidance::is_enabled`].
 //!
+//! Qwen-Image-Layered makes the rescale optional (`cfg_normalize`: off by default in diffusers'
+//! `QwenImageLayeredPipeline`, on in SGLang's Layered sampling defaults);
+//! [`Guidance::with_norm_rescale`]`(false)` gives [`Guidance::TrueCfgPlain`], which returns `comb`
+//! as is.
+//!
 //! ```
 //! use burn::backend::Flex;
 //! use burn::tensor::Tensor;
@@ -42,8 +47,15 @@ pub const NORM_EPS: f64 = 1e-12;
 pub enum Guidance {
     /// No CFG: one DiT pass, its prediction is used as is.
     Off,
-    /// True CFG with this scale (> 1 when built by [`Guidance::from_settings`]).
+    /// True CFG with this scale (> 1 when built by [`Guidance::from_settings`]), rescaled to the
+    /// conditional prediction's per-token norm.
     TrueCfg {
+        /// The guidance scale `s`.
+        scale: f32,
+    },
+    /// True CFG without the norm rescale: `uncond + s · (cond − uncond)` as is (diffusers'
+    /// `QwenImageLayeredPipeline` with `cfg_normalize=False`, its default).
+    TrueCfgPlain {
         /// The guidance scale `s`.
         scale: f32,
     },
@@ -119,8 +131,28 @@ impl Guidance {
         }
     }
 
+    /// The same decision with the per-token norm rescale on ([`Guidance::TrueCfg`], what
+    /// [`Guidance::from_settings`] gives) or off ([`Guidance::TrueCfgPlain`]): Qwen-Image-Layered's
+    /// `cfg_normalize`. [`Guidance::Off`] stays off.
+    pub fn with_norm_rescale(self, rescale: bool) -> Self {
+        match (self, rescale) {
+            (Self::Off, _) => Self::Off,
+            (Self::TrueCfg { scale } | Self::TrueCfgPlain { scale }, true) => {
+                Self::TrueCfg { scale }
+            }
+            (Self::TrueCfg { scale } | Self::TrueCfgPlain { scale }, false) => {
+                Self::TrueCfgPlain { scale }
+            }
+        }
+    }
+
     /// True when the pipeline must run the unconditional (negative-prompt) pass.
     pub fn is_enabled(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
+
+    /// True when the combination is rescaled to the conditional prediction's norm.
+    pub fn rescales(&self) -> bool {
         matches!(self, Self::TrueCfg { .. })
     }
 
@@ -128,13 +160,14 @@ impl Guidance {
     pub fn scale(&self) -> Option<f32> {
         match *self {
             Self::Off => None,
-            Self::TrueCfg { scale } => Some(scale),
+            Self::TrueCfg { scale } | Self::TrueCfgPlain { scale } => Some(scale),
         }
     }
 
     /// The guided velocity: `cond` itself when [`Off`](Guidance::Off) (any `uncond` is ignored),
-    /// else the rescaled true-CFG combination. The norm is taken over the last dimension
-    /// (the 64 packed latent channels of a `[B, N, 64]` prediction).
+    /// else the true-CFG combination, rescaled unless [`TrueCfgPlain`](Guidance::TrueCfgPlain).
+    /// The norm is taken over the last dimension (the 64 packed latent channels of a
+    /// `[B, N, 64]` prediction).
     ///
     /// The result is checked to be finite (one small reduction and a device read per call); when it
     /// is not, the inputs are checked to name the culprit. Ops run in the tensors' dtype, as
@@ -144,12 +177,13 @@ impl Guidance {
         cond: Tensor<B, D>,
         uncond: Option<Tensor<B, D>>,
     ) -> Result<Tensor<B, D>, CfgError> {
-        let scale = match *self {
+        let (scale, rescale) = match *self {
             Self::Off => {
                 ensure_finite(&cond, "cond")?;
                 return Ok(cond);
             }
-            Self::TrueCfg { scale } => scale,
+            Self::TrueCfg { scale } => (scale, true),
+            Self::TrueCfgPlain { scale } => (scale, false),
         };
         let uncond = uncond.ok_or(CfgError::MissingUncond { scale })?;
         let (cond_shape, uncond_shape) = (cond.dims(), uncond.dims());
@@ -159,7 +193,11 @@ impl Guidance {
                 uncond: uncond_shape.to_vec(),
             });
         }
-        let guided = true_cfg(cond.clone(), uncond.clone(), scale);
+        let guided = if rescale {
+            true_cfg(cond.clone(), uncond.clone(), scale)
+        } else {
+            combination(cond.clone(), uncond.clone(), scale)
+        };
         if !all_finite(&guided, "guided")? {
             ensure_finite(&cond, "cond")?;
             ensure_finite(&uncond, "uncond")?;
@@ -169,14 +207,23 @@ impl Guidance {
     }
 }
 
-/// The combination itself, in diffusers' order of operations.
+/// `uncond + s · (cond − uncond)`, in diffusers' order of operations.
+fn combination<B: Backend, const D: usize>(
+    cond: Tensor<B, D>,
+    uncond: Tensor<B, D>,
+    scale: f32,
+) -> Tensor<B, D> {
+    uncond.clone() + (cond - uncond).mul_scalar(scale)
+}
+
+/// The combination rescaled to `cond`'s per-token norm, in diffusers' order of operations.
 fn true_cfg<B: Backend, const D: usize>(
     cond: Tensor<B, D>,
     uncond: Tensor<B, D>,
     scale: f32,
 ) -> Tensor<B, D> {
     let last = D - 1;
-    let comb = uncond.clone() + (cond.clone() - uncond).mul_scalar(scale);
+    let comb = combination(cond.clone(), uncond, scale);
     let cond_norm = cond.square().sum_dim(last).sqrt();
     let comb_norm = comb
         .clone()

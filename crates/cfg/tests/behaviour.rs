@@ -178,3 +178,38 @@ fn missing_or_mismatched_uncond_is_an_error() {
     assert!(matches!(err, CfgError::ShapeMismatch { .. }), "{err}");
     assert!(err.to_string().contains("[1, 3, 4]"), "{err}");
 }
+
+#[test]
+fn without_the_rescale_the_combination_is_returned_as_is() {
+    // QwenImageLayeredPipeline with cfg_normalize=False: comb = uncond + s·(cond − uncond).
+    let cond = t([[3.0, 4.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]);
+    let uncond = t([[1.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]]);
+    let plain = Guidance::from_settings(Some(4.0), None, true)
+        .unwrap()
+        .with_norm_rescale(false);
+    assert_eq!(plain, Guidance::TrueCfgPlain { scale: 4.0 });
+    assert!(plain.is_enabled() && !plain.rescales());
+    assert_eq!(plain.scale(), Some(4.0));
+    let out = values(plain.combine(cond.clone(), Some(uncond.clone())).unwrap());
+    assert_eq!(out, vec![9.0, 16.0, 0.0, 0.0, 0.0, -6.0, 4.0, 0.0]);
+
+    // cfg_normalize=True is the rescaled combination; Off stays off either way.
+    assert_eq!(
+        plain.with_norm_rescale(true),
+        Guidance::TrueCfg { scale: 4.0 }
+    );
+    assert!(Guidance::TrueCfg { scale: 4.0 }.rescales());
+    assert_eq!(Guidance::Off.with_norm_rescale(false), Guidance::Off);
+    assert_eq!(Guidance::Off.with_norm_rescale(true), Guidance::Off);
+
+    // The same checks as the rescaled form: finite inputs, a present uncond of the same shape.
+    assert!(matches!(
+        plain.combine(cond.clone(), None),
+        Err(CfgError::MissingUncond { .. })
+    ));
+    let bad = t([[f32::NAN, 0.0, 0.0, 0.0], [0.0; 4]]);
+    assert!(matches!(
+        plain.combine(cond, Some(bad)),
+        Err(CfgError::NonFinite { tensor: "uncond" })
+    ));
+}
