@@ -14,7 +14,13 @@
 //! Each metric of a case is looked up in its case entry, else the file default for the media kind,
 //! else the built-in default ([`CaseThresholds::IMAGE`], [`CaseThresholds::VIDEO`]). A platform
 //! file laid over the base replaces whole case entries and individual top-level keys (upstream's
-//! `_merge_threshold_metadata`). Other keys (`_comment`, the audio thresholds) are ignored.
+//! `_merge_threshold_metadata`).
+//!
+//! Keys upstream uses but this crate does not check (`_comment` and other `_` keys, the audio
+//! thresholds) are ignored; any other key is most likely a misspelling and is kept as a warning
+//! ([`Thresholds::warnings`]), with the known key it is closest to. A threshold outside the range
+//! its metric can take (an SSIM of 1.5, a negative PSNR, a mean absolute difference of −1) is an
+//! error: it could never be met, or it would pass everything.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,6 +84,17 @@ impl Metric {
 
     fn higher_is_better(self) -> bool {
         self != Metric::MeanAbsDiff
+    }
+
+    /// The values the metric can take, so the values a threshold may have (inclusive): cosine
+    /// similarity and SSIM lie in [−1, 1], PSNR of 8-bit images in [0, ∞] dB, the mean absolute
+    /// difference of 8-bit images in [0, 255].
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            Metric::Clip | Metric::Ssim => (-1.0, 1.0),
+            Metric::Psnr => (0.0, f64::INFINITY),
+            Metric::MeanAbsDiff => (0.0, 255.0),
+        }
     }
 }
 
@@ -284,7 +301,17 @@ pub struct Thresholds {
     cases: BTreeMap<String, Partial>,
     image_defaults: Partial,
     video_defaults: Partial,
+    warnings: Vec<String>,
 }
+
+/// Audio keys upstream's files carry (top level with a `default_` prefix, or in a case entry),
+/// which this crate does not check.
+const AUDIO_KEYS: [&str; 4] = [
+    "audio_spectral_similarity_threshold",
+    "audio_waveform_correlation_threshold",
+    "audio_rms_db_diff_threshold",
+    "audio_duration_diff_threshold",
+];
 
 impl Thresholds {
     /// No file: every case gets the built-in defaults.
@@ -325,11 +352,23 @@ impl Thresholds {
             return Err(bad("(top level)", "must be a JSON object"));
         };
         let mut out = Self::default();
+        let mut known_top: Vec<String> = vec!["cases".into()];
+        for media in [Media::Image, Media::Video] {
+            for metric in Metric::ALL {
+                known_top.push(format!(
+                    "default_{}_threshold_{}",
+                    metric.name(),
+                    media.suffix()
+                ));
+            }
+        }
+        known_top.extend(AUDIO_KEYS.iter().map(|k| format!("default_{k}")));
+        out.warn_unknown(top.keys(), &known_top, "", origin);
         for media in [Media::Image, Media::Video] {
             let mut partial = Partial::default();
             for (i, metric) in Metric::ALL.into_iter().enumerate() {
                 let key = format!("default_{}_threshold_{}", metric.name(), media.suffix());
-                partial[i] = number(&top, &key, &key, origin)?;
+                partial[i] = threshold(&top, metric, &key, &key, origin)?;
             }
             match media {
                 Media::Image => out.image_defaults = partial,
@@ -343,10 +382,17 @@ impl Thresholds {
                     let Value::Object(entry) = entry else {
                         return Err(bad(&format!("cases.{id}"), "must be a JSON object"));
                     };
+                    let mut known: Vec<String> = Metric::ALL
+                        .iter()
+                        .map(|m| format!("{}_threshold", m.name()))
+                        .collect();
+                    known.extend(AUDIO_KEYS.iter().map(|k| k.to_string()));
+                    out.warn_unknown(entry.keys(), &known, &format!("cases.{id}."), origin);
                     let mut partial = Partial::default();
                     for (i, metric) in Metric::ALL.into_iter().enumerate() {
                         let key = format!("{}_threshold", metric.name());
-                        partial[i] = number(entry, &key, &format!("cases.{id}.{key}"), origin)?;
+                        let shown = format!("cases.{id}.{key}");
+                        partial[i] = threshold(entry, metric, &key, &shown, origin)?;
                     }
                     out.cases.insert(id.clone(), partial);
                 }
@@ -367,6 +413,7 @@ impl Thresholds {
     /// base one.
     pub fn overlaid_with(mut self, overlay: Thresholds) -> Self {
         self.cases.extend(overlay.cases);
+        self.warnings.extend(overlay.warnings);
         for i in 0..4 {
             self.image_defaults[i] = overlay.image_defaults[i].or(self.image_defaults[i]);
             self.video_defaults[i] = overlay.video_defaults[i].or(self.video_defaults[i]);
@@ -395,6 +442,89 @@ impl Thresholds {
     pub fn has_case(&self, id: &str) -> bool {
         self.cases.contains_key(id)
     }
+
+    /// Keys the file(s) had that are neither a threshold nor one of upstream's ignored keys,
+    /// each with the file, the dotted key and the known key it most resembles. A caller should
+    /// show them: a misspelt key silently leaves the default threshold in force.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Record a warning for every key of `keys` that is not in `known` (keys starting with `_`
+    /// are comments); `prefix` is the dotted path of the object (`cases.<id>.`).
+    fn warn_unknown<'a>(
+        &mut self,
+        keys: impl Iterator<Item = &'a String>,
+        known: &[String],
+        prefix: &str,
+        origin: &Path,
+    ) {
+        for key in keys {
+            if key.starts_with('_') || known.iter().any(|k| k == key) {
+                continue;
+            }
+            let closest = known
+                .iter()
+                .map(|k| (edit_distance(k, key), k))
+                .min()
+                .filter(|(d, _)| *d <= 3.max(key.len() / 4));
+            let hint = match closest {
+                Some((_, k)) => format!(" (did you mean `{prefix}{k}`?)"),
+                None => String::new(),
+            };
+            self.warnings.push(format!(
+                "{}: unknown key `{prefix}{key}` is ignored{hint}",
+                origin.display()
+            ));
+        }
+    }
+}
+
+/// Levenshtein distance over chars (keys are short), for the "did you mean" hint.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// `obj[key]` as a threshold of `metric` if present: a number inside [`Metric::range`].
+fn threshold(
+    obj: &Map<String, Value>,
+    metric: Metric,
+    key: &str,
+    shown: &str,
+    origin: &Path,
+) -> Result<Option<f64>> {
+    let Some(v) = number(obj, key, shown, origin)? else {
+        return Ok(None);
+    };
+    let (lo, hi) = metric.range();
+    if (lo..=hi).contains(&v) {
+        return Ok(Some(v));
+    }
+    let effect = if (v < lo) == metric.higher_is_better() {
+        "every value passes it"
+    } else {
+        "no value can meet it"
+    };
+    let hi = if hi.is_infinite() {
+        "∞".to_string()
+    } else {
+        hi.to_string()
+    };
+    Err(Error::BadValue {
+        path: PathBuf::from(origin),
+        key: shown.to_string(),
+        problem: format!("is {v}, outside the range of {metric} values [{lo}, {hi}]: {effect}"),
+    })
 }
 
 /// `obj[key]` as a number if present; `shown` is the dotted key used in the error message.

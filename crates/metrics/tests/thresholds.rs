@@ -234,3 +234,81 @@ fn unknown_keys_and_empty_files_are_accepted() {
     assert_eq!(t, Thresholds::builtin());
     assert!(!t.has_case("qwen_image_t2i"));
 }
+
+#[test]
+fn thresholds_outside_their_metric_range_are_refused_naming_the_key() {
+    for (text, key, says) in [
+        (
+            r#"{"cases": {"a": {"ssim_threshold": 1.5}}}"#,
+            "cases.a.ssim_threshold",
+            "no value can meet it",
+        ),
+        (
+            r#"{"default_psnr_threshold_image": -3}"#,
+            "default_psnr_threshold_image",
+            "every value passes it",
+        ),
+        (
+            r#"{"cases": {"a": {"mean_abs_diff_threshold": -1}}}"#,
+            "cases.a.mean_abs_diff_threshold",
+            "no value can meet it",
+        ),
+        (
+            r#"{"default_mean_abs_diff_threshold_video": 300}"#,
+            "default_mean_abs_diff_threshold_video",
+            "every value passes it",
+        ),
+        (
+            r#"{"default_clip_threshold_image": -2}"#,
+            "default_clip_threshold_image",
+            "every value passes it",
+        ),
+    ] {
+        let err = Thresholds::parse(text, Path::new("t.json")).unwrap_err();
+        assert!(matches!(err, Error::BadValue { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("t.json") && msg.contains(key) && msg.contains(says),
+            "{msg}"
+        );
+    }
+    // The ends of each range are allowed.
+    let t = Thresholds::parse(
+        r#"{"cases": {"a": {"clip_threshold": -1, "ssim_threshold": 1, "psnr_threshold": 0,
+            "mean_abs_diff_threshold": 255}}}"#,
+        Path::new("t.json"),
+    )
+    .unwrap();
+    assert_eq!(t.for_case("a", Media::Image).mean_abs_diff, 255.0);
+}
+
+#[test]
+fn unknown_keys_are_warnings_with_the_closest_known_key() {
+    let text = r#"{"_comment": "x", "default_ssim_treshold_image": 0.5,
+        "cases": {"a": {"psnr_treshold": 30, "audio_rms_db_diff_threshold": 1, "_note": 1}},
+        "default_audio_duration_diff_threshold": 0.1, "colour": 3}"#;
+    let t = Thresholds::parse(text, Path::new("t.json")).unwrap();
+    let w = t.warnings().join("\n");
+    assert_eq!(t.warnings().len(), 3, "{w}");
+    assert!(
+        w.contains("t.json: unknown key `default_ssim_treshold_image`")
+            && w.contains("did you mean `default_ssim_threshold_image`"),
+        "{w}"
+    );
+    assert!(
+        w.contains("`cases.a.psnr_treshold`")
+            && w.contains("did you mean `cases.a.psnr_threshold`"),
+        "{w}"
+    );
+    assert!(w.contains("`colour` is ignored"), "{w}");
+    // The misspelt keys were not applied: the defaults stand.
+    assert_eq!(
+        t.for_case("a", Media::Image).psnr,
+        CaseThresholds::IMAGE.psnr
+    );
+    // The sample files, upstream's keys only, warn about nothing; an overlay's warnings are kept.
+    let base = Thresholds::load(&sample("h100.json"), Some(&sample("b200.json"))).unwrap();
+    assert!(base.warnings().is_empty(), "{:?}", base.warnings());
+    let merged = base.overlaid_with(t);
+    assert_eq!(merged.warnings().len(), 3);
+}
