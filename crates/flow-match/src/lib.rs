@@ -4,8 +4,9 @@
 //! `QwenImagePipeline` drives it, with the same f32/f64 rounding so that sigmas match to ≤ 1e-6:
 //!
 //! 1. base sigmas `linspace(1, 1/n, n)` in f64, rounded to f32 (or custom sigmas);
-//! 2. dynamic shift by μ = [`calculate_shift`]`(image_seq_len)` (exponential or linear), or the static
-//!    `shift` when `use_dynamic_shifting` is off;
+//! 2. dynamic shift by μ = [`calculate_shift`]`(image_seq_len)` (exponential or linear; or a μ the
+//!    pipeline gives, [`SchedulerConfig::schedule_with_sigmas_and_mu`], as Qwen-Image-Layered does),
+//!    or the static `shift` when `use_dynamic_shifting` is off;
 //! 3. stretch so that the last sigma is `shift_terminal` (0.02 for Qwen-Image);
 //! 4. timesteps = σ · 1000, then a final σ = 0 is appended;
 //! 5. Euler step `x ← x + (σ_next − σ) · v` ([`euler_step`], or [`Step::dt`] for a tensor).
@@ -30,7 +31,7 @@ mod schedule;
 use std::path::PathBuf;
 
 pub use config::{SchedulerConfig, TimeShiftType};
-pub use schedule::{Schedule, Step, calculate_shift, euler_step};
+pub use schedule::{Schedule, Step, calculate_shift, euler_step, linspace};
 
 /// Everything that can go wrong in this crate.
 ///
@@ -75,6 +76,27 @@ pub enum SchedulerError {
         num_steps: usize,
         /// Requested image token count.
         image_seq_len: usize,
+        /// First bad sigma.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// A μ given to [`SchedulerConfig::schedule_with_sigmas_and_mu`] is NaN or infinite.
+    #[error("the dynamic shift mu = {mu} is not a finite number")]
+    InvalidMu {
+        /// The value given.
+        mu: f64,
+    },
+    /// The schedule for a given μ came out NaN or infinite.
+    #[error(
+        "the {num_steps}-step schedule for mu {mu} is not finite: sigma[{index}] = {value} \
+         (a single step with shift_terminal divides 0 by 0 upstream)"
+    )]
+    NonFiniteMu {
+        /// Requested steps.
+        num_steps: usize,
+        /// The μ applied (NaN when the config's static shift was used instead).
+        mu: f64,
         /// First bad sigma.
         index: usize,
         /// Its value.

@@ -92,8 +92,9 @@ pub fn euler_step(sample: &mut [f32], velocity: &[f32], dt: f32) -> Result<(), S
     Ok(())
 }
 
-/// numpy's `linspace(start, stop, num)` in f64: `i · step + start`, the last value set to `stop`.
-fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+/// numpy's `linspace(start, stop, num)` in f64: `i · step + start`, the last value set to `stop`
+/// (Qwen-Image-Layered's base sigmas are `linspace(1, 0, steps + 1)` without the last value).
+pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     if num == 1 {
         return vec![start];
     }
@@ -134,27 +135,62 @@ impl SchedulerConfig {
         if sigmas.is_empty() {
             return Err(SchedulerError::NoSteps);
         }
+        let mu = self.use_dynamic_shifting.then(|| self.mu(image_seq_len));
+        self.build(sigmas, mu)
+            .map_err(|(index, value)| SchedulerError::NonFinite {
+                num_steps: sigmas.len(),
+                image_seq_len,
+                index,
+                value,
+            })
+    }
+
+    /// Like [`schedule_with_sigmas`](Self::schedule_with_sigmas) with μ given rather than computed
+    /// from a token count: `set_timesteps(sigmas=…, mu=mu)` as `QwenImageLayeredPipeline` calls it
+    /// (μ = √(condition-image tokens / 256), base sigmas [`linspace`]`(1, 0, n + 1)` without the
+    /// last). As in diffusers, μ is used only by a config with `use_dynamic_shifting`; otherwise the
+    /// static `shift` applies and `mu` is ignored.
+    pub fn schedule_with_sigmas_and_mu(
+        &self,
+        sigmas: &[f64],
+        mu: f64,
+    ) -> Result<Schedule, SchedulerError> {
+        self.validate()?;
+        if sigmas.is_empty() {
+            return Err(SchedulerError::NoSteps);
+        }
+        if !mu.is_finite() {
+            return Err(SchedulerError::InvalidMu { mu });
+        }
+        let mu = self.use_dynamic_shifting.then_some(mu);
+        self.build(sigmas, mu)
+            .map_err(|(index, value)| SchedulerError::NonFiniteMu {
+                num_steps: sigmas.len(),
+                mu: mu.unwrap_or(f64::NAN),
+                index,
+                value,
+            })
+    }
+
+    /// `set_timesteps` from base sigmas: shift (by μ when given, else the static `shift`), stretch,
+    /// timesteps, the final 0. A non-finite sigma is returned as `(index, value)`.
+    fn build(&self, sigmas: &[f64], mu: Option<f64>) -> Result<Schedule, SchedulerErrorAt> {
         // set_timesteps: `np.array(sigmas).astype(np.float32)`; everything after is f32 numpy maths,
         // where Python float scalars are rounded to f32 first (NumPy 2 promotion rules).
         let base: Vec<f32> = sigmas.iter().map(|&s| s as f32).collect();
-        let (mut shifted, mu) = if self.use_dynamic_shifting {
-            let mu = self.mu(image_seq_len);
-            (time_shift(self.time_shift_type, mu, &base), Some(mu))
-        } else {
-            let a = self.shift as f32;
-            let b = (self.shift - 1.0) as f32;
-            (base.iter().map(|&t| a * t / (1.0 + b * t)).collect(), None)
+        let mut shifted = match mu {
+            Some(mu) => time_shift(self.time_shift_type, mu, &base),
+            None => {
+                let a = self.shift as f32;
+                let b = (self.shift - 1.0) as f32;
+                base.iter().map(|&t| a * t / (1.0 + b * t)).collect()
+            }
         };
         if let Some(terminal) = self.shift_terminal.filter(|&t| t != 0.0) {
             stretch_to_terminal(&mut shifted, terminal);
         }
         if let Some((index, &value)) = shifted.iter().enumerate().find(|(_, s)| !s.is_finite()) {
-            return Err(SchedulerError::NonFinite {
-                num_steps: sigmas.len(),
-                image_seq_len,
-                index,
-                value,
-            });
+            return Err((index, value));
         }
         let scale = self.num_train_timesteps as f32;
         let timesteps = shifted.iter().map(|&s| s * scale).collect();
@@ -166,6 +202,9 @@ impl SchedulerConfig {
         })
     }
 }
+
+/// Where a schedule went non-finite: (sigma index, value).
+type SchedulerErrorAt = (usize, f32);
 
 /// diffusers' `time_shift(mu, 1.0, t)`; the exponent 1.0 leaves `1/t − 1` unchanged.
 fn time_shift(kind: TimeShiftType, mu: f64, t: &[f32]) -> Vec<f32> {
@@ -190,6 +229,73 @@ fn stretch_to_terminal(t: &mut [f32], terminal: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_given_mu_matches_diffusers_layered_schedule() {
+        // diffusers 0.42.1: FlowMatchEulerDiscreteScheduler (Qwen-Image's config)
+        // .set_timesteps(sigmas=np.linspace(1.0, 0, n + 1)[:-1], mu=mu), as QwenImageLayeredPipeline
+        // calls it (mu = sqrt(1600 / 256) = 2.5 for the 640 bucket).
+        let config = SchedulerConfig::qwen_image();
+        for (n, mu, sigmas, timesteps) in [
+            (
+                4,
+                2.5,
+                vec![1.0, 0.867_911_04, 0.623_772_74, 0.019_999_98, 0.0],
+                vec![1000.0, 867.911_01, 623.772_77, 19.999_98],
+            ),
+            (
+                3,
+                0.7,
+                vec![1.0, 0.608_804_2, 0.019_999_921, 0.0],
+                vec![1000.0, 608.804_2, 19.999_922],
+            ),
+        ] {
+            let base = linspace(1.0, 0.0, n + 1);
+            let s = config.schedule_with_sigmas_and_mu(&base[..n], mu).unwrap();
+            assert_eq!(s.mu, Some(mu));
+            for (a, b) in s
+                .sigmas
+                .iter()
+                .zip(&sigmas)
+                .chain(s.timesteps.iter().zip(&timesteps))
+            {
+                assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{n} {mu}: {s:?}");
+            }
+            assert_eq!((s.sigmas.len(), s.timesteps.len()), (n + 1, n));
+        }
+    }
+
+    #[test]
+    fn a_given_mu_is_the_computed_one_when_they_agree() {
+        let config = SchedulerConfig::qwen_image();
+        let base = linspace(1.0, 0.25, 4);
+        let by_len = config.schedule_with_sigmas(&base, 1234).unwrap();
+        let by_mu = config
+            .schedule_with_sigmas_and_mu(&base, config.mu(1234))
+            .unwrap();
+        assert_eq!(by_len, by_mu);
+        assert!(matches!(
+            config.schedule_with_sigmas_and_mu(&base, f64::NAN),
+            Err(SchedulerError::InvalidMu { .. })
+        ));
+        assert!(matches!(
+            config.schedule_with_sigmas_and_mu(&[], 1.0),
+            Err(SchedulerError::NoSteps)
+        ));
+        // One step: the terminal stretch divides 0 by 0, as upstream; an error, not NaN sigmas.
+        assert!(matches!(
+            config.schedule_with_sigmas_and_mu(&[1.0], 2.5),
+            Err(SchedulerError::NonFiniteMu { index: 0, .. })
+        ));
+        // A static-shift config ignores mu, as diffusers does.
+        let fixed = SchedulerConfig {
+            use_dynamic_shifting: false,
+            ..config
+        };
+        let s = fixed.schedule_with_sigmas_and_mu(&base, 2.5).unwrap();
+        assert_eq!(s, fixed.schedule_with_sigmas(&base, 1).unwrap());
+        assert_eq!(s.mu, None);
+    }
 
     #[test]
     fn linspace_matches_numpy_shape() {
