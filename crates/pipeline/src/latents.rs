@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Element, Tensor, TensorData};
-use torch_rng::{Generator, bf16, randn_tensor};
+use torch_rng::{GeneratorDevice, TorchGenerator, bf16, randn_tensor};
 
 use crate::Error;
 
@@ -11,6 +11,11 @@ use crate::Error;
 pub enum InitialLatents {
     /// torch-compatible CPU noise: what diffusers draws with `torch.Generator("cpu").manual_seed(seed)`.
     Seed(u64),
+    /// torch-compatible noise from `torch.Generator(device).manual_seed(seed)`: the CUDA
+    /// generator in a GPU's launch layout (what upstream's official GT and SGLang draw), or the
+    /// CPU one (then the same as [`InitialLatents::Seed`]). Build it with
+    /// [`InitialLatents::seeded`].
+    Seeded(u64, GeneratorDevice),
     /// Exact packed latents `[1, N, 4·z]` from a safetensors file (key `latents`).
     File(PathBuf),
     /// Exact packed latents given in memory: values (row-major) and shape `[1, N, 4·z]`.
@@ -28,15 +33,30 @@ impl InitialLatents {
         }
     }
 
-    /// The noise generator, for reports and GT manifests: `"torch-cpu"` for a seed.
-    pub fn generator(&self) -> Option<&'static str> {
-        matches!(self, Self::Seed(_)).then_some("torch-cpu")
+    /// A seed on `generator`: [`InitialLatents::Seed`] for the CPU generator (one spelling of
+    /// it), [`InitialLatents::Seeded`] otherwise.
+    pub fn seeded(seed: u64, generator: GeneratorDevice) -> Self {
+        match generator {
+            GeneratorDevice::Cpu => Self::Seed(seed),
+            g => Self::Seeded(seed, g),
+        }
+    }
+
+    /// The noise generator, for reports and GT manifests: `"torch-cpu"` or `"torch-cuda:h100"`
+    /// (the CUDA layout's platform) for a seed; `None` for given latents.
+    pub fn generator(&self) -> Option<String> {
+        match self {
+            Self::Seed(_) => Some("torch-cpu".into()),
+            Self::Seeded(_, g) => Some(format!("torch-{g}")),
+            Self::File(_) | Self::Packed(..) => None,
+        }
     }
 
     /// A short description for reports and GT manifests (`"generator": "torch-cpu"` for seeds).
     pub fn describe(&self) -> String {
         match self {
             Self::Seed(s) => format!("seed {s} (generator torch-cpu)"),
+            Self::Seeded(s, g) => format!("seed {s} (generator torch-{g})"),
             Self::File(p) => format!("latents file {}", p.display()),
             Self::Packed(..) => "latents given in memory".into(),
         }
@@ -72,17 +92,67 @@ pub fn seeded_latents<B: Backend>(
     w: usize,
     device: &B::Device,
 ) -> Result<Tensor<B, 5>, Error> {
-    let shape = [1, 1, z, h, w];
-    let mut generators = [Generator::new(seed)];
+    Ok(
+        torch_noise::<B>(seed, GeneratorDevice::Cpu, [1, 1, z, h, w], device)?
+            .reshape([1, z, 1, h, w]),
+    )
+}
+
+/// One `randn_tensor(shape, generator=torch.Generator(device).manual_seed(seed), dtype=…)` as
+/// diffusers' `prepare_latents` calls it, in `shape` (`(1, 1, z, h, w)` for text-to-image, Edit
+/// and Edit-Plus; `(1, layers + 1, z, h, w)` for Layered). The dtype is the pipeline's, as
+/// diffusers passes `prompt_embeds.dtype`: bf16 on a bf16 backend (drawn as bf16, which for the
+/// CPU generator is not f32 rounded, and for the CUDA one is), f32 otherwise.
+pub fn torch_noise<B: Backend>(
+    seed: u64,
+    generator: GeneratorDevice,
+    shape: [usize; 5],
+    device: &B::Device,
+) -> Result<Tensor<B, 5>, Error> {
+    let mut generators = [TorchGenerator::new(seed, generator)];
     let data = match <B::FloatElem as Element>::dtype() {
         DType::BF16 => {
             let v: Vec<bf16> = randn_tensor(&shape, &mut generators)?;
-            TensorData::new(v, [1, z, 1, h, w])
+            TensorData::new(v, shape)
         }
         _ => {
             let v: Vec<f32> = randn_tensor(&shape, &mut generators)?;
-            TensorData::new(v, [1, z, 1, h, w])
+            TensorData::new(v, shape)
         }
     };
     Ok(Tensor::from_data(data, device))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use torch_rng::{CudaGenerator, CudaPlatform, Generator};
+
+    use super::*;
+
+    #[test]
+    fn noise_is_torch_randn_of_the_chosen_generator_in_diffusers_shape() {
+        let dev = Default::default();
+        let cuda = GeneratorDevice::Cuda(CudaPlatform::B200);
+        let got = torch_noise::<Flex>(42, cuda, [1, 2, 16, 6, 10], &dev).unwrap();
+        assert_eq!(got.dims(), [1, 2, 16, 6, 10]);
+        let want = CudaGenerator::new(42, CudaPlatform::B200).randn_f32(2 * 16 * 6 * 10);
+        assert_eq!(got.into_data().to_vec::<f32>().unwrap(), want);
+
+        let cpu = seeded_latents::<Flex>(7, 16, 6, 10, &dev).unwrap();
+        assert_eq!(cpu.dims(), [1, 16, 1, 6, 10]);
+        let want = Generator::new(7).randn_f32(16 * 6 * 10);
+        assert_eq!(cpu.into_data().to_vec::<f32>().unwrap(), want);
+    }
+
+    #[test]
+    fn a_seed_names_its_generator() {
+        let cpu = InitialLatents::seeded(5, GeneratorDevice::Cpu);
+        assert!(matches!(cpu, InitialLatents::Seed(5)));
+        assert_eq!(cpu.generator().as_deref(), Some("torch-cpu"));
+        let cuda = InitialLatents::seeded(5, GeneratorDevice::Cuda(CudaPlatform::RTX_5090));
+        assert_eq!(cuda.generator().as_deref(), Some("torch-cuda:5090"));
+        assert_eq!(cuda.describe(), "seed 5 (generator torch-cuda:5090)");
+        assert_eq!(InitialLatents::File("x".into()).generator(), None);
+    }
 }

@@ -19,7 +19,7 @@ use qwen_image_dit::{ImageShape, QwenImageTransformer, Rope};
 use qwen_image_vae::{QwenImageVae, denormalize, to_rgb_images, unpack_latents};
 use text_encoder::{PromptEmbeds, PromptEncoder};
 
-use crate::latents::{InitialLatents, load_latents_file, seeded_latents};
+use crate::latents::{InitialLatents, load_latents_file, seeded_latents, torch_noise};
 use crate::{Error, Event};
 
 /// The size generated, after diffusers' flooring to a multiple of `2 · vae_scale_factor` (one
@@ -110,6 +110,14 @@ pub(crate) fn initial_latents<B: Backend>(
             let shape = size.image_shape();
             let noise =
                 seeded_latents::<B>(*seed, z_dim, 2 * shape.height, 2 * shape.width, device)?;
+            qwen_image_vae::pack_latents(noise)?
+        }
+        InitialLatents::Seeded(seed, generator) => {
+            // diffusers draws (1, 1, z, h, w); with one frame that is [1, z, 1, h, w] in memory.
+            let shape = size.image_shape();
+            let (h, w) = (2 * shape.height, 2 * shape.width);
+            let noise = torch_noise::<B>(*seed, *generator, [1, 1, z_dim, h, w], device)?
+                .reshape([1, z_dim, 1, h, w]);
             qwen_image_vae::pack_latents(noise)?
         }
         InitialLatents::File(path) => {
