@@ -50,9 +50,13 @@
 //! # Ok::<(), text_encoder::Error>(())
 //! ```
 
+pub mod caption;
 mod config;
 mod error;
+mod generation;
 pub mod image_processor;
+mod kv_cache;
+mod lm_head;
 mod model;
 mod multimodal;
 mod prompt;
@@ -60,9 +64,16 @@ mod rope;
 mod template;
 pub mod vision;
 
+pub use caption::{
+    CAPTION_PROMPT_EN, CAPTION_PROMPT_ZH, Caption, CaptionLanguage, Captioner,
+    DEFAULT_MAX_NEW_TOKENS, StopReason,
+};
 pub use config::TextConfig;
 pub use error::Error;
+pub use generation::{GenerationConfig, TokenPicker};
 pub use image_processor::{ImageProcessor, VisionInput, smart_resize};
+pub use kv_cache::KvCache;
+pub use lm_head::{LM_HEAD_WEIGHT, LmHead, LmHeadSource, tie_word_embeddings};
 pub use model::{HiddenStates, MultimodalInputs, QwenTextEncoder};
 pub use multimodal::{
     DEFAULT_MROPE_SECTION, ImageEmbeds, VisionPositions, image_token_count, load_image,

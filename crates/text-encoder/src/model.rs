@@ -16,12 +16,14 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, ElementConversion, Int, Tensor, TensorData};
 use weights::Weights;
 
+use crate::kv_cache::KvCache;
 use crate::rope::{self, RopeTables};
 use crate::{DEFAULT_MROPE_SECTION, Error, TextConfig};
 
 /// Checkpoint prefixes that belong to other heads of `Qwen2_5_VLForConditionalGeneration`: the
-/// vision tower (flat and transformers-5 layouts) and the LM head (unused: the pipeline takes
-/// hidden states, and tied checkpoints do not store it at all).
+/// vision tower (flat and transformers-5 layouts) and the LM head (the prompt paths take hidden
+/// states; only captioning reads it, through [`LmHead`](crate::LmHead); tied checkpoints do not
+/// store it at all).
 const IGNORED_PREFIXES: [&str; 3] = ["visual.", "model.visual.", "lm_head."];
 
 /// Where the language model's tensors live: the released flat layout (`model.layers.*`) or the
@@ -125,6 +127,50 @@ impl<B: Backend> SelfAttention<B> {
         )
     }
 
+    /// [`forward`](Self::forward) for `x` `[B, n, D]`, the n tokens after those already in
+    /// `cache` (layer `layer`): their keys and values are appended, and the queries attend over
+    /// every stored key — all of them for a single new token, causally otherwise (an empty cache
+    /// is the ordinary causal prefill). No padding: every stored token is attended.
+    fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        cache: &mut KvCache<B>,
+        layer: usize,
+    ) -> Tensor<B, 3> {
+        let [b, l, _] = x.dims();
+        let past = cache.len();
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, self.head_dim]).swap_dims(1, 2);
+        let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.heads), rope);
+        let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.kv_heads), rope);
+        let v = heads(self.v_proj.forward(x), self.kv_heads);
+        let (k, v) = cache.append(layer, k, v);
+        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+        // Query i (absolute position past + i) sees keys 0 ..= past + i. With no past that is the
+        // op's causal mode; one new token sees everything; a chunk after a past needs the mask.
+        let device = q.device();
+        let mask = (past > 0 && l > 1).then(|| {
+            let total = past + l;
+            let rows = Tensor::<B, 1, Int>::arange(0..l as i64, &device)
+                .reshape([l, 1])
+                .add_scalar(past as i64);
+            let cols = Tensor::<B, 1, Int>::arange(0..total as i64, &device).reshape([1, total]);
+            cols.expand([l, total])
+                .greater(rows.expand([l, total]))
+                .reshape([1, 1, l, total])
+                .repeat_dim(0, b)
+        });
+        let options = AttentionModuleOptions {
+            is_causal: past == 0,
+            ..Default::default()
+        };
+        let out = attention(q, k, v, mask, None, options);
+        self.o_proj.forward(
+            out.swap_dims(1, 2)
+                .reshape([b, l, self.heads * self.head_dim]),
+        )
+    }
+
     /// KV head g serves query heads g·n_rep … g·n_rep + n_rep − 1 (upstream's `repeat_kv`).
     fn repeat_kv(&self, t: Tensor<B, 4>) -> Tensor<B, 4> {
         let rep = self.heads / self.kv_heads;
@@ -198,6 +244,20 @@ impl<B: Backend> DecoderLayer<B> {
             + self
                 .self_attn
                 .forward(self.input_layernorm.forward(x), rope, mask);
+        x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+    }
+
+    fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        cache: &mut KvCache<B>,
+        layer: usize,
+    ) -> Tensor<B, 3> {
+        let x = x.clone()
+            + self
+                .self_attn
+                .forward_cached(self.input_layernorm.forward(x), rope, cache, layer);
         x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
     }
 }
@@ -385,6 +445,63 @@ impl<B: Backend> QwenTextEncoder<B> {
             layers,
             last_hidden_state,
         })
+    }
+
+    /// Token embeddings `[B, L, D]` of `input_ids` `[B, L]`, a plain lookup (what a decode
+    /// step feeds the model; ids must be below `vocab_size`).
+    pub fn embed_tokens(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        embedding(self.embed_tokens.val(), input_ids)
+    }
+
+    /// The input embedding table `[vocab_size, D]` (the LM head of a tied checkpoint).
+    pub(crate) fn embed_tokens_weight(&self) -> Tensor<B, 2> {
+        self.embed_tokens.val()
+    }
+
+    /// Final-norm hidden states `[1, n, D]` of `x` `[1, n, D]` (embeddings, images already
+    /// scattered in), the n tokens that follow the ones in `cache`, at M-RoPE positions
+    /// `position_ids` `[3, 1, n]`; their keys and values are added to `cache`. An empty cache
+    /// makes this the prefill (equal to [`forward_multimodal`](Self::forward_multimodal) on an
+    /// unpadded prompt); then one token at a time, as transformers' `generate` feeds it.
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        position_ids: Tensor<B, 3, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>, Error> {
+        let [b, l, d] = x.dims();
+        if b != 1 || d != self.config.hidden_size || l == 0 {
+            return Err(Error::Tokens(format!(
+                "cached forward takes one sequence of new tokens [1, n, {}], got {:?}",
+                self.config.hidden_size,
+                [b, l, d]
+            )));
+        }
+        if position_ids.dims() != [3, b, l] {
+            return Err(Error::Tokens(format!(
+                "position ids {:?} for {b}×{l} new tokens (expected [3, {b}, {l}])",
+                position_ids.dims()
+            )));
+        }
+        if cache.num_layers() != self.layers.len() {
+            return Err(Error::Tokens(format!(
+                "a KV cache for {} layers given to a {}-layer model",
+                cache.num_layers(),
+                self.layers.len()
+            )));
+        }
+        let section = self.mrope_section();
+        let half = self.inv_freq.len();
+        if section.iter().sum::<usize>() != half {
+            return Err(Error::MropeSection { section, half });
+        }
+        let rope = rope::tables_mrope::<B>(position_ids, &self.inv_freq, section, &x.device());
+        let mut x = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward_cached(x, &rope, cache, i);
+        }
+        cache.advance(l);
+        Ok(self.norm.forward(x))
     }
 
     /// The rotary split in use: the config's `mrope_section`, or transformers' default.
