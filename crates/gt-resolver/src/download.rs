@@ -4,14 +4,38 @@ use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::thread;
 
-use crate::Error;
 use crate::cache::CacheKey;
 use crate::resolver::Resolver;
+use crate::{Error, GtFile, Location};
 
 /// Files larger than this get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 8 * 1024 * 1024;
 
 impl Resolver {
+    /// The local path of any file named by an http(s) URL, a `file://` URL or a plain path —
+    /// e.g. a consistency case's input image — through the same verified cache, retries and
+    /// offline rules as GT files ([`Resolver::fetch`] of an unpinned URL: downloaded again when
+    /// online, served from the cache when offline). A local file is returned as it is.
+    pub fn fetch_url(&self, url: &str) -> Result<PathBuf, Error> {
+        let loc = Location::parse(url)?;
+        let name = url.rsplit('/').next().unwrap_or(url).to_string();
+        let file = match loc {
+            Location::Local(p) => GtFile {
+                name,
+                url: Location::Local(p.clone()).url(),
+                local_path: Some(p),
+                revision: None,
+            },
+            Location::Remote(u) => GtFile {
+                name,
+                url: u,
+                local_path: None,
+                revision: None,
+            },
+        };
+        self.fetch(&file)
+    }
+
     /// Downloads `key.url` into the cache, retrying throttling, 5xx, transport errors and
     /// truncated bodies; a clean 4xx fails at once.
     pub(crate) fn download(&self, key: &CacheKey) -> Result<PathBuf, Error> {

@@ -66,6 +66,19 @@ pub enum Error {
         hint: String,
     },
 
+    /// No source but the official one could hold the case's GT, and the official case map could
+    /// not be read (only transient failures): whether GT exists cannot be decided in this run.
+    #[error(
+        "cannot tell whether GT exists for {case}: no other source has it, and the official \
+         case map could not be read ({reason}); retry when the GT host answers"
+    )]
+    CaseMapUnavailable {
+        /// The case id.
+        case: String,
+        /// Why the case map could not be read (it names its URL).
+        reason: String,
+    },
+
     /// A download that failed after all retries, or with a status that is not worth retrying.
     #[error("download of {url} failed after {attempts} attempt(s): {reason}")]
     Download {

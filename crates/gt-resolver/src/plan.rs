@@ -19,6 +19,8 @@ pub(crate) struct CaseMap {
     note: Option<String>,
     /// False when loading failed for a transient reason: such a run's choices are not recorded.
     definitive: bool,
+    /// Why the case map could not be read, when that was transient (then `definitive` is false).
+    unavailable: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +157,14 @@ impl Resolver {
         }
     }
 
+    /// Why an official case map this resolver needed could not be read (a transient failure),
+    /// if one could not. Without it, "no GT" cannot be told from "official GT not judged".
+    pub(crate) fn unavailable_case_map(&self) -> Option<String> {
+        self.case_maps
+            .iter()
+            .find_map(|m| m.get().and_then(|m| m.unavailable.clone()))
+    }
+
     fn case_map(&self, src: usize) -> &CaseMap {
         self.case_maps[src].get_or_init(|| self.load_case_map(src))
     }
@@ -167,6 +177,7 @@ impl Resolver {
             outputs: None,
             note: Some(why),
             definitive: true,
+            unavailable: None,
         };
         let bytes = match &loc {
             Location::Local(p) => match std::fs::read(p) {
@@ -206,6 +217,8 @@ impl Resolver {
                             outputs: None,
                             note: Some(format!("{e}: official GT skipped in this run")),
                             definitive: false,
+                            // Offline, "not in the cache" is the expected answer, not a doubt.
+                            unavailable: matches!(e, Error::Download { .. }).then(|| e.to_string()),
                         };
                     }
                 }
@@ -221,6 +234,7 @@ impl Resolver {
                 ),
                 note: None,
                 definitive: true,
+                unavailable: None,
             },
             Err(e) => absent(format!(
                 "{url}: not a case map ({{\"cases\": {{id: {{\"outputs\": [...]}}}}}}): {e}: official GT not used"

@@ -175,6 +175,17 @@ impl ResolverBuilder {
     /// builds the resolver. A missing root is an error here rather than a "GT not found" for
     /// every case later: the run could not look anywhere.
     pub fn build(self) -> Result<Resolver, Error> {
+        self.build_inner(true)
+    }
+
+    /// A resolver that may have no GT source at all, for [`Resolver::fetch_url`] alone (e.g. a
+    /// case's input images when no GT is looked up): this builder's cache, retries, timeout and
+    /// offline switch. Sources that were given still work as with [`ResolverBuilder::build`].
+    pub fn build_for_downloads(self) -> Result<Resolver, Error> {
+        self.build_inner(false)
+    }
+
+    fn build_inner(self, need_sources: bool) -> Result<Resolver, Error> {
         let mut notes = Vec::new();
         let sources = match &self.local_override {
             Some(dir) => {
@@ -205,7 +216,7 @@ impl ResolverBuilder {
                 self.sources
             }
         };
-        if sources.is_empty() {
+        if sources.is_empty() && need_sources {
             return Err(Error::InvalidLocation {
                 input: String::new(),
                 reason: "no GT sources configured (give a GT root or sources)".into(),
@@ -285,7 +296,9 @@ impl Resolver {
     }
 
     /// Resolves one query. A query no source satisfies gives `source: None` (see
-    /// [`Resolution::into_found`]); errors are reserved for invalid input and local I/O failures.
+    /// [`Resolution::into_found`]); errors are reserved for invalid input, local I/O failures, and
+    /// an official case map that could not be read when no other source has the GT
+    /// ([`Error::CaseMapUnavailable`]: "missing" could not be told from "not judged").
     pub fn resolve(&self, query: &GtQuery) -> Result<Resolution, Error> {
         query.validate()?;
         let mut notes = self.global_notes.clone();
@@ -336,6 +349,14 @@ impl Resolver {
         let revision = self.sources.iter().find_map(|s| s.revision.clone());
 
         let Some((src, names, via_unknown)) = chosen else {
+            // Official GT was not judged (its case map could not be read): "missing" would be a
+            // guess, and a false "GT not found" is what this crate exists to prevent.
+            if !definitive && let Some(reason) = self.unavailable_case_map() {
+                return Err(Error::CaseMapUnavailable {
+                    case: query.case.clone(),
+                    reason,
+                });
+            }
             notes.push(format!("no source holds GT for {}", query.case));
             return Ok(Resolution {
                 case: query.case.clone(),

@@ -351,3 +351,52 @@ fn stalled_body_times_out_and_is_retried() {
     assert_eq!(std::fs::read(p).expect("read"), full);
     assert_eq!(s.count("/x.png"), 2);
 }
+
+#[test]
+fn fetch_url_downloads_any_url_into_the_cache_without_gt_sources() {
+    let s = TestServer::start();
+    s.file("/inputs/cat.png", &body());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let builder = || {
+        Resolver::builder()
+            .backoff(Backoff {
+                attempts: 2,
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+            })
+            .timeout(Duration::from_secs(5))
+            .progress(false)
+            .cache_dir(tmp.path())
+    };
+    // No GT source: `build` refuses, `build_for_downloads` does not.
+    assert!(builder().build().is_err());
+    let r = builder().build_for_downloads().expect("downloader");
+    let url = format!("{}/inputs/cat.png", s.url());
+    let p = r.fetch_url(&url).expect("download");
+    assert_eq!(std::fs::read(&p).expect("read"), body());
+    assert_eq!(object_files(tmp.path()), 1);
+    // Offline, the verified copy is served without a request.
+    let offline = builder()
+        .offline(true)
+        .build_for_downloads()
+        .expect("offline");
+    assert_eq!(
+        std::fs::read(offline.fetch_url(&url).expect("cached")).expect("read"),
+        body()
+    );
+    assert_eq!(s.count("/inputs/cat.png"), 1);
+    // A local path comes back as it is; a missing file or a 404 names what was asked for.
+    assert_eq!(r.fetch_url(&p.to_string_lossy()).expect("local"), p);
+    let e = r.fetch_url("/no/such/input.png").unwrap_err().to_string();
+    assert!(e.contains("/no/such/input.png"), "{e}");
+    s.script("/inputs/gone.png", vec![Reply::Status(404)]);
+    let e = r
+        .fetch_url(&format!("{}/inputs/gone.png", s.url()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/inputs/gone.png"), "{e}");
+    assert!(matches!(
+        r.fetch_url("ftp://example.com/x.png"),
+        Err(Error::InvalidLocation { .. })
+    ));
+}

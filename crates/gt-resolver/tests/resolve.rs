@@ -327,6 +327,35 @@ fn a_local_root_that_is_missing_or_a_file_is_an_error_naming_it() {
 }
 
 #[test]
+fn an_unreadable_case_map_is_no_false_missing() {
+    // Official GT only, and the case map answers 503 throughout: "missing" would be a guess.
+    let s = TestServer::start();
+    s.script(
+        &gt_path("official_generated/case_map.json"),
+        vec![Reply::Status(503)],
+    );
+    s.file(&gt_path("official_generated/c_1gpu.png"), b"official");
+    s.file(&gt_path("sglang_generated/d_1gpu.png"), b"ours");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let r = resolver_for(&s, tmp.path());
+    let err = r.resolve(&png("c")).expect_err("cannot tell");
+    assert!(matches!(err, Error::CaseMapUnavailable { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("case_map.json") && msg.contains("HTTP 503") && msg.contains(" c:"),
+        "{msg}"
+    );
+    // A case another source has is still resolved (with a note that official was skipped).
+    let d = r.resolve(&png("d")).expect("resolve");
+    assert_eq!(d.source, Some(SourceKind::Sglang));
+    assert!(
+        d.notes.iter().any(|n| n.contains("skipped in this run")),
+        "{:?}",
+        d.notes
+    );
+}
+
+#[test]
 fn missing_case_map_means_no_official() {
     let s = TestServer::start();
     s.file(&gt_path("official_generated/c_1gpu.png"), b"o");
