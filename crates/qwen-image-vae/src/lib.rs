@@ -33,7 +33,7 @@ pub use encoder::{QwenImageAutoencoder, QwenImageVaeEncoder};
 pub use error::Error;
 pub use latents::{denormalize, normalize, pack_latents, unpack_latents};
 pub use model::QwenImageVae;
-pub use postprocess::to_rgb_images;
+pub use postprocess::{to_rgb_images, to_rgba_images};
 
 /// Compiles the README's example as a doc test.
 #[cfg(doctest)]
