@@ -150,15 +150,21 @@ fn download_retries_throttling_and_5xx_but_not_404() {
     assert_eq!(s.count("/missing.png"), 1);
 }
 
+/// Serves `/x.png` and downloads it once into `cache`: (its URL, the cached object).
+fn cached_copy(s: &TestServer, cache: &Path) -> (String, std::path::PathBuf) {
+    s.file("/x.png", &body());
+    let url = format!("{}/x.png", s.url());
+    let p = resolver(s.url(), cache)
+        .fetch(&remote(url.clone()))
+        .expect("download");
+    (url, p)
+}
+
 #[test]
 fn corrupted_cache_file_is_detected_and_refetched() {
     let s = TestServer::start();
-    s.file("/x.png", &body());
     let tmp = tempfile::tempdir().expect("tempdir");
-    let url = format!("{}/x.png", s.url());
-    let p = resolver(s.url(), tmp.path())
-        .fetch(&remote(url.clone()))
-        .expect("download");
+    let (url, p) = cached_copy(&s, tmp.path());
     std::fs::write(&p, b"bit rot").expect("corrupt the object");
     let cache = Cache::open(tmp.path()).expect("cache");
     assert!(matches!(
@@ -176,12 +182,8 @@ fn corrupted_cache_file_is_detected_and_refetched() {
 #[test]
 fn offline_a_corrupt_cached_copy_is_reported_by_its_url() {
     let s = TestServer::start();
-    s.file("/x.png", &body());
     let tmp = tempfile::tempdir().expect("tempdir");
-    let url = format!("{}/x.png", s.url());
-    let p = resolver(s.url(), tmp.path())
-        .fetch(&remote(url.clone()))
-        .expect("download");
+    let (url, p) = cached_copy(&s, tmp.path());
     // Truncate the cached object, as a full disk or a killed copy would.
     std::fs::write(&p, &body()[..1000]).expect("truncate");
     let offline = Resolver::builder()
