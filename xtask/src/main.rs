@@ -29,6 +29,8 @@ enum Command {
     Forward(cmd::forward::Forward),
     /// Encode prompts the way diffusers' `_get_qwen_prompt_embeds` does.
     EncodePrompt(cmd::encode_prompt::Args),
+    /// Caption an image as Qwen-Image-Layered does for an empty prompt (`get_image_caption`).
+    Caption(cmd::caption::Args),
     /// Tokenize text with the tokenizer a pipeline declares, and say which path was chosen and why.
     Tokenize(cmd::tokenize::Args),
     /// Compare two images: SSIM, PSNR, mean absolute difference and CLIP similarity.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Forward(a) => cmd::forward::run(a),
         Command::EncodePrompt(a) => cmd::encode_prompt::run(a),
+        Command::Caption(a) => cmd::caption::run(a),
         Command::Tokenize(a) => cmd::tokenize::run(a),
         Command::Metrics(a) => cmd::metrics::run(a),
         Command::Gt(a) => cmd::gt::run(a),

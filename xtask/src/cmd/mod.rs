@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
 
 pub mod bench;
+pub mod caption;
 pub mod consistency;
 pub mod encode_prompt;
 pub mod fixtures;
