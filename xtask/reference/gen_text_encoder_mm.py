@@ -35,7 +35,8 @@ Writes testdata/text-encoder-mm/:
       `as_is.prompt_embeds`, `as_is.prompt_embeds_mask`, `as_is.encoded.*`   the same, unpatched
     Cases: `edit_batch` (Edit, 2 prompts of different lengths, images a and b, one per prompt, as the
     processor consumes them: right padding), `edit_single` (Edit, 1 prompt, image a), `edit_plus`
-    (Edit-Plus, 1 prompt, images c and a: "Picture 1/2"). `left_padded`: the edit_batch texts and
+    (Edit-Plus, 1 prompt, images c and a: "Picture 1/2"), `edit_plus_text` (Edit-Plus with no
+    image, 2 prompts: the bare edit template; only ids, mask and the two outputs). `left_padded`: the edit_batch texts and
     images through the processor with left padding, then the model with `mm_token_type_ids`:
     `input_ids`, `attention_mask`, `image_grid_thw`, `image_embeds`, `position_ids`,
     `last_hidden_state` (only the real rows are meaningful).
@@ -309,6 +310,32 @@ def left_padded_case(pipe, images: list, prompts: list[str]) -> dict:
     }
 
 
+def text_only_case(pipe, prompts: list[str]) -> tuple[dict, dict]:
+    """Edit-Plus without an image: the bare edit template (no "Picture"), text through the
+    processor, drop 64. With no image the 3-D and sequential positions agree."""
+    cpu = torch.device("cpu")
+    with torch.no_grad(), capture(pipe.text_encoder) as seen:
+        embeds, mask = pipe._get_qwen_prompt_embeds(prompts, image=None, device=cpu)
+        enc, enc_mask = pipe.encode_prompt(prompts, image=None, device=cpu)
+    kw = seen["te_kwargs"]
+    assert "pixel_values" not in kw
+    mask_none = enc_mask is None
+    if mask_none:
+        enc_mask = torch.ones(enc.shape[:2], dtype=torch.long)
+    t = {
+        "edit_plus_text.input_ids": kw["input_ids"],
+        "edit_plus_text.attention_mask": kw["attention_mask"],
+        "edit_plus_text.prompt_embeds": embeds,
+        "edit_plus_text.prompt_embeds_mask": mask,
+        "edit_plus_text.encoded.prompt_embeds": enc,
+        "edit_plus_text.encoded.prompt_embeds_mask": enc_mask,
+    }
+    info = {"pipeline": "QwenImageEditPlusPipeline", "prompts": prompts, "images": [],
+            "token_lengths": kw["attention_mask"].sum(1).tolist(), "encoded_mask_was_none": mask_none,
+            "drop": pipe.prompt_template_encode_start_idx}
+    return t, info
+
+
 def main(out: pathlib.Path) -> None:
     out = pathlib.Path(out)
     dst = out / OUT_DIR
@@ -344,6 +371,9 @@ def main(out: pathlib.Path) -> None:
         info.update({"pipeline": cls, "prompts": prompts, "images": files,
                      "drop": pipe.prompt_template_encode_start_idx})
         cases[name] = info
+    t, info = text_only_case(pipes["QwenImageEditPlusPipeline"], [PROMPT_SHORT, PROMPT_LONG])
+    tensors.update(t)
+    cases["edit_plus_text"] = info
     edit = pipes["QwenImageEditPipeline"]
     left_images = [load_image(str(dst / f)) for f in CASES[0][3]]
     tensors.update(left_padded_case(edit, left_images, CASES[0][2]))
@@ -367,7 +397,8 @@ def main(out: pathlib.Path) -> None:
         f.write("\n")
     os.replace(tmp, dst / "cases.json")
     print(f"[text_encoder_mm] " + ", ".join(
-        f"{k}: tokens {v['token_lengths']} grids {v['image_grid_thw']} (as-is differs by {v['as_is_max_abs_diff']:.3g})"
+        f"{k}: tokens {v['token_lengths']} grids {v.get('image_grid_thw', [])}"
+        + (f" (as-is differs by {v['as_is_max_abs_diff']:.3g})" if "as_is_max_abs_diff" in v else "")
         for k, v in cases.items()))
 
 

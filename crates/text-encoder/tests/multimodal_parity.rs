@@ -363,3 +363,30 @@ fn wrong_image_counts_and_shapes_are_errors_not_panics() {
     let all = f32_tensor::<2>(&g, "edit_batch.image_embeds");
     assert!(ImageEmbeds::split(all, &[[1, 6, 10]], 2).is_err());
 }
+
+#[test]
+fn edit_plus_without_images_encodes_the_bare_edit_template_as_the_pipeline() {
+    let g = goldens();
+    let enc = PromptEncoder::<B>::from_pipeline_dir(
+        testdata("tiny-qwen-image-edit-plus"),
+        &Default::default(),
+    )
+    .expect("loads");
+    let prompts = prompts(&g, "edit_plus_text");
+    let none = vec![Vec::new(); prompts.len()];
+    assert_eq!(
+        enc.tokenize_with_images(&prompts, &none)
+            .expect("tokenizes"),
+        g.batch("edit_plus_text."),
+        "ids / mask"
+    );
+    // `encode` without images; `max_sequence_length` is ignored, as diffusers ignores it.
+    let out = enc.encode(&prompts, 16).expect("encodes");
+    for stage in ["", "encoded."] {
+        let name = format!("edit_plus_text.{stage}prompt_embeds");
+        let (want, shape) = g.f32(&name);
+        assert_eq!(out.embeds.dims().to_vec(), shape, "{name}");
+        assert_close(&name, values(out.embeds.clone()), &want);
+        assert_eq!(ints(out.mask.clone()), g.i64(&format!("{name}_mask")).0);
+    }
+}
