@@ -47,9 +47,11 @@ pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
     let write = || -> anyhow::Result<()> {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         match format {
-            // Upstream saves official JPEG GT at quality 75.
+            // As PIL's `save(quality=75)` (libjpeg-turbo, 4:2:0, its tables) writes it: upstream
+            // saves official JPEG GT so, and SGLang's server encodes its jpg output so.
             image::ImageFormat::Jpeg => {
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut f, 75).encode_image(img)?
+                let rgb = image_io::Image::from(img.clone());
+                f.write_all(&image_io::encode_jpeg(&rgb, image_io::JpegOptions::default())?)?
             }
             _ => img.write_to(&mut f, format)?,
         }

@@ -10,11 +10,203 @@
 //! # Ok::<(), pipeline::Error>(())
 //! ```
 
+//!
+//! A suite may declare, above its cases, which defaults fill the fields a case leaves out
+//! (`defaults = "diffusers"`, the default, or `"sglang"`: [`SglangPreset`]), where its ground
+//! truth lives (`gt_root`) and which threshold file holds it to account (`thresholds`); a case may
+//! be listed but not run (`skip = "reason"`). [`load_suite`] gives all of it, [`load`] the cases.
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use torch_rng::{CudaPlatform, GeneratorDevice};
 
 use crate::{Error, InitialLatents, Request};
+
+/// Which defaults fill the fields a case leaves out (the suite's `defaults` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Defaults {
+    /// diffusers' `__call__` defaults, as the tiny cases use them: no negative prompt (CFG off),
+    /// 1024×1024, 50 steps, seed 0 on the CPU generator, PNG output.
+    #[default]
+    Diffusers,
+    /// SGLang's Qwen-Image sampling parameters ([`SglangPreset`]), so that a case copied from
+    /// upstream's `gpu_cases.py` means what it means there.
+    Sglang,
+}
+
+impl Defaults {
+    /// `diffusers` or `sglang`, as the case file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Defaults::Diffusers => "diffusers",
+            Defaults::Sglang => "sglang",
+        }
+    }
+}
+
+/// Which `torch.Generator` draws a seeded case's noise (the case's `generator` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeneratorKind {
+    /// `torch.Generator("cpu")`: the same noise on every machine.
+    Cpu,
+    /// `torch.Generator("cuda")`: what upstream's official GT (`--generator-device cuda`) and
+    /// SGLang (request default `generator_device="cuda"`) draw; its layout depends on the GPU,
+    /// which the run's consistency platform names.
+    Cuda,
+}
+
+impl GeneratorKind {
+    /// `cpu` or `cuda`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeneratorKind::Cpu => "cpu",
+            GeneratorKind::Cuda => "cuda",
+        }
+    }
+
+    /// The generator on a machine whose CUDA launch layout is `cuda` (ignored for the CPU).
+    pub fn device(self, cuda: CudaPlatform) -> GeneratorDevice {
+        match self {
+            GeneratorKind::Cpu => GeneratorDevice::Cpu,
+            GeneratorKind::Cuda => GeneratorDevice::Cuda(cuda),
+        }
+    }
+}
+
+/// SGLang's sampling defaults for the Qwen-Image family (`configs/sample/qwenimage.py` in
+/// sgl-project/sglang): for a repo id chosen as SGLang's model registry chooses them, by the
+/// model path (`Qwen/Qwen-Image-Edit-2511` → [`SglangPreset::EditPlus`]); for a local folder by
+/// the `_class_name` of its `model_index.json` (a folder's name says nothing reliable).
+///
+/// Common to all: negative prompt `" "`, `guidance_scale` 4.0 (which becomes the true-CFG scale,
+/// as upstream's official GT maps it for `QwenImage*` pipelines), seed 42 (the server's
+/// `SamplingParams.seed` and the official GT script's `setdefault("seed", 42)`), the CUDA
+/// generator (the request's `generator_device="cuda"`) and JPEG output (`output_format_to_ext(None)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SglangPreset {
+    /// `QwenImageSamplingParams` (Qwen-Image and Qwen-Image-Edit): 50 steps.
+    QwenImage,
+    /// `QwenImage2512SamplingParams`: as [`SglangPreset::QwenImage`] with a long Chinese
+    /// negative prompt.
+    QwenImage2512,
+    /// `QwenImageEditPlusSamplingParams` (Edit-2509, Edit-2511): 40 steps.
+    EditPlus,
+    /// `QwenImageLayeredSamplingParams`: 640×640, 50 steps, prompt `" "` (the pipeline then
+    /// captions the input image), `cfg_normalize` and `use_en_prompt` on.
+    Layered,
+}
+
+/// `QwenImage2512SamplingParams.negative_prompt`.
+const NEGATIVE_PROMPT_2512: &str = "低分辨率，低画质，肢体畸形，手指畸形，画面过饱和，蜡像感，人脸无细节，过度光滑，画面具有AI感。构图混乱。文字模糊，扭曲。";
+
+impl SglangPreset {
+    /// The SGLang class name (`QwenImageEditPlusSamplingParams`).
+    pub fn class_name(self) -> &'static str {
+        match self {
+            SglangPreset::QwenImage => "QwenImageSamplingParams",
+            SglangPreset::QwenImage2512 => "QwenImage2512SamplingParams",
+            SglangPreset::EditPlus => "QwenImageEditPlusSamplingParams",
+            SglangPreset::Layered => "QwenImageLayeredSamplingParams",
+        }
+    }
+
+    /// SGLang's registry detectors, applied to the model path as given (a repo id or a folder):
+    /// exact paths first, then the lower-cased substring rules of `registry.py`.
+    pub fn from_model_path(model: &str) -> Option<Self> {
+        let exact = match model {
+            "Qwen/Qwen-Image" | "nvidia/Qwen-Image-NVFP4" | "Qwen/Qwen-Image-Edit" => {
+                Some(SglangPreset::QwenImage)
+            }
+            "Qwen/Qwen-Image-2512" => Some(SglangPreset::QwenImage2512),
+            "Qwen/Qwen-Image-Edit-2509"
+            | "Qwen/Qwen-Image-Edit-2511"
+            | "FireRedTeam/FireRed-Image-Edit-1.0"
+            | "FireRedTeam/FireRed-Image-Edit-1.1" => Some(SglangPreset::EditPlus),
+            "Qwen/Qwen-Image-Layered" => Some(SglangPreset::Layered),
+            _ => None,
+        };
+        if exact.is_some() {
+            return exact;
+        }
+        let m = model.to_ascii_lowercase();
+        let has = |s: &str| m.contains(s);
+        if has("qwen-image-edit-2509") || has("qwen-image-edit-2511") {
+            Some(SglangPreset::EditPlus)
+        } else if has("qwen-image-layered") {
+            Some(SglangPreset::Layered)
+        } else if has("qwen-image-2512") {
+            Some(SglangPreset::QwenImage2512)
+        } else if has("qwen-image-edit") || (has("qwen-image") && !has("edit")) {
+            // Qwen-Image and Qwen-Image-Edit share QwenImageSamplingParams.
+            Some(SglangPreset::QwenImage)
+        } else {
+            None
+        }
+    }
+
+    /// From a pipeline class (`model_index.json`'s `_class_name`).
+    pub fn from_class_name(class: &str) -> Option<Self> {
+        match class {
+            "QwenImagePipeline" | "QwenImageEditPipeline" => Some(SglangPreset::QwenImage),
+            "QwenImageEditPlusPipeline" => Some(SglangPreset::EditPlus),
+            "QwenImageLayeredPipeline" => Some(SglangPreset::Layered),
+            _ => None,
+        }
+    }
+
+    /// `negative_prompt`.
+    pub fn negative_prompt(self) -> &'static str {
+        match self {
+            SglangPreset::QwenImage2512 => NEGATIVE_PROMPT_2512,
+            _ => " ",
+        }
+    }
+
+    /// `guidance_scale` (4.0 everywhere).
+    pub fn guidance_scale(self) -> f32 {
+        4.0
+    }
+
+    /// `num_inference_steps`.
+    pub fn num_inference_steps(self) -> usize {
+        match self {
+            SglangPreset::EditPlus => 40,
+            _ => 50,
+        }
+    }
+
+    /// `(height, width)` when the preset has one (Layered: 640×640). Text-to-image cases give
+    /// their size (upstream's `output_size`); Edit cases without one take it from the input image.
+    pub fn size(self) -> Option<(usize, usize)> {
+        match self {
+            SglangPreset::Layered => Some((640, 640)),
+            _ => None,
+        }
+    }
+
+    /// The prompt when a case gives none (Layered: `" "`, which makes the pipeline caption the
+    /// input image); other presets have none, so a case must give one.
+    pub fn prompt(self) -> Option<&'static str> {
+        match self {
+            SglangPreset::Layered => Some(" "),
+            _ => None,
+        }
+    }
+
+    /// Layered's `cfg_normalize` (on; diffusers' own default is off).
+    pub fn cfg_normalize(self) -> Option<bool> {
+        matches!(self, SglangPreset::Layered).then_some(true)
+    }
+
+    /// Layered's `use_en_prompt` (on: an English caption when the prompt is blank).
+    pub fn use_en_prompt(self) -> Option<bool> {
+        matches!(self, SglangPreset::Layered).then_some(true)
+    }
+
+    /// The seed when a case gives none: 42.
+    pub const SEED: u64 = 42;
+}
 
 /// One consistency case, resolved: paths made absolute, the model classified, defaults applied.
 #[derive(Debug, Clone)]
@@ -26,28 +218,54 @@ pub struct Case {
     pub negative_prompt: Option<String>,
     pub true_cfg_scale: Option<f32>,
     pub guidance_scale: Option<f32>,
-    pub height: usize,
-    pub width: usize,
+    /// `None`: the pipeline's default (text to image: 1024; Edit: from the input image).
+    pub height: Option<usize>,
+    pub width: Option<usize>,
     pub num_inference_steps: usize,
     pub seed: Option<u64>,
+    /// The generator a seed is drawn with (`cpu` unless the case or SGLang's defaults say `cuda`).
+    pub generator: GeneratorKind,
     pub latents: Option<PathBuf>,
     /// Part of the GT file name (`<id>_<n>gpu.<ext>`).
     pub num_gpus: u32,
     /// `png`, `jpg` or `webp`.
     pub output_format: String,
+    /// Listed but not run, and why (e.g. a feature this project does not have).
+    pub skip: Option<String>,
+    /// The SGLang preset whose defaults filled this case's missing fields (`defaults = "sglang"`).
+    pub preset: Option<SglangPreset>,
+    /// The fields filled from defaults, as `name = value` (for reports).
+    pub defaulted: Vec<String>,
 }
 
 impl Case {
-    /// The latents file when given (it wins), else the seed, else seed 0.
+    /// The latents file when given (it wins), else the seed, else seed 0; a CUDA generator uses
+    /// the H100 launch layout (see [`Case::initial_latents_on`]).
     pub fn initial_latents(&self) -> InitialLatents {
-        InitialLatents::from_options(self.latents.as_deref(), self.seed)
+        self.initial_latents_on(CudaPlatform::H100)
     }
 
-    /// The generation this case asks for.
+    /// [`Case::initial_latents`] with a CUDA generator laid out as on `cuda` (the run's
+    /// consistency platform).
+    pub fn initial_latents_on(&self, cuda: CudaPlatform) -> InitialLatents {
+        match (&self.latents, self.seed) {
+            (Some(p), _) => InitialLatents::File(p.clone()),
+            (None, seed) => InitialLatents::seeded(seed.unwrap_or(0), self.generator.device(cuda)),
+        }
+    }
+
+    /// The generation this case asks for (a CUDA generator in the H100 layout).
     pub fn request(&self) -> Request {
-        let mut r = Request::new(self.prompt.clone(), self.height, self.width)
+        self.request_on(CudaPlatform::H100)
+    }
+
+    /// The generation this case asks for, with a CUDA generator laid out as on `cuda`.
+    pub fn request_on(&self, cuda: CudaPlatform) -> Request {
+        // diffusers' text-to-image default size: default_sample_size 128 × vae_scale_factor 8.
+        let (h, w) = (self.height.unwrap_or(1024), self.width.unwrap_or(1024));
+        let mut r = Request::new(self.prompt.clone(), h, w)
             .steps(self.num_inference_steps)
-            .latents(self.initial_latents());
+            .latents(self.initial_latents_on(cuda));
         r.negative_prompt = self.negative_prompt.clone();
         r.true_cfg_scale = self.true_cfg_scale;
         r.guidance_scale = self.guidance_scale;
@@ -55,9 +273,26 @@ impl Case {
     }
 }
 
+/// A whole case file: its suite-level settings and its cases (skipped ones included).
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Which defaults filled the cases' missing fields.
+    pub defaults: Defaults,
+    /// The GT root the suite is meant for (an http(s) base or a folder joined to the file's
+    /// folder), used when the run gives none.
+    pub gt_root: Option<String>,
+    /// The threshold file (joined to the file's folder), used when the run gives none; a
+    /// `<platform>.json` next to it is laid over it.
+    pub thresholds: Option<PathBuf>,
+    pub cases: Vec<Case>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    defaults: Option<toml::Spanned<String>>,
+    gt_root: Option<String>,
+    thresholds: Option<toml::Spanned<String>>,
     case: Vec<toml::Spanned<RawCase>>,
 }
 
@@ -66,35 +301,19 @@ struct File {
 struct RawCase {
     id: toml::Spanned<String>,
     model: String,
-    prompt: String,
+    prompt: Option<String>,
     negative_prompt: Option<String>,
     true_cfg_scale: Option<f32>,
     guidance_scale: Option<f32>,
-    #[serde(default = "default_size")]
-    height: usize,
-    #[serde(default = "default_size")]
-    width: usize,
-    #[serde(default = "default_steps")]
-    num_inference_steps: usize,
+    height: Option<usize>,
+    width: Option<usize>,
+    num_inference_steps: Option<usize>,
     seed: Option<u64>,
+    generator: Option<String>,
     latents: Option<String>,
-    #[serde(default = "one")]
-    num_gpus: u32,
-    #[serde(default = "png")]
-    output_format: String,
-}
-
-fn default_size() -> usize {
-    1024
-}
-fn default_steps() -> usize {
-    50
-}
-fn one() -> u32 {
-    1
-}
-fn png() -> String {
-    "png".into()
+    num_gpus: Option<u32>,
+    output_format: Option<String>,
+    skip: Option<String>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -111,19 +330,31 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Read, parse and validate a case file. Errors name the file and the line at fault.
+/// Read, parse and validate a case file. Errors name the file and the line at fault. The
+/// file's structure (keys, types, ids, paths) is checked here; each case's values (sizes, step
+/// count, CFG scales) by [`Case::validate`], so that one impossible case does not stop the others.
 pub fn load(path: &Path) -> Result<Vec<Case>, Error> {
+    Ok(load_suite(path)?.cases)
+}
+
+/// Read, parse and validate a case file with its suite-level settings.
+pub fn load_suite(path: &Path) -> Result<Suite, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::CaseFile {
         path: path.to_path_buf(),
         line: None,
         reason: format!("cannot read the case file: {e}"),
     })?;
-    parse(&text, path)
+    parse_suite(&text, path)
 }
 
 /// Parse and validate the text of a case file; `path` names it in errors and anchors relative
 /// paths (`model`, `latents`).
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Case>, Error> {
+    Ok(parse_suite(text, path)?.cases)
+}
+
+/// [`parse`] with the suite-level settings (`defaults`, `gt_root`, `thresholds`).
+pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
     let fail = |line: Option<usize>, reason: String| Error::CaseFile {
         path: path.to_path_buf(),
         line,
@@ -136,6 +367,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Case>, Error> {
         )
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
+    let defaults = match &file.defaults {
+        None => Defaults::Diffusers,
+        Some(d) => match d.get_ref().as_str() {
+            "diffusers" => Defaults::Diffusers,
+            "sglang" => Defaults::Sglang,
+            other => {
+                return Err(fail(
+                    Some(line_of(text, d.span().start)),
+                    format!("defaults `{other}` is not one of diffusers, sglang"),
+                ));
+            }
+        },
+    };
+    let thresholds = match &file.thresholds {
+        None => None,
+        Some(t) => {
+            let p = base.join(t.get_ref());
+            if !p.is_file() {
+                return Err(fail(
+                    Some(line_of(text, t.span().start)),
+                    format!("threshold file {} does not exist", p.display()),
+                ));
+            }
+            Some(p)
+        }
+    };
+    // A remote root stays as written; a folder is relative to the case file.
+    let gt_root = file.gt_root.as_ref().map(|r| {
+        if r.contains("://") {
+            r.clone()
+        } else {
+            base.join(r).to_string_lossy().into_owned()
+        }
+    });
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for spanned in file.case {
@@ -154,28 +419,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Case>, Error> {
         if !seen.insert(id.clone()) {
             return Err(fail(id_line, format!("case id `{id}` appears twice")));
         }
-        if raw.prompt.is_empty() {
-            return Err(fail(case_line, format!("case `{id}` has an empty prompt")));
-        }
-        let fmt = match raw.output_format.to_ascii_lowercase().as_str() {
-            "png" => "png",
-            "jpg" | "jpeg" => "jpg",
-            "webp" => "webp",
-            other => {
-                return Err(fail(
-                    case_line,
-                    format!("case `{id}`: output_format `{other}` is not one of png, jpg, webp"),
-                ));
-            }
-        };
-        if raw.height == 0 || raw.width == 0 || raw.num_inference_steps == 0 || raw.num_gpus == 0 {
-            return Err(fail(
-                case_line,
-                format!(
-                    "case `{id}`: height, width, num_inference_steps and num_gpus must be positive"
-                ),
-            ));
-        }
         let local = base.join(&raw.model);
         let model = if local.is_dir() {
             local.to_string_lossy().into_owned()
@@ -191,6 +434,110 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Case>, Error> {
                 ),
             ));
         };
+        let preset = match defaults {
+            Defaults::Diffusers => None,
+            Defaults::Sglang => Some(sglang_preset(&raw.model, &local).map_err(|why| {
+                fail(
+                    case_line,
+                    format!("case `{id}`: which SGLang defaults apply is unknown: {why}"),
+                )
+            })?),
+        };
+        let mut defaulted = Vec::new();
+        let mut note = |field: &str, value: String| defaulted.push(format!("{field} = {value}"));
+
+        let prompt = match (raw.prompt, preset.and_then(SglangPreset::prompt)) {
+            (Some(p), _) => p,
+            (None, Some(p)) => {
+                note("prompt", format!("{p:?}"));
+                p.to_string()
+            }
+            (None, None) => return Err(fail(case_line, format!("case `{id}` has no prompt"))),
+        };
+        if prompt.is_empty() {
+            return Err(fail(case_line, format!("case `{id}` has an empty prompt")));
+        }
+        let negative_prompt = raw.negative_prompt.or_else(|| {
+            let p = preset?.negative_prompt();
+            note("negative_prompt", format!("{p:?}"));
+            Some(p.to_string())
+        });
+        let guidance_scale = raw.guidance_scale.or_else(|| {
+            let g = preset?.guidance_scale();
+            note("guidance_scale", g.to_string());
+            Some(g)
+        });
+        let (height, width) = match (preset.and_then(SglangPreset::size), raw.height, raw.width) {
+            (Some((dh, dw)), h, w) => {
+                if h.is_none() {
+                    note("height", dh.to_string());
+                }
+                if w.is_none() {
+                    note("width", dw.to_string());
+                }
+                (Some(h.unwrap_or(dh)), Some(w.unwrap_or(dw)))
+            }
+            (None, h, w) => (h, w),
+        };
+        let num_inference_steps = raw.num_inference_steps.unwrap_or_else(|| {
+            let n = preset.map_or(50, SglangPreset::num_inference_steps);
+            note("num_inference_steps", n.to_string());
+            n
+        });
+        let seed = raw.seed.or_else(|| {
+            preset?;
+            note("seed", SglangPreset::SEED.to_string());
+            Some(SglangPreset::SEED)
+        });
+        let generator = match raw.generator.as_deref() {
+            Some("cpu") => GeneratorKind::Cpu,
+            Some("cuda") => GeneratorKind::Cuda,
+            Some(other) => {
+                return Err(fail(
+                    case_line,
+                    format!("case `{id}`: generator `{other}` is not one of cpu, cuda"),
+                ));
+            }
+            None => {
+                let g = if preset.is_some() {
+                    GeneratorKind::Cuda
+                } else {
+                    GeneratorKind::Cpu
+                };
+                note("generator", format!("{:?}", g.as_str()));
+                g
+            }
+        };
+        let num_gpus = raw.num_gpus.unwrap_or(1);
+        let fmt = match raw.output_format.as_deref() {
+            Some(f) => match f.to_ascii_lowercase().as_str() {
+                "png" => "png",
+                "jpg" | "jpeg" => "jpg",
+                "webp" => "webp",
+                other => {
+                    return Err(fail(
+                        case_line,
+                        format!(
+                            "case `{id}`: output_format `{other}` is not one of png, jpg, webp"
+                        ),
+                    ));
+                }
+            },
+            None => {
+                // Upstream's output_format_to_ext(None) is jpg; the tiny cases predate it.
+                let f = if preset.is_some() { "jpg" } else { "png" };
+                note("output_format", format!("{f:?}"));
+                f
+            }
+        };
+        // Values (sizes, steps, num_gpus, CFG scales) are checked per case by `Case::validate`,
+        // so that a runner reports one case that cannot run and still runs the others.
+        if raw.skip.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(fail(
+                case_line,
+                format!("case `{id}`: skip needs a reason (skip = \"why\")"),
+            ));
+        }
         let latents = raw.latents.map(|l| base.join(l));
         if let Some(l) = &latents
             && !l.is_file()
@@ -203,23 +550,55 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Case>, Error> {
         out.push(Case {
             id,
             model,
-            prompt: raw.prompt,
-            negative_prompt: raw.negative_prompt,
+            prompt,
+            negative_prompt,
             true_cfg_scale: raw.true_cfg_scale,
-            guidance_scale: raw.guidance_scale,
-            height: raw.height,
-            width: raw.width,
-            num_inference_steps: raw.num_inference_steps,
-            seed: raw.seed,
+            guidance_scale,
+            height,
+            width,
+            num_inference_steps,
+            seed,
+            generator,
             latents,
-            num_gpus: raw.num_gpus,
+            num_gpus,
             output_format: fmt.into(),
+            skip: raw.skip,
+            preset,
+            defaulted,
         });
     }
     if out.is_empty() {
         return Err(fail(None, "no [[case]] entries".into()));
     }
-    Ok(out)
+    Ok(Suite {
+        defaults,
+        gt_root,
+        thresholds,
+        cases: out,
+    })
+}
+
+/// The SGLang preset for a case's model: a local folder's `model_index.json` `_class_name`, else
+/// SGLang's registry rules on the repo id.
+fn sglang_preset(model: &str, local: &Path) -> Result<SglangPreset, String> {
+    // A folder says what it is in model_index.json; a repo id is classified as SGLang's registry
+    // does it, by name.
+    if !local.is_dir() {
+        return SglangPreset::from_model_path(model)
+            .ok_or_else(|| format!("`{model}` matches none of SGLang's Qwen-Image model paths"));
+    }
+    let dir = weights::PipelineDir::open(local).map_err(|e| e.to_string())?;
+    let class = dir
+        .model_index()
+        .get("_class_name")
+        .and_then(|c| c.as_str())
+        .ok_or_else(|| format!("{}/model_index.json has no `_class_name`", local.display()))?;
+    SglangPreset::from_class_name(class).ok_or_else(|| {
+        format!(
+            "{}/model_index.json names `{class}`, not a Qwen-Image pipeline",
+            local.display()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -275,8 +654,131 @@ mod tests {
         let c = &p(text).unwrap()[0];
         let r = c.request();
         assert_eq!(r.guidance().unwrap().scale(), Some(2.5));
-        assert_eq!((r.height, r.width, r.num_inference_steps), (48, 80, 3));
+        assert_eq!(
+            (r.height, r.width, r.num_inference_steps),
+            (Some(48), Some(80), 3)
+        );
         assert!(matches!(r.latents, InitialLatents::Seed(7)));
         assert_eq!(r.negative_prompt.as_deref(), Some(" "));
+    }
+
+    #[test]
+    fn sglang_defaults_fill_what_a_case_leaves_out() {
+        let text = "defaults = \"sglang\"\n\
+                    [[case]]\nid = \"t2i\"\nmodel = \"Qwen/Qwen-Image\"\nprompt = \"x\"\n\
+                    height = 1024\nwidth = 1024\n\
+                    [[case]]\nid = \"plus\"\nmodel = \"Qwen/Qwen-Image-Edit-2511\"\nprompt = \"x\"\n\
+                    [[case]]\nid = \"layered\"\nmodel = \"Qwen/Qwen-Image-Layered\"\n\
+                    output_format = \"png\"\n\
+                    [[case]]\nid = \"nvfp4\"\nmodel = \"lmsys/qwen-image-2512-modelopt-nvfp4-sglang\"\n\
+                    prompt = \"x\"\nseed = 0\nnum_inference_steps = 12\ngenerator = \"cpu\"\n\
+                    skip = \"nvfp4\"\n";
+        let suite = parse_suite(text, Path::new("/nowhere/s.toml")).unwrap();
+        assert_eq!(suite.defaults, Defaults::Sglang);
+        let [t2i, plus, layered, nvfp4] = &suite.cases[..] else {
+            panic!("four cases")
+        };
+        assert_eq!(t2i.preset, Some(SglangPreset::QwenImage));
+        assert_eq!(t2i.negative_prompt.as_deref(), Some(" "));
+        assert_eq!(t2i.guidance_scale, Some(4.0));
+        assert_eq!(t2i.true_cfg_scale, None);
+        assert_eq!((t2i.num_inference_steps, t2i.seed), (50, Some(42)));
+        assert_eq!(
+            (t2i.generator, t2i.output_format.as_str()),
+            (GeneratorKind::Cuda, "jpg")
+        );
+        // guidance_scale becomes the true-CFG scale (upstream's official GT maps it so).
+        assert_eq!(t2i.request().guidance().unwrap().scale(), Some(4.0));
+        assert!(matches!(
+            t2i.request_on(CudaPlatform::B200).latents,
+            InitialLatents::Seeded(42, GeneratorDevice::Cuda(CudaPlatform::B200))
+        ));
+        assert_eq!(plus.preset, Some(SglangPreset::EditPlus));
+        assert_eq!(plus.num_inference_steps, 40);
+        assert_eq!(layered.preset, Some(SglangPreset::Layered));
+        assert_eq!((layered.height, layered.width), (Some(640), Some(640)));
+        assert_eq!((plus.height, plus.width), (None, None));
+        assert_eq!(layered.prompt, " ");
+        assert_eq!(layered.output_format, "png");
+        assert!(layered.defaulted.iter().any(|d| d == "prompt = \" \""));
+        assert_eq!(nvfp4.preset, Some(SglangPreset::QwenImage2512));
+        assert!(
+            nvfp4
+                .negative_prompt
+                .as_deref()
+                .unwrap()
+                .starts_with("低分辨率")
+        );
+        assert_eq!((nvfp4.seed, nvfp4.num_inference_steps), (Some(0), 12));
+        assert_eq!(nvfp4.generator, GeneratorKind::Cpu);
+        assert_eq!(nvfp4.skip.as_deref(), Some("nvfp4"));
+    }
+
+    #[test]
+    fn diffusers_defaults_keep_the_tiny_cases_as_they_were() {
+        let c =
+            &p("[[case]]\nid = \"a\"\nmodel = \"../tiny-qwen-image\"\nprompt = \"x\"\nseed = 3\n")
+                .unwrap()[0];
+        assert_eq!((c.height, c.width, c.num_inference_steps), (None, None, 50));
+        assert_eq!(c.negative_prompt, None);
+        assert_eq!(c.guidance_scale, None);
+        assert_eq!(
+            (c.generator, c.output_format.as_str()),
+            (GeneratorKind::Cpu, "png")
+        );
+        assert_eq!(c.preset, None);
+        assert!(matches!(c.request().latents, InitialLatents::Seed(3)));
+        assert_eq!(
+            c.initial_latents().generator().as_deref(),
+            Some("torch-cpu")
+        );
+    }
+
+    #[test]
+    fn a_local_folder_takes_its_preset_from_model_index() {
+        let text = "defaults = \"sglang\"\n[[case]]\nid = \"a\"\nmodel = \"../tiny-qwen-image-edit-plus\"\nprompt = \"x\"\n";
+        let c = &p(text).unwrap()[0];
+        assert_eq!(c.preset, Some(SglangPreset::EditPlus));
+        assert_eq!(c.num_inference_steps, 40);
+    }
+
+    #[test]
+    fn suite_keys_and_new_fields_are_checked() {
+        let head = "[[case]]\nid = \"a\"\nmodel = \"../tiny-qwen-image\"\nprompt = \"x\"\n";
+        let e = p(&format!("defaults = \"comfy\"\n{head}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml:1") && e.contains("comfy"), "{e}");
+        let e = p(&format!("thresholds = \"nope.json\"\n{head}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml:1") && e.contains("nope.json"), "{e}");
+        let e = p(&format!("{head}generator = \"tpu\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml:1") && e.contains("tpu"), "{e}");
+        let e = p(&format!("{head}skip = \" \"\n")).unwrap_err().to_string();
+        assert!(e.contains("reason"), "{e}");
+        let e = p(
+            "defaults = \"sglang\"\n[[case]]\nid = \"a\"\nmodel = \"acme/flux\"\nprompt = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("SGLang") && e.contains("acme/flux"), "{e}");
+        let e = p("[[case]]\nid = \"a\"\nmodel = \"Qwen/Qwen-Image-Layered\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no prompt"), "{e}");
+        let suite = parse_suite(
+            &format!("gt_root = \"gt\"\nthresholds = \"tiny.toml\"\n{head}generator = \"cuda\"\n"),
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cases/x.toml"),
+        )
+        .unwrap();
+        assert!(suite.gt_root.unwrap().ends_with("cases/gt"));
+        assert!(suite.thresholds.unwrap().is_file());
+        assert!(matches!(
+            suite.cases[0].request().latents,
+            InitialLatents::Seeded(0, GeneratorDevice::Cuda(CudaPlatform::H100))
+        ));
     }
 }

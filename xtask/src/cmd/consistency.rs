@@ -14,15 +14,18 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use gt_resolver::{GtQuery, GtRoot, Platform, Resolver};
+use image_io::JpegOptions;
 use metrics::{
     CaseThresholds, ClipImageEncoder, FrameMetrics, ImageMetrics, Media, PixelMetrics, Thresholds,
 };
-use pipeline::case::{self, Case};
+use pipeline::case::{self, Case, Suite};
 use pipeline::{Output, QwenImagePipeline};
 use sha2::{Digest, Sha256};
+use torch_rng::CudaPlatform;
 
-use crate::consistency::cases;
 use crate::consistency::report::{self, CaseReport, GtFileReport, ProbeReport, Report, Timings};
+use crate::consistency::{cases, resolve};
+use crate::platform::{RunPlatform, gt_case_id};
 use crate::util::{generate_with_progress, install_ctrlc, repo_root, save_image, write_atomic};
 use crate::{backend, with_backend};
 
@@ -39,7 +42,7 @@ pub struct Args {
     #[arg(long = "case")]
     pub case: Vec<String>,
     /// GT root: an http(s) base or a local folder holding official_generated/ and sglang_generated/.
-    /// Default with the default cases: testdata/gt.
+    /// Default: the case file's `gt_root`; with the default cases, testdata/gt.
     #[arg(long)]
     pub gt_root: Option<String>,
     /// A local GT folder that replaces remote lookup (as SGLANG_CONSISTENCY_GT_DIR).
@@ -49,10 +52,13 @@ pub struct Args {
     #[arg(long)]
     pub allow_floating: bool,
     /// Threshold file (upstream's consistency_threshold JSON format). A `<platform>.json` next to it
-    /// is laid over it, as upstream does with h100.json + <platform>.json.
+    /// is laid over it, as upstream does with h100.json + <platform>.json. Default: the case
+    /// file's `thresholds`, else the built-in defaults.
     #[arg(long)]
     pub thresholds: Option<PathBuf>,
-    /// Platform folder for GT and threshold overlays (h100, b200, 5090 or an alias).
+    /// Platform folder for GT, threshold overlay and CUDA noise layout (h100, b200, 5090 or an
+    /// alias: sm90, hopper, sm100, blackwell, sm120, rtx5090). Default: detected from the CUDA
+    /// device (compute capability 12.x → 5090, 10.x → b200, else h100); none on the CPU.
     #[arg(long, env = "SGLANG_DIFFUSION_CONSISTENCY_PLATFORM")]
     pub platform: Option<String>,
     /// Device to generate on.
@@ -80,6 +86,13 @@ pub struct Args {
     /// openai/clip-vit-large-patch14 (the tiny CLIP in testdata for the default cases).
     #[arg(long)]
     pub clip_model: Option<String>,
+    /// Load no model: say which GT file each case (skipped ones too) would be compared with, and
+    /// why. Exit 0 when every case has GT, 1 when some has none, 2 when the lookup cannot run.
+    #[arg(long, conflicts_with = "gen_gt")]
+    pub resolve_only: bool,
+    /// With --resolve-only: print JSON instead of the table.
+    #[arg(long, requires = "resolve_only")]
+    pub json: bool,
 }
 
 /// `cargo xtask consistency merge OUT1 OUT2 …`
@@ -99,6 +112,8 @@ pub enum Sub {
 struct Settings {
     out: PathBuf,
     platform: Platform,
+    /// The CUDA generator's launch layout for `generator = "cuda"` cases (the platform's GPU).
+    cuda_layout: CudaPlatform,
     device_label: String,
     mode: Mode,
 }
@@ -136,7 +151,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .cases
         .clone()
         .unwrap_or_else(|| root.join("testdata/cases/tiny.toml"));
-    let mut all = case::load(&case_file)?;
+    let suite = case::load_suite(&case_file)?;
+    let mut all = suite.cases.clone();
     if !args.case.is_empty() {
         for id in &args.case {
             if !all.iter().any(|c| &c.id == id) {
@@ -149,15 +165,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         all = cases::partition(all, p)?;
     }
     let (device, precision) = backend::parse(&args.device, &args.dtype)?;
-    let platform = match &args.platform {
-        Some(p) => Platform::parse(p)?,
-        None => Platform::default(),
-    };
+    let run_platform = RunPlatform::decide(args.platform.as_deref(), &args.device)?;
+    let platform = run_platform.effective();
+    if args.resolve_only {
+        return resolve_only(&args, &root, embedded, &suite, &all, &run_platform);
+    }
     let mode = if args.gen_gt {
         Mode::GenGt
     } else {
         Mode::Compare(Box::new(compare_settings(
-            &args, &root, embedded, platform,
+            &args, &root, embedded, &suite, platform,
         )?))
     };
 
@@ -166,22 +183,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         out: args.out.clone(),
         platform,
+        cuda_layout: run_platform.cuda_layout(),
         device_label: format!("{}/{}", args.device, args.dtype),
         mode,
     };
+    // Listed with `skip = "reason"`: reported, never run, never silently dropped.
+    let (skipped, runnable): (Vec<Case>, Vec<Case>) =
+        all.into_iter().partition(|c| c.skip.is_some());
     eprintln!(
-        "running {} case(s) from {} on {}",
-        all.len(),
+        "running {} case(s) from {} on {}, platform {run_platform}{}",
+        runnable.len(),
         case_file.display(),
-        settings.device_label
+        settings.device_label,
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; {} listed case(s) skipped", skipped.len())
+        }
     );
-    let reports = with_backend!(device, precision, |B, dev| run_cases::<B>(
-        &all, &settings, &dev
+    let mut reports = with_backend!(device, precision, |B, dev| run_cases::<B>(
+        &runnable, &settings, &dev
     ))?;
+    for case in &skipped {
+        let r = CaseReport::skipped(case, case.skip.as_deref().unwrap_or_default());
+        print_case_line(&r, matches!(settings.mode, Mode::GenGt));
+        reports.push(r);
+    }
     if let Mode::GenGt = settings.mode {
         return Ok(ExitCode::SUCCESS);
     }
-    let report = Report::from_cases(reports);
+    let mut report = Report::from_cases(reports);
+    report.platform = run_platform.to_string();
     report::write_report(&settings.out, &report)?;
     print_table(&report);
     eprintln!(
@@ -196,39 +228,68 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Thresholds, the GT resolver and the CLIP model of a comparing run.
-fn compare_settings(
+/// The threshold file a run uses (`--thresholds`, else the suite's) and the `<platform>.json`
+/// overlay next to it, as upstream lays `{platform}.json` over `h100.json`.
+fn threshold_files(
+    args: &Args,
+    suite: &Suite,
+    platform: Platform,
+) -> Option<(PathBuf, Option<PathBuf>)> {
+    let base = args
+        .thresholds
+        .clone()
+        .or_else(|| suite.thresholds.clone())?;
+    let overlay = base.with_file_name(format!("{}.json", platform.as_str()));
+    let overlay = (overlay != base && overlay.is_file()).then_some(overlay);
+    Some((base, overlay))
+}
+
+/// The GT resolver of a run: `--gt-root`, else the suite's `gt_root`, else (default cases)
+/// testdata/gt; `--gt-dir` / SGLANG_CONSISTENCY_GT_DIR replaces them all.
+fn gt_resolver(
     args: &Args,
     root: &Path,
     embedded: bool,
-    platform: Platform,
-) -> anyhow::Result<Compare> {
-    let thresholds = match &args.thresholds {
-        None => Thresholds::builtin(),
-        Some(base) => {
-            let overlay = base.with_file_name(format!("{}.json", platform.as_str()));
-            let overlay = (overlay != *base && overlay.is_file()).then_some(overlay);
-            Thresholds::load(base, overlay.as_deref())?
-        }
-    };
-
+    suite: &Suite,
+) -> anyhow::Result<(Resolver, Option<GtRoot>)> {
     let gt_root = args
         .gt_root
         .clone()
+        .or_else(|| suite.gt_root.clone())
         .or_else(|| embedded.then(|| root.join("testdata/gt").to_string_lossy().into_owned()));
     let mut b = Resolver::builder()
         .local_override(args.gt_dir.clone())
         .offline(args.offline)
         .progress(true);
-    match &gt_root {
-        Some(r) => b = b.root(&GtRoot::parse(r, args.allow_floating)?),
-        None if args.gt_dir.is_some() => {}
+    let parsed = match &gt_root {
+        Some(r) => {
+            let parsed = GtRoot::parse(r, args.allow_floating)?;
+            b = b.root(&parsed);
+            Some(parsed)
+        }
+        None if args.gt_dir.is_some() => None,
         None => bail!(
             "no ground truth given: pass --gt-root URL|DIR (a folder or http(s) base holding \
-             official_generated/ and sglang_generated/) or --gt-dir DIR"
+             official_generated/ and sglang_generated/) or --gt-dir DIR, or give the case file a \
+             gt_root"
         ),
-    }
-    let resolver = b.build()?;
+    };
+    Ok((b.build()?, parsed))
+}
+
+/// Thresholds, the GT resolver and the CLIP model of a comparing run.
+fn compare_settings(
+    args: &Args,
+    root: &Path,
+    embedded: bool,
+    suite: &Suite,
+    platform: Platform,
+) -> anyhow::Result<Compare> {
+    let thresholds = match threshold_files(args, suite, platform) {
+        None => Thresholds::builtin(),
+        Some((base, overlay)) => Thresholds::load(&base, overlay.as_deref())?,
+    };
+    let (resolver, _) = gt_resolver(args, root, embedded, suite)?;
 
     let clip = if args.no_clip {
         Clip::Off
@@ -257,19 +318,76 @@ fn compare_settings(
     })
 }
 
+/// `--resolve-only`: resolve every selected case (skipped ones too) and say which GT file it
+/// would be compared with and why; no model is loaded.
+fn resolve_only(
+    args: &Args,
+    root: &Path,
+    embedded: bool,
+    suite: &Suite,
+    cases: &[Case],
+    run_platform: &RunPlatform,
+) -> anyhow::Result<ExitCode> {
+    let platform = run_platform.effective();
+    let (resolver, gt_root) = gt_resolver(args, root, embedded, suite)?;
+    let root_url = match (&args.gt_dir, &gt_root) {
+        (None, Some(r)) => Some(r.base.url()),
+        _ => None,
+    };
+    let queries: Vec<GtQuery> = cases.iter().map(|c| query_for(c, platform)).collect();
+    let resolutions = resolver.resolve_many(&queries);
+    let mut rows = Vec::new();
+    for ((case, query), resolution) in cases.iter().zip(&queries).zip(resolutions) {
+        let resolution = resolution.with_context(|| format!("resolving GT for {}", case.id))?;
+        rows.push(resolve::explain(
+            case,
+            query,
+            &resolution,
+            root_url.as_deref(),
+        ));
+    }
+    let thresholds = match threshold_files(args, suite, platform) {
+        None => "built-in defaults (upstream's code defaults)".to_string(),
+        Some((base, None)) => base.display().to_string(),
+        Some((base, Some(o))) => format!("{} overlaid with {}", base.display(), o.display()),
+    };
+    let report = resolve::ResolveReport {
+        gt_root: match (&args.gt_dir, &gt_root) {
+            (Some(d), _) => format!("{} (local override)", d.display()),
+            (None, Some(r)) => r.base.url(),
+            (None, None) => String::new(),
+        },
+        revision: gt_root.and_then(|r| r.revision),
+        platform: platform.to_string(),
+        platform_why: run_platform.why.clone(),
+        thresholds,
+        cases: rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        resolve::print(&report);
+    }
+    Ok(if report.cases.iter().all(|c| c.file.is_some()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn run_cases<B: Backend>(
     all: &[Case],
     s: &Settings,
     dev: &B::Device,
 ) -> anyhow::Result<Vec<CaseReport>> {
-    let mut generator = Generator::<B>::new(dev);
+    let mut generator = Generator::<B>::new(dev, s.cuda_layout);
     match &s.mode {
         Mode::GenGt => {
             let mut manifest = Vec::new();
-            let reports = each_case(all.iter().map(|c| (c, ())), true, |case, ()| {
+            let reports = each_case(all.iter().map(|c| (c, ())), s, |case, ()| {
                 let g = generator.generate(case, &s.out)?;
-                manifest.push(write_gt(case, &g, &s.out)?);
-                Ok(gt_written_report(case, &g, &s.out))
+                manifest.push(write_gt(case, &g, s)?);
+                Ok(gt_written_report(case, &g, s))
             });
             write_manifest(s, &manifest)?;
             Ok(reports)
@@ -283,7 +401,7 @@ fn run_cases<B: Backend>(
             let gt_probe_time = t_gt.elapsed().as_secs_f64() / all.len().max(1) as f64;
             Ok(each_case(
                 all.iter().zip(resolutions),
-                false,
+                s,
                 |case, resolution| {
                     let g = generator.generate(case, &s.out)?;
                     let mut report = compare(case, g, resolution?, c, s)?;
@@ -299,9 +417,10 @@ fn run_cases<B: Backend>(
 /// the run goes on.
 fn each_case<'c, T>(
     items: impl ExactSizeIterator<Item = (&'c Case, T)>,
-    gen_gt: bool,
+    s: &Settings,
     mut f: impl FnMut(&'c Case, T) -> anyhow::Result<CaseReport>,
 ) -> Vec<CaseReport> {
+    let gen_gt = matches!(s.mode, Mode::GenGt);
     let overall = indicatif::ProgressBar::new(items.len() as u64);
     overall.set_style(
         indicatif::ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos}/{len} cases")
@@ -311,7 +430,7 @@ fn each_case<'c, T>(
     let mut reports = Vec::new();
     for (case, item) in items {
         let report = f(case, item).unwrap_or_else(|e| {
-            let mut r = CaseReport::new(case);
+            let mut r = case_report(case, s);
             r.failures.push(format!("{e:#}"));
             r
         });
@@ -328,6 +447,8 @@ struct Generator<'d, B: Backend> {
     pipes: HashMap<String, Result<QwenImagePipeline<B>, String>>,
     cancel: Arc<AtomicBool>,
     device: &'d B::Device,
+    /// The CUDA generator layout of `generator = "cuda"` cases.
+    cuda_layout: CudaPlatform,
 }
 
 /// One case's generated image, saved under `OUT/cases/<id>/output.<ext>`.
@@ -339,13 +460,14 @@ struct Generated<B: Backend> {
 }
 
 impl<'d, B: Backend> Generator<'d, B> {
-    fn new(device: &'d B::Device) -> Self {
+    fn new(device: &'d B::Device, cuda_layout: CudaPlatform) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));
         install_ctrlc(cancel.clone());
         Self {
             pipes: HashMap::new(),
             cancel,
             device,
+            cuda_layout,
         }
     }
 
@@ -358,7 +480,7 @@ impl<'d, B: Backend> Generator<'d, B> {
         });
         let load = t_load.elapsed().as_secs_f64();
         let pipe = pipe.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let out = generate_with_progress(pipe, &case.request(), &case.id)?;
+        let out = generate_with_progress(pipe, &case.request_on(self.cuda_layout), &case.id)?;
         let timings = Timings {
             load,
             text_encoder: out.timings.text_encoder.as_secs_f64(),
@@ -376,21 +498,42 @@ impl<'d, B: Backend> Generator<'d, B> {
     }
 }
 
+/// The GT lookup of a case: under its upstream alias (`CONSISTENCY_GT_CASE_ALIASES`), for its
+/// num_gpus and output format, platform folder first.
 fn query_for(case: &Case, platform: Platform) -> GtQuery {
     GtQuery::image(
-        case.id.clone(),
+        gt_case_id(&case.id),
         case.num_gpus,
         Some(&case.output_format),
         platform,
     )
 }
 
+/// A not-yet-passed report whose noise description names the run's CUDA layout.
+fn case_report(case: &Case, s: &Settings) -> CaseReport {
+    let latents = case.initial_latents_on(s.cuda_layout);
+    let mut r = CaseReport::new(case);
+    r.latents = latents.describe();
+    r.generator = latents.generator();
+    if !case.defaulted.is_empty() {
+        let from = case
+            .preset
+            .map_or_else(|| "diffusers".to_string(), |p| p.class_name().to_string());
+        r.notes.push(format!(
+            "defaults from {from}: {}",
+            case.defaulted.join(", ")
+        ));
+    }
+    r
+}
+
 /// `--gen-gt`: the image as `OUT/gt/sglang_generated/<id>_<n>gpu.<ext>`, and its manifest entry.
 fn write_gt<B: Backend>(
     case: &Case,
     g: &Generated<B>,
-    out: &Path,
+    s: &Settings,
 ) -> anyhow::Result<serde_json::Value> {
+    let out = &s.out;
     let name = gt_file_name(case);
     let path = out.join("gt/sglang_generated").join(&name);
     save_image(&g.out.image, &path)?;
@@ -407,7 +550,7 @@ fn write_gt<B: Backend>(
         "width": g.out.width,
         "num_inference_steps": case.num_inference_steps,
         "seed": case.seed,
-        "generator": case.initial_latents().generator(),
+        "generator": case.initial_latents_on(s.cuda_layout).generator(),
         "latents_sha256": case.latents.as_ref().and_then(|p| std::fs::read(p).ok()).map(|b| hex::encode(Sha256::digest(b))),
         "model": case.model,
         "model_revision": model_revision(&case.model),
@@ -418,9 +561,9 @@ fn gt_file_name(case: &Case) -> String {
     format!("{}_{}gpu.{}", case.id, case.num_gpus, case.output_format)
 }
 
-fn gt_written_report<B: Backend>(case: &Case, g: &Generated<B>, out: &Path) -> CaseReport {
+fn gt_written_report<B: Backend>(case: &Case, g: &Generated<B>, s: &Settings) -> CaseReport {
     let name = gt_file_name(case);
-    let url = out.join("gt/sglang_generated").join(&name);
+    let url = s.out.join("gt/sglang_generated").join(&name);
     CaseReport {
         passed: true,
         gt_source: "generated".into(),
@@ -430,7 +573,7 @@ fn gt_written_report<B: Backend>(case: &Case, g: &Generated<B>, out: &Path) -> C
         }],
         timings: g.timings.clone(),
         output: Some(g.output_rel.clone()),
-        ..CaseReport::new(case)
+        ..case_report(case, s)
     }
 }
 
@@ -444,7 +587,7 @@ fn compare<B: Backend>(
     s: &Settings,
 ) -> anyhow::Result<CaseReport> {
     let t_gt = Instant::now();
-    let mut report = CaseReport::new(case);
+    let mut report = case_report(case, s);
     report.output = Some(g.output_rel);
     report.timings = g.timings;
     report.probes = resolution
@@ -456,7 +599,7 @@ fn compare<B: Backend>(
             attempts: p.attempts,
         })
         .collect();
-    report.notes = resolution.notes.clone();
+    report.notes.extend(resolution.notes.iter().cloned());
     if let Some(source) = resolution.source {
         report.gt_source = source.as_str().to_string();
     }
@@ -468,7 +611,16 @@ fn compare<B: Backend>(
             url: f.url.clone(),
         })
         .collect();
-    let image = &g.out.image;
+    // What upstream compares: the server's encoded output as PIL decodes it. For jpg that is our
+    // image after PIL's save(quality=75) and decode, not its raw pixels.
+    let decoded;
+    let image = if case.output_format == "jpg" {
+        decoded = jpeg_as_pil_sees_it(&g.out.image)?;
+        report.notes.push(resolve::comparison(case));
+        &decoded
+    } else {
+        &g.out.image
+    };
     let found = match resolution.into_found(&query_for(case, s.platform)) {
         Ok(f) => f,
         Err(e) => {
@@ -534,6 +686,17 @@ fn compare<B: Backend>(
     Ok(report)
 }
 
+/// `img` encoded as PIL's `save(quality=75)` and decoded back as PIL decodes it.
+fn jpeg_as_pil_sees_it(img: &image::RgbImage) -> anyhow::Result<image::RgbImage> {
+    let back =
+        image_io::jpeg_round_trip(&image_io::Image::from(img.clone()), JpegOptions::default())
+            .context("JPEG round trip of the output")?
+            .convert(image_io::Mode::Rgb)?;
+    let (w, h) = back.size();
+    image::RgbImage::from_raw(w, h, back.into_bytes())
+        .context("JPEG round trip gave a buffer of the wrong size")
+}
+
 fn model_revision(model: &str) -> String {
     if Path::new(model).is_dir() {
         format!("local folder {model}")
@@ -581,6 +744,10 @@ fn fmt(v: f64) -> String {
 }
 
 fn print_case_line(c: &CaseReport, gen_gt: bool) {
+    if let Some(why) = &c.skip_reason {
+        eprintln!("[{}] SKIPPED: {why}", c.id);
+        return;
+    }
     if gen_gt {
         let what = if c.failures.is_empty() {
             "GT written"
@@ -623,7 +790,11 @@ fn print_table(r: &Report) {
         println!(
             "{:<28} {:<7} {:<9} {:>7} {:>7} {:>8} {:>7}",
             c.id,
-            if c.passed { "PASS" } else { "FAIL" },
+            match (c.skip_reason.is_some(), c.passed) {
+                (true, _) => "SKIP",
+                (false, true) => "PASS",
+                (false, false) => "FAIL",
+            },
             c.gt_source,
             m.and_then(|m| m.clip)
                 .map(fmt)
@@ -634,7 +805,10 @@ fn print_table(r: &Report) {
                 .unwrap_or_else(|| "-".into()),
         );
     }
-    println!("{} passed, {} failed", r.passed, r.failed);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        r.passed, r.failed, r.skipped
+    );
 }
 
 /// Merge partitioned runs: concatenate their cases (a case id must not appear twice), copy their

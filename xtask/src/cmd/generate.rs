@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use pipeline::{InitialLatents, QwenImagePipeline, Request};
+use torch_rng::{CudaPlatform, GeneratorDevice};
 
+use crate::platform::{RunPlatform, parse_cuda_layout};
 use crate::util::{generate_with_progress, install_ctrlc, save_image};
 use crate::{backend, with_backend};
 
@@ -36,9 +38,19 @@ pub struct Args {
     pub height: usize,
     #[arg(long, default_value_t = 1024)]
     pub width: usize,
-    /// Seed for torch-compatible CPU noise (the same noise as diffusers with a CPU generator).
+    /// Seed for torch-compatible noise (the same noise as diffusers with the `--generator`'s
+    /// `torch.Generator(...).manual_seed(seed)`).
     #[arg(long, conflicts_with = "latents")]
     pub seed: Option<u64>,
+    /// Which torch.Generator draws the seed's noise: `cpu` (diffusers' default in our tests, bit
+    /// for bit) or `cuda` (upstream's official GT and SGLang; a GPU's launch layout, to a few ulps).
+    #[arg(long, value_enum, default_value_t = GeneratorArg::Cpu)]
+    pub generator: GeneratorArg,
+    /// The GPU whose launch layout `--generator cuda` reproduces: h100, h200, b200, 5090 or an
+    /// upstream alias (sm90, hopper, blackwell, sm120). Default: the consistency platform
+    /// (SGLANG_DIFFUSION_CONSISTENCY_PLATFORM), else the CUDA device's, else h100.
+    #[arg(long, env = "SGLANG_DIFFUSION_CONSISTENCY_PLATFORM", value_parser = parse_cuda_layout)]
+    pub platform: Option<CudaPlatform>,
     /// Exact initial packed latents [1, N, 4*z] under key "latents".
     #[arg(long)]
     pub latents: Option<PathBuf>,
@@ -53,12 +65,39 @@ pub struct Args {
     pub max_sequence_length: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GeneratorArg {
+    Cpu,
+    Cuda,
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (device, precision) = backend::parse(&a.device, &a.dtype)?;
+    let latents = match (a.latents.as_deref(), a.seed, a.generator) {
+        (Some(p), _, _) => InitialLatents::File(p.to_path_buf()),
+        (None, seed, GeneratorArg::Cpu) => {
+            // An explicit --platform belongs to the CUDA generator; from the environment it is
+            // the consistency platform, which a CPU draw simply does not use.
+            if a.platform.is_some()
+                && std::env::var("SGLANG_DIFFUSION_CONSISTENCY_PLATFORM").is_err()
+            {
+                bail!("--platform picks the CUDA generator's layout: use it with --generator cuda");
+            }
+            InitialLatents::from_options(None, seed)
+        }
+        (None, seed, GeneratorArg::Cuda) => {
+            let layout = match a.platform {
+                Some(p) => p,
+                None => RunPlatform::decide(None, &a.device)?.cuda_layout(),
+            };
+            InitialLatents::seeded(seed.unwrap_or(0), GeneratorDevice::Cuda(layout))
+        }
+    };
+    eprintln!("noise: {}", latents.describe());
     let mut req = Request::new(a.prompt.clone(), a.height, a.width)
         .steps(a.steps)
         .max_sequence_length(a.max_sequence_length)
-        .latents(InitialLatents::from_options(a.latents.as_deref(), a.seed));
+        .latents(latents);
     if let Some(p) = &a.negative_prompt {
         req = req.negative_prompt(p);
     }

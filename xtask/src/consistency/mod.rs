@@ -1,4 +1,5 @@
-//! The consistency runner's parts: case selection, and the report.
+//! The consistency runner's parts: case selection, the report, and `--resolve-only`.
 
 pub mod cases;
 pub mod report;
+pub mod resolve;

@@ -35,6 +35,12 @@ impl From<CaseThresholds> for ThresholdsReport {
 pub struct Report {
     pub passed: usize,
     pub failed: usize,
+    /// Cases listed with `skip = "reason"`: neither run nor counted as passed or failed.
+    #[serde(default)]
+    pub skipped: usize,
+    /// The consistency platform and how it was decided (GT folder, thresholds, CUDA noise layout).
+    #[serde(default)]
+    pub platform: String,
     pub cases: Vec<CaseReport>,
 }
 
@@ -93,6 +99,9 @@ pub struct CaseReport {
     /// Output image, relative to the report folder.
     #[serde(default)]
     pub output: Option<String>,
+    /// Set for a case listed with `skip = "reason"`: it was not run.
+    #[serde(default)]
+    pub skip_reason: Option<String>,
 }
 
 impl CaseReport {
@@ -112,8 +121,17 @@ impl CaseReport {
             notes: vec![],
             timings: Timings::default(),
             latents: latents.describe(),
-            generator: latents.generator().map(String::from),
+            generator: latents.generator(),
             output: None,
+            skip_reason: None,
+        }
+    }
+
+    /// A case listed but not run (`skip = "reason"`).
+    pub fn skipped(case: &Case, reason: &str) -> Self {
+        Self {
+            skip_reason: Some(reason.to_string()),
+            ..Self::new(case)
         }
     }
 }
@@ -121,11 +139,21 @@ impl CaseReport {
 impl Report {
     pub fn from_cases(mut cases: Vec<CaseReport>) -> Self {
         // Failures first: that is what a reader opens the report for.
-        cases.sort_by(|a, b| a.passed.cmp(&b.passed).then_with(|| a.id.cmp(&b.id)));
+        // Skipped cases last: nothing to look at but their reason.
+        cases.sort_by(|a, b| {
+            (a.skip_reason.is_some(), a.passed, &a.id).cmp(&(
+                b.skip_reason.is_some(),
+                b.passed,
+                &b.id,
+            ))
+        });
+        let skipped = cases.iter().filter(|c| c.skip_reason.is_some()).count();
         let passed = cases.iter().filter(|c| c.passed).count();
         Self {
             passed,
-            failed: cases.len() - passed,
+            failed: cases.len() - passed - skipped,
+            skipped,
+            platform: String::new(),
             cases,
         }
     }
@@ -192,6 +220,22 @@ pub fn write_case_images(
     Ok(())
 }
 
+fn result_word(c: &CaseReport) -> &'static str {
+    match (c.skip_reason.is_some(), c.passed) {
+        (true, _) => "SKIPPED",
+        (false, true) => "PASSED",
+        (false, false) => "FAILED",
+    }
+}
+
+fn result_class(c: &CaseReport) -> &'static str {
+    match (c.skip_reason.is_some(), c.passed) {
+        (true, _) => "skip",
+        (false, true) => "pass",
+        (false, false) => "fail",
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -231,17 +275,20 @@ pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
     h.push_str("figure{display:inline-block;margin:0 1em 0 0}img{image-rendering:pixelated;min-width:128px;border:1px solid #999}\n");
     h.push_str("</style></head><body>\n");
     h.push_str(&format!(
-        "<h1>Qwen-Image consistency: <span class=\"pass\">{} passed</span>, <span class=\"fail\">{} failed</span></h1>\n",
-        report.passed, report.failed
+        "<h1>Qwen-Image consistency: <span class=\"pass\">{} passed</span>, <span class=\"fail\">{} failed</span>, {} skipped</h1>\n",
+        report.passed, report.failed, report.skipped
     ));
+    if !report.platform.is_empty() {
+        h.push_str(&format!("<p>platform: {}</p>\n", esc(&report.platform)));
+    }
     h.push_str("<table id=\"summary\"><tr><th>case</th><th>result</th><th>GT source</th><th>clip</th><th>ssim</th><th>psnr</th><th>mean abs diff</th></tr>\n");
     for c in &report.cases {
         let m = c.metrics.first().map(|f| f.metrics);
         h.push_str(&format!(
             "<tr data-case=\"{id}\"><td><a href=\"#case-{id}\">{id}</a></td><td class=\"{cls}\">{res}</td><td>{src}</td><td>{clip}</td><td>{ssim}</td><td>{psnr}</td><td>{mad}</td></tr>\n",
             id = esc(&c.id),
-            cls = if c.passed { "pass" } else { "fail" },
-            res = if c.passed { "PASSED" } else { "FAILED" },
+            cls = result_class(c),
+            res = result_word(c),
             src = esc(&c.gt_source),
             clip = fmt_metric(m.and_then(|m| m.clip)),
             ssim = fmt_metric(m.map(|m| m.ssim)),
@@ -254,14 +301,20 @@ pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
         h.push_str(&format!(
             "<section class=\"case\" id=\"case-{id}\"><h2 class=\"{cls}\">{id}: {res}</h2>\n",
             id = esc(&c.id),
-            cls = if c.passed { "pass" } else { "fail" },
-            res = if c.passed { "PASSED" } else { "FAILED" },
+            cls = result_class(c),
+            res = result_word(c),
         ));
+        if let Some(why) = &c.skip_reason {
+            h.push_str(&format!("<p>not run: {}</p>\n", esc(why)));
+        }
         for f in &c.failures {
             h.push_str(&format!("<p class=\"fail\">{}</p>\n", esc(f)));
         }
         for s in &c.skipped {
             h.push_str(&format!("<p>skipped: {}</p>\n", esc(s)));
+        }
+        for n in &c.notes {
+            h.push_str(&format!("<p>note: {}</p>\n", esc(n)));
         }
         h.push_str(&format!(
             "<p>GT: {} {}</p>\n",
