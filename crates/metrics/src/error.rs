@@ -6,8 +6,9 @@ use std::path::PathBuf;
 /// `source()`, so that an error chain printed with anyhow's `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An image file could not be opened or decoded.
-    #[error("cannot read image {path}: {error}")]
+    /// An image file could not be opened or decoded. The reader's message already names the
+    /// file and says what failed (`cannot decode image X: …`), so it is shown as is.
+    #[error("{error}")]
     ImageRead {
         /// The image file.
         path: PathBuf,
