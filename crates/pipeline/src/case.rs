@@ -92,7 +92,7 @@ pub enum SglangPreset {
     QwenImage2512,
     /// `QwenImageEditPlusSamplingParams` (Edit-2509, Edit-2511): 40 steps.
     EditPlus,
-    /// `QwenImageLayeredSamplingParams`: 640×640, 50 steps, prompt `" "` (the pipeline then
+    /// `QwenImageLayeredSamplingParams`: the 640 bucket, 50 steps, prompt `" "` (the pipeline then
     /// captions the input image), `cfg_normalize` and `use_en_prompt` on.
     Layered,
 }
@@ -176,13 +176,12 @@ impl SglangPreset {
         }
     }
 
-    /// `(height, width)` when the preset has one (Layered: 640×640). Text-to-image cases give
-    /// their size (upstream's `output_size`); Edit cases without one take it from the input image.
-    pub fn size(self) -> Option<(usize, usize)> {
-        match self {
-            SglangPreset::Layered => Some((640, 640)),
-            _ => None,
-        }
+    /// Layered's resolution bucket: SGLang's `height = width = 640`, which the Layered pipeline
+    /// takes as its `resolution` (the output keeps the input image's aspect at about 640² pixels).
+    /// Other presets have no size default: text-to-image cases give theirs (upstream's
+    /// `output_size`), Edit cases without one take it from the input image.
+    pub fn resolution(self) -> Option<u32> {
+        matches!(self, SglangPreset::Layered).then_some(640)
     }
 
     /// The prompt when a case gives none (Layered: `" "`, which makes the pipeline caption the
@@ -467,18 +466,7 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
             note("guidance_scale", g.to_string());
             Some(g)
         });
-        let (height, width) = match (preset.and_then(SglangPreset::size), raw.height, raw.width) {
-            (Some((dh, dw)), h, w) => {
-                if h.is_none() {
-                    note("height", dh.to_string());
-                }
-                if w.is_none() {
-                    note("width", dw.to_string());
-                }
-                (Some(h.unwrap_or(dh)), Some(w.unwrap_or(dw)))
-            }
-            (None, h, w) => (h, w),
-        };
+        let (height, width) = (raw.height, raw.width);
         let num_inference_steps = raw.num_inference_steps.unwrap_or_else(|| {
             let n = preset.map_or(50, SglangPreset::num_inference_steps);
             note("num_inference_steps", n.to_string());
@@ -696,7 +684,8 @@ mod tests {
         assert_eq!(plus.preset, Some(SglangPreset::EditPlus));
         assert_eq!(plus.num_inference_steps, 40);
         assert_eq!(layered.preset, Some(SglangPreset::Layered));
-        assert_eq!((layered.height, layered.width), (Some(640), Some(640)));
+        assert_eq!((layered.height, layered.width), (None, None));
+        assert_eq!(SglangPreset::Layered.resolution(), Some(640));
         assert_eq!((plus.height, plus.width), (None, None));
         assert_eq!(layered.prompt, " ");
         assert_eq!(layered.output_format, "png");
