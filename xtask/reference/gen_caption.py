@@ -537,3 +537,59 @@ def main(out: pathlib.Path) -> None:
     print("[caption] " + ", ".join(
         f"{k}: {v['prompt_tokens']} prompt tokens, {len(v['generated_ids'])} new ({v['stop']})"
         for k, v in cases.items()))
+
+
+def bench(testdata: pathlib.Path, repeats: int = 10) -> None:
+    """transformers' side of `cargo bench -p text-encoder --bench caption` (run by hand, same
+    machine, after the fixtures exist): on the tiny untied folder and the golden prompt image,
+    `generate` with 1 new token (the prefill, vision tower included) and with 32 (min_new_tokens
+    32: no early eos), from the processor's inputs; and `get_image_caption` with 32 tokens, from the
+    prompt image. Plain greedy, as the Rust bench. Prints medians."""
+    import statistics
+    import time
+
+    pipe = load_pipeline(testdata / OUT_DIR / UNTIED)
+    te = pipe.text_encoder
+    image = Image.open(testdata / OUT_DIR / "image_rgba.png").convert("RGBA")
+    w, h = image.size
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_layered import calculate_dimensions
+
+    cw, ch = calculate_dimensions(RESOLUTION * RESOLUTION, w / h)
+    prompt_image = pipe.image_processor.resize(image, ch, cw)
+    inputs = pipe.vl_processor(text=pipe.image_caption_prompt_en, images=prompt_image, padding=True,
+                               return_tensors="pt")
+    greedy = dict(do_sample=False, repetition_penalty=1.0)
+
+    def median_s(fn):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    with torch.inference_mode():
+        prefill = median_s(lambda: te.generate(**inputs, max_new_tokens=1, **greedy))
+        gen32 = median_s(lambda: te.generate(**inputs, max_new_tokens=32, min_new_tokens=32, **greedy))
+        orig = te.generate
+        te.generate = lambda **kw: orig(**{**kw, "max_new_tokens": 32, "min_new_tokens": 32, **greedy})
+        try:
+            full = median_s(lambda: pipe.get_image_caption(prompt_image, use_en_prompt=True,
+                                                            device=torch.device("cpu")))
+        finally:
+            del te.generate
+    n = inputs["input_ids"].shape[1]
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), prompt {n} tokens")
+    print(f"prefill (1 new token): {prefill * 1e3:.1f} ms ({n / prefill:.0f} prompt tokens/s)")
+    print(f"generate 32 tokens: {gen32 * 1e3:.1f} ms ({32 / gen32:.0f} tokens/s; decode alone "
+          f"{31 / (gen32 - prefill):.0f} tokens/s)")
+    print(f"get_image_caption, 32 tokens: {full * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--bench" in sys.argv:
+        common.make_deterministic()
+        bench(common.REPO / "testdata")

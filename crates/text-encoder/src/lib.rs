@@ -21,6 +21,13 @@
 //! # Ok::<(), text_encoder::Error>(())
 //! ```
 //!
+//! ## Layered auto-caption
+//!
+//! [`Captioner`] ([`caption`]) is `QwenImageLayeredPipeline.get_image_caption`: the caption
+//! prompt with the image, the vision tower, a KV-cached `generate` ([`KvCache`],
+//! [`QwenTextEncoder::forward_cached`], [`LmHead`], [`GenerationConfig`]) and the decode. It is
+//! the only user of the LM head.
+//!
 //! ## Vision side
 //!
 //! The Qwen2.5-VL vision tower and `Qwen2VLImageProcessor` (transformers 5.24, torchvision
