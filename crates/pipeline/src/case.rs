@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use torch_rng::{CudaPlatform, GeneratorDevice};
 
-use crate::{Error, InitialLatents, Request};
+use crate::{Error, InitialLatents, InputImage, Request};
 
 /// Which defaults fill the fields a case leaves out (the suite's `defaults` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,6 +225,9 @@ pub struct Case {
     /// The generator a seed is drawn with (`cpu` unless the case or SGLang's defaults say `cuda`).
     pub generator: GeneratorKind,
     pub latents: Option<PathBuf>,
+    /// The input images of an Edit / Edit-Plus case, in order (`image = "…"` or `image = [...]`;
+    /// empty for text to image).
+    pub images: Vec<ImageSource>,
     /// Part of the GT file name (`<id>_<n>gpu.<ext>`).
     pub num_gpus: u32,
     /// `png`, `jpg` or `webp`.
@@ -237,7 +240,57 @@ pub struct Case {
     pub defaulted: Vec<String>,
 }
 
+/// Where one input image of a case comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A file (relative paths are joined to the case file's folder; checked to exist).
+    File(PathBuf),
+    /// An http(s) URL, fetched by the caller (the runner: through the GT files' verified cache).
+    Url(String),
+}
+
+impl ImageSource {
+    /// The path or the URL, as reports show it.
+    pub fn display(&self) -> String {
+        match self {
+            ImageSource::File(p) => p.display().to_string(),
+            ImageSource::Url(u) => u.clone(),
+        }
+    }
+}
+
 impl Case {
+    /// The case's input images read as diffusers' `load_image` reads them; `fetch_url` turns a
+    /// URL into a local file (the runner's verified cache) or says why it cannot. Errors name
+    /// the case and the file or URL.
+    pub fn load_images(
+        &self,
+        fetch_url: &mut dyn FnMut(&str) -> Result<PathBuf, String>,
+    ) -> Result<Vec<InputImage>, Error> {
+        self.images
+            .iter()
+            .map(|src| match src {
+                ImageSource::File(p) => InputImage::load(p),
+                ImageSource::Url(u) => {
+                    let path = fetch_url(u).map_err(|reason| Error::InputImage {
+                        image: u.clone(),
+                        reason,
+                    })?;
+                    InputImage::load_as(path, u.as_str())
+                }
+            })
+            .collect::<Result<Vec<_>, Error>>()
+            .map_err(|e| Error::Request(format!("case `{}`: {e}", self.id)))
+    }
+
+    /// [`Case::request`] with the input images read ([`Case::load_images`]).
+    pub fn request_with_images(
+        &self,
+        fetch_url: &mut dyn FnMut(&str) -> Result<PathBuf, String>,
+    ) -> Result<Request, Error> {
+        Ok(self.request().images(self.load_images(fetch_url)?))
+    }
+
     /// The latents file when given (it wins), else the seed, else seed 0; a CUDA generator uses
     /// the H100 launch layout (see [`Case::initial_latents_on`]).
     pub fn initial_latents(&self) -> InitialLatents {
@@ -258,13 +311,15 @@ impl Case {
         self.request_on(CudaPlatform::H100)
     }
 
-    /// The generation this case asks for, with a CUDA generator laid out as on `cuda`.
+    /// The generation this case asks for, with a CUDA generator laid out as on `cuda`, without
+    /// its input images (see [`Case::load_images`]). A size left out is the pipeline's default
+    /// (text to image: 1024; Edit: from the last input image).
     pub fn request_on(&self, cuda: CudaPlatform) -> Request {
-        // diffusers' text-to-image default size: default_sample_size 128 × vae_scale_factor 8.
-        let (h, w) = (self.height.unwrap_or(1024), self.width.unwrap_or(1024));
-        let mut r = Request::new(self.prompt.clone(), h, w)
+        let mut r = Request::edit(self.prompt.clone(), Vec::new())
             .steps(self.num_inference_steps)
             .latents(self.initial_latents_on(cuda));
+        r.height = self.height;
+        r.width = self.width;
         r.negative_prompt = self.negative_prompt.clone();
         r.true_cfg_scale = self.true_cfg_scale;
         r.guidance_scale = self.guidance_scale;
@@ -310,9 +365,51 @@ struct RawCase {
     seed: Option<u64>,
     generator: Option<String>,
     latents: Option<String>,
+    image: Option<OneOrMany>,
     num_gpus: Option<u32>,
     output_format: Option<String>,
     skip: Option<String>,
+}
+
+/// `image = "a.png"` or `image = ["a.png", "https://…/b.jpg"]`.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "`image` to be a file or http(s) URL, or a list of them"
+)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A case's `image` entries: http(s) URLs as they are, paths joined to `base` and required to
+/// exist.
+fn image_sources(raw: Option<OneOrMany>, base: &Path) -> Result<Vec<ImageSource>, String> {
+    let list = match raw {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) if v.is_empty() => {
+            return Err("`image = []` lists no image (leave the key out for text to image)".into());
+        }
+        Some(OneOrMany::Many(v)) => v,
+    };
+    list.into_iter()
+        .map(|s| {
+            let lower = s.trim().to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                Ok(ImageSource::Url(s.trim().to_string()))
+            } else if s.trim().is_empty() || s.contains("://") {
+                Err(format!("image `{s}` is neither a file nor an http(s) URL"))
+            } else {
+                let p = base.join(&s);
+                if p.is_file() {
+                    Ok(ImageSource::File(p))
+                } else {
+                    Err(format!("image file {} does not exist", p.display()))
+                }
+            }
+        })
+        .collect()
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -526,6 +623,8 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
                 format!("case `{id}`: skip needs a reason (skip = \"why\")"),
             ));
         }
+        let images = image_sources(raw.image, base)
+            .map_err(|reason| fail(case_line, format!("case `{id}`: {reason}")))?;
         let latents = raw.latents.map(|l| base.join(l));
         if let Some(l) = &latents
             && !l.is_file()
@@ -548,6 +647,7 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
             seed,
             generator,
             latents,
+            images,
             num_gpus,
             output_format: fmt.into(),
             skip: raw.skip,
@@ -632,6 +732,52 @@ mod tests {
             e.contains("x.toml:1") && e.contains("neither a folder"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn images_are_files_or_urls_in_order() {
+        let head =
+            "[[case]]\nid = \"e\"\nmodel = \"../tiny-qwen-image-edit-plus\"\nprompt = \"x\"\n";
+        let c = &p(&format!(
+            "{head}image = [\"../e2e-edit/plus_gray.png\", \"https://example.com/a.jpg\"]\n"
+        ))
+        .unwrap()[0];
+        assert!(
+            matches!(&c.images[0], ImageSource::File(f) if f.ends_with("e2e-edit/plus_gray.png"))
+        );
+        assert_eq!(
+            c.images[1],
+            ImageSource::Url("https://example.com/a.jpg".into())
+        );
+        // No size given: the request leaves it to the pipeline (Edit: from the last image).
+        let r = c.request();
+        assert_eq!((r.height, r.width), (None, None));
+        // Files are read as load_image reads them; a URL goes through the caller's fetcher,
+        // whose refusal names the URL and the case.
+        let e = c
+            .request_with_images(&mut |u| Err(format!("offline: {u} not cached")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("case `e`") && e.contains("https://example.com/a.jpg"),
+            "{e}"
+        );
+        let one = &p(&format!("{head}image = \"../e2e-edit/edit_input.jpg\"\n")).unwrap()[0];
+        let r = one
+            .request_with_images(&mut |u| Err(u.to_string()))
+            .unwrap();
+        assert_eq!(r.images.len(), 1);
+        assert_eq!(r.images[0].size(), (53, 37));
+
+        for (bad, why) in [
+            ("image = \"../e2e-edit/missing.png\"", "does not exist"),
+            ("image = []", "lists no image"),
+            ("image = \"ftp://example.com/a.png\"", "neither a file nor"),
+            ("image = 3", "image"),
+        ] {
+            let e = p(&format!("{head}{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains("x.toml:") && e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -21,6 +21,12 @@ pub enum Error {
     Latents { path: PathBuf, reason: String },
     #[error("invalid request: {0}")]
     Request(String),
+    /// An input image (file or URL, named) that could not be read or prepared.
+    #[error("input image {image}: {reason}")]
+    InputImage { image: String, reason: String },
+    /// A pipeline folder of a class this crate (or this pipeline type) does not run.
+    #[error("{}: {reason}", path.display())]
+    PipelineClass { path: PathBuf, reason: String },
     #[error("{}: {reason}", case_location(.path, .line))]
     CaseFile {
         path: PathBuf,

@@ -22,13 +22,19 @@
 //! per (size, text length). [`case`] reads the consistency case file into [`Request`]s.
 
 pub mod case;
+mod edit;
 mod error;
+mod input;
+mod kind;
 mod latents;
 mod request;
 mod stages;
 mod text_to_image;
 
+pub use edit::QwenImageEditPipeline;
 pub use error::Error;
+pub use input::InputImage;
+pub use kind::{Pipeline, PipelineKind};
 pub use latents::{InitialLatents, load_latents_file, seeded_latents};
 pub use request::{Event, Output, Request, StageTimings};
 pub use text_to_image::QwenImagePipeline;

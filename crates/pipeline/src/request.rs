@@ -6,42 +6,85 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use cfg::Guidance;
 use image::RgbImage;
+use text_encoder::VisionPositions;
 
 use crate::Error;
+use crate::input::InputImage;
 use crate::latents::InitialLatents;
 
 /// diffusers' default `true_cfg_scale`, used when a negative prompt is given with no scale at all.
 const DEFAULT_TRUE_CFG_SCALE: f32 = 4.0;
 
-/// One generation's settings: [`Request::new`], then the chained setters.
+/// One generation's settings: [`Request::new`] (text to image) or [`Request::edit`] (Edit /
+/// Edit-Plus), then the chained setters.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub(crate) prompt: String,
     pub(crate) negative_prompt: Option<String>,
     pub(crate) true_cfg_scale: Option<f32>,
     pub(crate) guidance_scale: Option<f32>,
-    pub(crate) height: usize,
-    pub(crate) width: usize,
+    /// `None`: the pipeline's default (text to image 1024; Edit: from the last input image).
+    pub(crate) height: Option<usize>,
+    pub(crate) width: Option<usize>,
     pub(crate) num_inference_steps: usize,
     pub(crate) max_sequence_length: usize,
     pub(crate) latents: InitialLatents,
+    /// The input images of an Edit / Edit-Plus request, in order (empty for text to image).
+    pub(crate) images: Vec<InputImage>,
+    /// How the text encoder numbers the tokens of a prompt with images.
+    pub(crate) vision_positions: VisionPositions,
 }
 
 impl Request {
     /// A request with diffusers' defaults: 50 steps, no negative prompt (CFG off), 512 text rows,
     /// seed 0.
     pub fn new(prompt: impl Into<String>, height: usize, width: usize) -> Self {
+        Self::edit(prompt, Vec::new()).height(height).width(width)
+    }
+
+    /// An Edit / Edit-Plus request on `images` (Edit: exactly one; Edit-Plus: one or more), with
+    /// the same defaults; the output size follows the last image unless [`Self::height`] /
+    /// [`Self::width`] set it, as in diffusers.
+    pub fn edit(prompt: impl Into<String>, images: Vec<InputImage>) -> Self {
         Self {
             prompt: prompt.into(),
             negative_prompt: None,
             true_cfg_scale: None,
             guidance_scale: None,
-            height,
-            width,
+            height: None,
+            width: None,
             num_inference_steps: 50,
             max_sequence_length: 512,
             latents: InitialLatents::Seed(0),
+            images,
+            vision_positions: VisionPositions::default(),
         }
+    }
+
+    /// Output height (floored to a multiple of 16, as diffusers does).
+    pub fn height(mut self, h: usize) -> Self {
+        self.height = Some(h);
+        self
+    }
+
+    /// Output width (floored to a multiple of 16, as diffusers does).
+    pub fn width(mut self, w: usize) -> Self {
+        self.width = Some(w);
+        self
+    }
+
+    /// The input images (Edit / Edit-Plus), in order.
+    pub fn images(mut self, images: Vec<InputImage>) -> Self {
+        self.images = images;
+        self
+    }
+
+    /// How the text encoder numbers a prompt's image tokens: Qwen2.5-VL's 3-D M-RoPE (the
+    /// default, the model as trained) or the sequential positions of the pinned diffusers +
+    /// transformers 5 pairing ([`VisionPositions`]).
+    pub fn vision_positions(mut self, p: VisionPositions) -> Self {
+        self.vision_positions = p;
+        self
     }
 
     /// The negative prompt; without one, CFG is off (as in diffusers).
@@ -111,7 +154,10 @@ pub enum Event {
 /// Wall time per stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimings {
+    /// The prompts (for Edit: with the vision tower on the condition images).
     pub text_encoder: Duration,
+    /// Edit: preparing the input images and encoding them with the VAE (zero for text to image).
+    pub image_encoder: Duration,
     pub denoise: Duration,
     pub decode: Duration,
 }

@@ -12,8 +12,12 @@ use qwen_image_vae::QwenImageVae;
 use text_encoder::PromptEncoder;
 use weights::PipelineDir;
 
+use crate::kind::PipelineKind;
 use crate::stages::{self, Denoiser, Size};
 use crate::{Error, Event, Output, Request, StageTimings};
+
+/// diffusers' default output side for text to image (`default_sample_size · vae_scale_factor`).
+const DEFAULT_SIZE: usize = 1024;
 
 /// The loaded pipeline: tokenizer + text encoder, transformer, VAE and scheduler config.
 pub struct QwenImagePipeline<B: Backend> {
@@ -49,8 +53,14 @@ impl<B: Backend> QwenImagePipeline<B> {
         Self::from_dir(&dir, device)
     }
 
-    /// Load from an opened pipeline folder. Every component must be present.
+    /// Load from an opened pipeline folder. Every component must be present, and the folder must
+    /// declare `QwenImagePipeline` (or no class); [`crate::Pipeline`] loads any kind.
     pub fn from_dir(dir: &PipelineDir, device: &B::Device) -> Result<Self, Error> {
+        PipelineKind::of(dir)?.expect_one_of(
+            &[PipelineKind::TextToImage],
+            dir,
+            "QwenImagePipeline",
+        )?;
         let scheduler_dir = dir.component("scheduler")?;
         let scheduler = SchedulerConfig::from_file(scheduler_dir.join("scheduler_config.json"))?;
         let text = PromptEncoder::from_pipeline_dir(dir.root(), device)?;
@@ -95,7 +105,19 @@ impl<B: Backend> QwenImagePipeline<B> {
             on_event(Event::Warning(msg.clone()));
             warnings.push(msg);
         };
-        let (size, floored) = Size::floor(req.height, req.width, self.vae_scale_factor())?;
+        if !req.images.is_empty() {
+            return Err(Error::Request(format!(
+                "{} input image(s) given, but this is a text-to-image pipeline \
+                 (QwenImagePipeline): images need an Edit or Edit-Plus folder",
+                req.images.len()
+            )));
+        }
+        // diffusers: height or default_sample_size · vae_scale_factor (128 · 8).
+        let (size, floored) = Size::floor(
+            req.height.unwrap_or(DEFAULT_SIZE),
+            req.width.unwrap_or(DEFAULT_SIZE),
+            self.vae_scale_factor(),
+        )?;
         if let Some(msg) = floored {
             warn(msg, on_event);
         }
@@ -160,6 +182,7 @@ impl<B: Backend> QwenImagePipeline<B> {
                 text_encoder: text_time,
                 denoise: denoise_time,
                 decode: decode_time,
+                ..StageTimings::default()
             },
             warnings,
         })

@@ -1,0 +1,374 @@
+//! [`QwenImageEditPipeline`]: image editing as diffusers 0.42.1's `QwenImageEditPipeline` (one
+//! image, Qwen-Image-Edit) and `QwenImageEditPlusPipeline` (one or more, Edit-2509 and -2511) run
+//! it — the text-to-image stages of [`crate::stages`] with two stages of its own: the prompt with
+//! its images, and the input images' VAE latents appended after the noise tokens.
+//!
+//! What differs between the two classes is only how an input image is prepared
+//! ([`image_io::qwen_edit_image`] vs [`image_io::qwen_edit_plus_image`]), which image sets the
+//! output size (Edit: its one image; Edit-Plus: the last) and the prompt template (chosen by the
+//! text encoder from the same `_class_name`). Edit-2511's `zero_cond_t` is the transformer's
+//! config: the pipeline is Edit-Plus.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use cfg::Guidance;
+use flow_match::SchedulerConfig;
+use image::RgbImage;
+use image_io::{PipelineImage, Preprocessed};
+use qwen_image_dit::{ImageShape, QwenImageTransformer};
+use qwen_image_vae::QwenImageAutoencoder;
+use text_encoder::{PromptEncoder, VisionPositions};
+use weights::PipelineDir;
+
+use crate::input::InputImage;
+use crate::kind::PipelineKind;
+use crate::stages::{self, Denoiser, PromptEmbeddings, Size};
+use crate::{Error, Event, Output, Request, StageTimings};
+
+/// diffusers' `check_inputs`: `max_sequence_length` above 1024 is refused (the Edit pipelines
+/// otherwise ignore it).
+const MAX_SEQUENCE_LENGTH: usize = 1024;
+
+/// A loaded Edit or Edit-Plus folder: tokenizer + text encoder with the vision tower and the
+/// image processor, transformer, VAE (encoder and decoder) and scheduler config.
+pub struct QwenImageEditPipeline<B: Backend> {
+    kind: PipelineKind,
+    text: PromptEncoder<B>,
+    transformer: QwenImageTransformer<B>,
+    vae: QwenImageAutoencoder<B>,
+    scheduler: SchedulerConfig,
+    device: B::Device,
+    cancel: Arc<AtomicBool>,
+}
+
+impl<B: Backend> std::fmt::Debug for QwenImageEditPipeline<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QwenImageEditPipeline")
+            .field("kind", &self.kind)
+            .field("scheduler", &self.scheduler)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One input image made ready: what the vision tower sees, what the VAE encodes, and the shape
+/// of its tokens in the DiT's sequence.
+struct Prepared {
+    condition: RgbImage,
+    vae: Preprocessed,
+    shape: ImageShape,
+}
+
+impl<B: Backend> QwenImageEditPipeline<B> {
+    /// Load a local diffusers-layout folder or an HF repo id (through the shared HF cache).
+    pub fn load(model: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
+        Self::load_revision(&model.as_ref().to_string_lossy(), None, device)
+    }
+
+    /// [`Self::load`] with an HF revision (branch, tag or commit) for a repo id; `None` = `main`.
+    pub fn load_revision(
+        model: &str,
+        revision: Option<&str>,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        let dir = weights::resolve_pipeline(model, revision)?;
+        Self::from_dir(&dir, device)
+    }
+
+    /// Load from an opened pipeline folder declaring `QwenImageEditPipeline` or
+    /// `QwenImageEditPlusPipeline`. Every component must be present, `processor/` included.
+    pub fn from_dir(dir: &PipelineDir, device: &B::Device) -> Result<Self, Error> {
+        let kind = PipelineKind::of(dir)?;
+        kind.expect_one_of(
+            &[PipelineKind::Edit, PipelineKind::EditPlus],
+            dir,
+            "QwenImageEditPipeline",
+        )?;
+        let scheduler_dir = dir.component("scheduler")?;
+        let scheduler = SchedulerConfig::from_file(scheduler_dir.join("scheduler_config.json"))?;
+        // The template (Edit or Edit-Plus) comes from the same `_class_name`.
+        let text = PromptEncoder::from_pipeline_dir(dir.root(), device)?;
+        let transformer = QwenImageTransformer::load(&dir.component("transformer")?, device)?;
+        let vae = QwenImageAutoencoder::load(dir.component("vae")?, device)?;
+        if vae.config().input_channels != 3 {
+            return Err(Error::PipelineClass {
+                path: dir.root().join("vae/config.json"),
+                reason: format!(
+                    "the Edit pipelines encode RGB images, but this VAE takes {} channels",
+                    vae.config().input_channels
+                ),
+            });
+        }
+        Ok(Self {
+            kind,
+            text,
+            transformer,
+            vae,
+            scheduler,
+            device: device.clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// [`PipelineKind::Edit`] or [`PipelineKind::EditPlus`].
+    pub fn kind(&self) -> PipelineKind {
+        self.kind
+    }
+
+    /// A flag that, once set (e.g. from a Ctrl-C handler), stops the loop after the current step
+    /// with [`Error::Cancelled`].
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Share one cancel flag between several pipelines.
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = flag;
+        self
+    }
+
+    /// The VAE's spatial compression (8 for Qwen-Image); sizes are floored to twice this.
+    pub fn vae_scale_factor(&self) -> usize {
+        self.vae.config().scale_factor()
+    }
+
+    /// The images this kind takes: Edit exactly one, Edit-Plus at least one.
+    fn check_images(&self, images: &[InputImage]) -> Result<(), Error> {
+        match (self.kind, images.len()) {
+            (PipelineKind::Edit, 1) => Ok(()),
+            (PipelineKind::Edit, n) => Err(Error::Request(format!(
+                "QwenImageEditPipeline takes exactly one input image, got {n} (Edit-Plus \
+                 folders, e.g. Qwen-Image-Edit-2509/2511, take several)"
+            ))),
+            (_, 0) => Err(Error::Request(format!(
+                "{} needs at least one input image",
+                self.kind.class_name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The size diffusers generates for these images: `height` / `width` when given, else the
+    /// 1024²-area size (sides multiples of 32) at the aspect ratio of the image that decides
+    /// (Edit: its one image; Edit-Plus: the last), each floored to a multiple of 16; with the
+    /// warning to show when a given size was floored. Returns `(height, width, warning)`.
+    pub fn output_size(
+        &self,
+        images: &[InputImage],
+        height: Option<usize>,
+        width: Option<usize>,
+    ) -> Result<(usize, usize, Option<String>), Error> {
+        self.check_images(images)?;
+        let (size, warning) = self.size(images, height, width)?;
+        Ok((size.height, size.width, warning))
+    }
+
+    fn size(
+        &self,
+        images: &[InputImage],
+        height: Option<usize>,
+        width: Option<usize>,
+    ) -> Result<(Size, Option<String>), Error> {
+        // Edit reads `image[0]` and Edit-Plus `image[-1]`; Edit has exactly one.
+        let decisive = images
+            .last()
+            .ok_or_else(|| Error::Request("no input image".into()))?;
+        let (w, h) = image_io::qwen_edit_output_size(decisive.size());
+        Size::floor(
+            height.unwrap_or(h as usize),
+            width.unwrap_or(w as usize),
+            self.vae_scale_factor(),
+        )
+    }
+
+    /// Run one edit: `req`'s images (Edit: one; Edit-Plus: one or more) and prompt.
+    pub fn generate(
+        &self,
+        req: &Request,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Output<B>, Error> {
+        let mut warnings = Vec::new();
+        let mut warn = |msg: String, on_event: &mut dyn FnMut(Event)| {
+            on_event(Event::Warning(msg.clone()));
+            warnings.push(msg);
+        };
+        self.check_images(&req.images)?;
+        if req.max_sequence_length > MAX_SEQUENCE_LENGTH {
+            return Err(Error::Request(format!(
+                "max_sequence_length cannot be greater than {MAX_SEQUENCE_LENGTH} (got {})",
+                req.max_sequence_length
+            )));
+        }
+        let (size, floored) = self.size(&req.images, req.height, req.width)?;
+        if let Some(msg) = floored {
+            warn(msg, on_event);
+        }
+        let guidance = req.guidance()?;
+        if req.negative_prompt.is_some() && !guidance.is_enabled() {
+            warn(
+                "a negative prompt was given but the CFG scale is ≤ 1: CFG is off".into(),
+                on_event,
+            );
+        }
+
+        let t0 = Instant::now();
+        let prepared = prepare_images(self.kind, &req.images, self.vae_scale_factor())?;
+        let image_latents = encode_image_latents(&self.vae, &prepared, &self.device)?;
+        let image_time = t0.elapsed();
+
+        let t1 = Instant::now();
+        let prompts = encode_prompts_with_images(
+            &self.text,
+            &req.prompt,
+            req.negative_prompt.as_deref(),
+            &guidance,
+            &prepared,
+            req.vision_positions,
+        )?;
+        let text_time = t1.elapsed();
+
+        let latents = stages::initial_latents::<B>(
+            &req.latents,
+            size,
+            self.vae.config().z_dim,
+            self.transformer.config().in_channels,
+            &self.device,
+        )?;
+        // diffusers' img_shapes: the output, then each image's VAE size; mu from the noise
+        // tokens only (`latents.shape[1]`, before the image tokens are appended).
+        let img_shapes: Vec<ImageShape> = std::iter::once(size.image_shape())
+            .chain(prepared.iter().map(|p| p.shape))
+            .collect();
+        let plan = stages::plan_loop(
+            &self.scheduler,
+            &self.transformer,
+            req.num_inference_steps,
+            size.num_tokens(),
+            &img_shapes,
+            &prompts,
+            &self.device,
+        )?;
+
+        let t2 = Instant::now();
+        let denoised = Denoiser {
+            transformer: &self.transformer,
+            guidance: &guidance,
+            prompts: &prompts,
+            plan: &plan,
+            cancel: &self.cancel,
+            device: &self.device,
+        }
+        .run(latents, Some(&image_latents), on_event)?;
+        let denoise_time = t2.elapsed();
+
+        on_event(Event::Decode);
+        let t3 = Instant::now();
+        let image = stages::decode(self.vae.decoder(), denoised.latents, size)?;
+        let decode_time = t3.elapsed();
+
+        Ok(Output {
+            image,
+            height: size.height,
+            width: size.width,
+            latents_after_first_step: denoised.after_first_step,
+            timings: StageTimings {
+                text_encoder: text_time,
+                image_encoder: image_time,
+                denoise: denoise_time,
+                decode: decode_time,
+            },
+            warnings,
+        })
+    }
+}
+
+/// Edit stage 1: each input image as the pipeline prepares it. Edit: one Lanczos resize to the
+/// 1024²-area size, which is both the vision tower's image and the VAE's; Edit-Plus: the vision
+/// tower gets a 384²-area resize of the original and the VAE a 1024²-area one (see image-io).
+fn prepare_images(
+    kind: PipelineKind,
+    images: &[InputImage],
+    vae_scale_factor: usize,
+) -> Result<Vec<Prepared>, Error> {
+    let per_token = 2 * vae_scale_factor;
+    images
+        .iter()
+        .map(|img| {
+            let fail = |reason: String| Error::InputImage {
+                image: img.source().to_string(),
+                reason,
+            };
+            let p: PipelineImage = match kind {
+                PipelineKind::Edit => image_io::qwen_edit_image(img.image()),
+                _ => image_io::qwen_edit_plus_image(img.image()),
+            }
+            .map_err(|e| fail(e.to_string()))?;
+            let condition = p
+                .condition
+                .to_rgb_image()
+                .ok_or_else(|| fail(format!("{} image after resizing", p.condition.mode())))?;
+            let (w, h) = p.vae_size;
+            Ok(Prepared {
+                condition,
+                vae: p.vae,
+                shape: ImageShape::new(1, h as usize / per_token, w as usize / per_token),
+            })
+        })
+        .collect()
+}
+
+/// Edit stage 2: every image through the VAE encoder (the posterior mean: diffusers'
+/// `retrieve_latents(..., sample_mode="argmax")`, so no noise is drawn), normalised with the
+/// VAE's latents mean/std, packed into 2×2 tokens, and concatenated along the sequence in input
+/// order: `[1, Σ tokens, 4·z]`.
+fn encode_image_latents<B: Backend>(
+    vae: &QwenImageAutoencoder<B>,
+    prepared: &[Prepared],
+    device: &B::Device,
+) -> Result<Tensor<B, 3>, Error> {
+    let mut packed = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let [b, c, h, w] = p.vae.shape;
+        // [1, C, H, W] with a frame axis added: the same memory order.
+        let image =
+            Tensor::<B, 5>::from_data(TensorData::new(p.vae.data.clone(), [b, c, 1, h, w]), device);
+        let latents = qwen_image_vae::normalize(vae.encode(image)?, vae.config())?;
+        let tokens = qwen_image_vae::pack_latents(latents)?;
+        let n = tokens.dims()[1];
+        if n != p.shape.num_tokens() {
+            return Err(Error::Request(format!(
+                "an image of {w}×{h} gave {n} latent tokens, {} expected",
+                p.shape.num_tokens()
+            )));
+        }
+        packed.push(tokens);
+    }
+    Ok(Tensor::cat(packed, 1))
+}
+
+/// Edit stage 3: the prompt and, when CFG runs, the negative prompt, each encoded with the same
+/// condition images (the vision tower runs once for both).
+fn encode_prompts_with_images<B: Backend>(
+    text: &PromptEncoder<B>,
+    prompt: &str,
+    negative_prompt: Option<&str>,
+    guidance: &Guidance,
+    prepared: &[Prepared],
+    positions: VisionPositions,
+) -> Result<PromptEmbeddings<B>, Error> {
+    let conditions: Vec<RgbImage> = prepared.iter().map(|p| p.condition.clone()).collect();
+    let embeds = text.image_embeds(&conditions)?;
+    let encode = |p: &str| {
+        text.encode_with_image_embeds(&[p.to_string()], std::slice::from_ref(&embeds), positions)
+    };
+    let cond = encode(prompt)?;
+    let uncond = match negative_prompt {
+        Some(neg) if guidance.is_enabled() => Some(encode(neg)?),
+        _ => None,
+    };
+    Ok(PromptEmbeddings { cond, uncond })
+}
