@@ -10,10 +10,13 @@
 //!
 //! [`PipelineDir`] reads a diffusers-layout pipeline folder; [`resolve_pipeline`] also takes an HF
 //! repo id, fetched through [`HubRepo`] into the cache Python's huggingface_hub shares.
+//!
+//! [`nn`] holds the building blocks the model crates share (RMSNorm, the f32 island).
 
 mod cast;
 mod error;
 mod hub;
+pub mod nn;
 mod pipeline_dir;
 mod store;
 
