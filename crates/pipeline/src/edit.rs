@@ -196,6 +196,7 @@ impl<B: Backend> QwenImageEditPipeline<B> {
             on_event(Event::Warning(msg.clone()));
             warnings.push(msg);
         };
+        req.validate()?;
         self.check_images(&req.images)?;
         if req.max_sequence_length > MAX_SEQUENCE_LENGTH {
             return Err(Error::Request(format!(

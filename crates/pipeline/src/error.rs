@@ -1,22 +1,25 @@
 use std::path::{Path, PathBuf};
 
 /// Why a generation could not run.
+///
+/// A wrapped component error is part of the message (`transformer: …`) and deliberately not a
+/// `source()`: an error chain printed with anyhow's `{:#}` would otherwise say its cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Weights(#[from] weights::Error),
     #[error("text encoder: {0}")]
-    TextEncoder(#[from] text_encoder::Error),
+    TextEncoder(text_encoder::Error),
     #[error("transformer: {0}")]
-    Dit(#[from] qwen_image_dit::DitError),
+    Dit(qwen_image_dit::DitError),
     #[error("vae: {0}")]
-    Vae(#[from] qwen_image_vae::Error),
+    Vae(qwen_image_vae::Error),
     #[error("scheduler: {0}")]
-    Scheduler(#[from] flow_match::SchedulerError),
+    Scheduler(flow_match::SchedulerError),
     #[error("guidance: {0}")]
-    Cfg(#[from] cfg::CfgError),
+    Cfg(cfg::CfgError),
     #[error("noise: {0}")]
-    Rng(#[from] torch_rng::Error),
+    Rng(torch_rng::Error),
     #[error("latents file {path}: {reason}")]
     Latents { path: PathBuf, reason: String },
     #[error("invalid request: {0}")]
@@ -37,6 +40,26 @@ pub enum Error {
     #[error("cancelled after {steps_done} of {steps} steps")]
     Cancelled { steps_done: usize, steps: usize },
 }
+
+/// `From` for the wrapped component errors: what `#[from]` gives, without making the inner error
+/// a `source()` too (see [`Error`]).
+macro_rules! wrap {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::$variant(e)
+            }
+        }
+    )*};
+}
+wrap!(
+    TextEncoder(text_encoder::Error),
+    Dit(qwen_image_dit::DitError),
+    Vae(qwen_image_vae::Error),
+    Scheduler(flow_match::SchedulerError),
+    Cfg(cfg::CfgError),
+    Rng(torch_rng::Error),
+);
 
 /// `file:line`, or just the file.
 fn case_location(path: &Path, line: &Option<usize>) -> String {

@@ -27,6 +27,7 @@ mod error;
 mod input;
 mod kind;
 mod latents;
+mod limits;
 mod request;
 mod stages;
 mod text_to_image;
@@ -36,6 +37,7 @@ pub use error::Error;
 pub use input::InputImage;
 pub use kind::{Pipeline, PipelineKind};
 pub use latents::{InitialLatents, load_latents_file, seeded_latents};
+pub use limits::{MAX_PIXELS, MAX_SIDE, MAX_STEPS};
 pub use request::{Event, Output, Request, StageTimings};
 pub use text_to_image::QwenImagePipeline;
 

@@ -40,17 +40,20 @@ impl Size {
         width: usize,
         vae_scale_factor: usize,
     ) -> Result<(Self, Option<String>), Error> {
-        let multiple = vae_scale_factor * 2;
+        let multiple = vae_scale_factor.saturating_mul(2).max(1);
+        // Bounded before anything is sized from it: no later product can overflow.
+        let names = crate::limits::Names {
+            height: "height",
+            width: "width",
+            steps: "steps",
+        };
+        crate::limits::check_size(&names, Some(height), Some(width), multiple)
+            .map_err(Error::Request)?;
         let size = Self {
             height: height / multiple * multiple,
             width: width / multiple * multiple,
             multiple,
         };
-        if size.height == 0 || size.width == 0 {
-            return Err(Error::Request(format!(
-                "height and width must be at least {multiple} (got {height}×{width})"
-            )));
-        }
         let warning = ((size.height, size.width) != (height, width)).then(|| {
             format!(
                 "height and width must be multiples of {multiple}: {height}×{width} floored to {}×{}",

@@ -105,6 +105,7 @@ impl<B: Backend> QwenImagePipeline<B> {
             on_event(Event::Warning(msg.clone()));
             warnings.push(msg);
         };
+        req.validate()?;
         if !req.images.is_empty() {
             return Err(Error::Request(format!(
                 "{} input image(s) given, but this is a text-to-image pipeline \
