@@ -48,8 +48,18 @@ enum Command {
     Randn(cmd::randn::Args),
 }
 
+/// Every option of every subcommand takes a negative number as its value, so that `--seed -1`
+/// says "invalid value '-1' for '--seed <SEED>'" instead of "unexpected argument '-1'" (which
+/// does not name the option).
+fn allow_negative_numbers(cmd: clap::Command) -> clap::Command {
+    cmd.allow_negative_numbers(true)
+        .mut_subcommands(allow_negative_numbers)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = allow_negative_numbers(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Consistency(a) => cmd::consistency::run(a),
         Command::Generate(a) => cmd::generate::run(a),

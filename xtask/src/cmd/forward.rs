@@ -79,7 +79,9 @@ fn timed<B: Backend, const D: usize>(
     last.context("no run")
 }
 
-/// Write one f32 tensor as a safetensors file, through a temp file and a rename.
+/// Write one f32 tensor as a safetensors file, through a temp file and a rename. An output with
+/// a NaN or infinite value (NaN/Inf weights, a NaN timestep, an overflow) is refused and nothing
+/// is written: such a file would only pass for a result.
 fn write_output<B: Backend, const D: usize>(
     path: &Path,
     name: &str,
@@ -90,6 +92,16 @@ fn write_output<B: Backend, const D: usize>(
     let values = data
         .as_slice::<f32>()
         .map_err(|e| anyhow::anyhow!("reading `{name}` back from the device: {e:?}"))?;
+    if let Some(first) = values.iter().position(|v| !v.is_finite()) {
+        let nan = values.iter().filter(|v| v.is_nan()).count();
+        let inf = values.iter().filter(|v| v.is_infinite()).count();
+        anyhow::bail!(
+            "output `{name}` {shape:?} has {nan} NaN and {inf} infinite values of {} (the first \
+             at flat index {first}): check the weights and inputs for NaN/Inf; {} not written",
+            values.len(),
+            path.display()
+        );
+    }
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)?;
     let mut tmp = path.to_path_buf().into_os_string();

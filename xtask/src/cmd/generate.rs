@@ -107,6 +107,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(s) = a.guidance_scale {
         req = req.guidance_scale(s);
     }
+    // Sizes, steps and scales are refused before a single weight is read.
+    req.validate()?;
     with_backend!(device, precision, |B, dev| {
         let pipe = QwenImagePipeline::<B>::load_revision(&a.model, a.revision.as_deref(), &dev)
             .with_context(|| format!("loading the pipeline {}", a.model))?;
