@@ -109,7 +109,8 @@ impl std::fmt::Display for PipelineKind {
 }
 
 /// Any Qwen-Image pipeline, chosen by the folder's `_class_name`: what the CLI and the
-/// consistency runner load when they do not know the model in advance.
+/// consistency runner load when they do not know the model in advance. (Each pipeline is boxed:
+/// they differ in size, and a pipeline is moved around whole.)
 ///
 /// ```no_run
 /// use burn::backend::Flex;
@@ -125,9 +126,9 @@ impl std::fmt::Display for PipelineKind {
 #[non_exhaustive]
 pub enum Pipeline<B: Backend> {
     /// [`PipelineKind::TextToImage`].
-    TextToImage(QwenImagePipeline<B>),
+    TextToImage(Box<QwenImagePipeline<B>>),
     /// [`PipelineKind::Edit`] and [`PipelineKind::EditPlus`].
-    Edit(QwenImageEditPipeline<B>),
+    Edit(Box<QwenImageEditPipeline<B>>),
 }
 
 impl<B: Backend> Pipeline<B> {
@@ -150,10 +151,10 @@ impl<B: Backend> Pipeline<B> {
     pub fn from_dir(dir: &PipelineDir, device: &B::Device) -> Result<Self, Error> {
         Ok(match PipelineKind::of(dir)? {
             PipelineKind::TextToImage => {
-                Self::TextToImage(QwenImagePipeline::from_dir(dir, device)?)
+                Self::TextToImage(Box::new(QwenImagePipeline::from_dir(dir, device)?))
             }
             PipelineKind::Edit | PipelineKind::EditPlus => {
-                Self::Edit(QwenImageEditPipeline::from_dir(dir, device)?)
+                Self::Edit(Box::new(QwenImageEditPipeline::from_dir(dir, device)?))
             }
         })
     }
@@ -189,8 +190,8 @@ impl<B: Backend> Pipeline<B> {
     /// Share one cancel flag between several pipelines.
     pub fn with_cancel_flag(self, flag: Arc<AtomicBool>) -> Self {
         match self {
-            Self::TextToImage(p) => Self::TextToImage(p.with_cancel_flag(flag)),
-            Self::Edit(p) => Self::Edit(p.with_cancel_flag(flag)),
+            Self::TextToImage(p) => Self::TextToImage(Box::new(p.with_cancel_flag(flag))),
+            Self::Edit(p) => Self::Edit(Box::new(p.with_cancel_flag(flag))),
         }
     }
 
