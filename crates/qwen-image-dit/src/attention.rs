@@ -9,9 +9,10 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 use weights::Weights;
+use weights::nn::RmsNorm;
 
 use crate::DitError;
-use crate::layers::RmsNorm;
+use crate::layers::EPS;
 use crate::rope::{Rope, apply_rope};
 
 /// How the scaled dot-product attention is computed.
@@ -57,7 +58,7 @@ impl<B: Backend> JointAttention<B> {
     ) -> Result<Self, DitError> {
         let d = heads * head_dim;
         let lin = |name: &str| w.linear::<B>(&format!("{prefix}.{name}"), d, d, true, dev);
-        let norm = |name: &str| RmsNorm::load(w, &format!("{prefix}.{name}"), head_dim, dev);
+        let norm = |name: &str| RmsNorm::load(w, &format!("{prefix}.{name}"), head_dim, EPS, dev);
         Ok(Self {
             to_q: lin("to_q")?,
             to_k: lin("to_k")?,
@@ -158,7 +159,7 @@ pub(crate) fn scaled_dot_product<B: Backend>(
                 None => scores,
             };
             let dt = v.dtype();
-            let probs = crate::layers::in_f32(scores, |s| softmax(s, 3));
+            let probs = weights::nn::in_f32(scores, |s| softmax(s, 3));
             probs.cast(dt).matmul(v)
         }
     }

@@ -7,6 +7,7 @@ use burn::tensor::activation::{gelu_approximate, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use weights::Weights;
+use weights::nn::in_f32;
 
 use crate::DitError;
 
@@ -14,18 +15,6 @@ use crate::DitError;
 pub(crate) const EPS: f64 = 1e-6;
 /// Width of the sinusoidal timestep projection (`Timesteps(num_channels=256, …)`).
 pub(crate) const TIME_PROJ_DIM: usize = 256;
-
-/// Run `f` on `x` in f32 and cast the result back to `x`'s dtype — what the reference does for
-/// norms, RoPE and the timestep sinusoid when the model runs in bf16/f16. A no-op cast in f32.
-pub(crate) fn in_f32<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
-    f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
-) -> Tensor<B, D> {
-    match x.dtype() {
-        DType::F32 | DType::F64 => f(x),
-        dt => f(x.cast(FloatDType::F32)).cast(dt),
-    }
-}
 
 /// LayerNorm over the last axis without affine parameters (`elementwise_affine=False`).
 /// burn's `nn::LayerNorm` always carries a learnable gamma/beta, hence this function.
@@ -35,35 +24,6 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<
         let (var, mean) = x.clone().var_mean_bias(D - 1);
         (x - mean) * (var + EPS).sqrt().recip()
     })
-}
-
-/// diffusers `RMSNorm` with a learned scale: `x · rsqrt(mean(x²) + eps) · weight`.
-#[derive(Module, Debug)]
-pub struct RmsNorm<B: Backend> {
-    weight: Param<Tensor<B, 1>>,
-}
-
-impl<B: Backend> RmsNorm<B> {
-    pub(crate) fn load(
-        w: &Weights,
-        prefix: &str,
-        dim: usize,
-        dev: &B::Device,
-    ) -> Result<Self, DitError> {
-        Ok(Self {
-            weight: Param::from_tensor(w.get(&format!("{prefix}.weight"), [dim], dev)?),
-        })
-    }
-
-    pub(crate) fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        // Upstream computes the variance in f32 and casts the normalised tensor back to the weight
-        // dtype before the multiply.
-        let normed = in_f32(x, |x| {
-            let rms = x.clone().square().mean_dim(D - 1).add_scalar(EPS).sqrt();
-            x / rms
-        });
-        normed * self.weight.val().unsqueeze::<D>()
-    }
 }
 
 /// diffusers `FeedForward(dim, dim_out=dim, activation_fn="gelu-approximate")`:

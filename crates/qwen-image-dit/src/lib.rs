@@ -14,7 +14,7 @@
 //! use qwen_image_dit::{ImageShape, QwenImageTransformer};
 //!
 //! let dev = Default::default();
-//! let model = QwenImageTransformer::<Flex>::load("testdata/tiny-qwen-image/transformer".as_ref(), &dev)?;
+//! let model = QwenImageTransformer::<Flex>::load("testdata/tiny-qwen-image/transformer", &dev)?;
 //! let c = model.config().clone();
 //! let shapes = [ImageShape::new(1, 4, 4)];
 //! let rope = model.rope(&shapes, 7, &dev)?; // once per image size and text length

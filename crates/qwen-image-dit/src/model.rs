@@ -8,11 +8,12 @@ use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, ElementConversion, Int, Tensor};
 use weights::Weights;
+use weights::nn::RmsNorm;
 
 use crate::attention::AttentionImpl;
 use crate::block::TransformerBlock;
 use crate::layers::{
-    ADDITION_T_CLASSES, AdaLayerNormContinuous, RmsNorm, TimestepProjEmbeddings, time_proj,
+    ADDITION_T_CLASSES, AdaLayerNormContinuous, EPS, TimestepProjEmbeddings, time_proj,
 };
 use crate::rope::{ImageShape, Rope};
 use crate::{DitConfig, DitError};
@@ -59,7 +60,8 @@ impl<B: Backend> QwenImageTransformer<B> {
     /// `diffusion_pytorch_model.safetensors` or shards with their `*.safetensors.index.json`
     /// (f32, bf16 or f16 stored). Loading is strict: a missing, unexpected or wrong-shaped tensor
     /// is an error naming the tensor and the file.
-    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, DitError> {
+    pub fn load(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self, DitError> {
+        let dir = dir.as_ref();
         let config = DitConfig::from_file(&dir.join("config.json"))?;
         let weights = Weights::open(dir)?;
         let model = Self::from_weights(config, &weights, device)?;
@@ -89,7 +91,7 @@ impl<B: Backend> QwenImageTransformer<B> {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             img_in: w.linear("img_in", config.in_channels, d, true, dev)?,
-            txt_norm: RmsNorm::load(w, "txt_norm", config.joint_attention_dim, dev)?,
+            txt_norm: RmsNorm::load(w, "txt_norm", config.joint_attention_dim, EPS, dev)?,
             txt_in: w.linear("txt_in", config.joint_attention_dim, d, true, dev)?,
             time_text_embed: TimestepProjEmbeddings::load(
                 w,

@@ -317,7 +317,7 @@ pub(crate) fn apply_rope<B: Backend>(
     cos: &Tensor<B, 2>,
     sin: &Tensor<B, 2>,
 ) -> Tensor<B, 4> {
-    crate::layers::in_f32(x, |x| rotate_pairs(x, cos, sin))
+    weights::nn::in_f32(x, |x| rotate_pairs(x, cos, sin))
 }
 
 fn rotate_pairs<B: Backend>(

@@ -30,7 +30,7 @@ fn rel_err(ours: Vec<f32>, theirs: &[f32]) -> f32 {
 fn run(file: &str, imp: AttentionImpl) -> (Vec<f32>, Vec<f32>, DType) {
     let dev = Default::default();
     let model =
-        QwenImageTransformer::<Bf16>::load(&testdata().join("tiny-qwen-image/transformer"), &dev)
+        QwenImageTransformer::<Bf16>::load(testdata().join("tiny-qwen-image/transformer"), &dev)
             .unwrap()
             .with_attention(imp)
             .map(&mut CastFloats(FloatDType::BF16));

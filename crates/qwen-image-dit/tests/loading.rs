@@ -297,7 +297,7 @@ fn image_shapes_beyond_the_rope_tables_are_errors_naming_img_shapes_not_overflow
 fn inputs_that_do_not_fit_the_model_are_errors_not_panics() {
     use burn::tensor::Tensor;
     let dev = Default::default();
-    let model = QwenImageTransformer::<B>::load(&tiny_dir(), &dev).expect("loads");
+    let model = QwenImageTransformer::<B>::load(tiny_dir(), &dev).expect("loads");
     let c = model.config().clone();
     let x = || Tensor::<B, 3>::zeros([1, 16, c.in_channels], &dev);
     let enc = || Tensor::<B, 3>::zeros([1, 5, c.joint_attention_dim], &dev);
