@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
-use gt_resolver::{GtQuery, GtRoot, Platform, Resolver};
+use gt_resolver::{GtFile, GtQuery, GtRoot, Location, Platform, Resolver, Source, SourceKind};
 use image_io::JpegOptions;
 use metrics::{
     CaseThresholds, ClipImageEncoder, FrameMetrics, ImageMetrics, Media, PixelMetrics, Thresholds,
@@ -116,6 +116,8 @@ struct Settings {
     cuda_layout: CudaPlatform,
     device_label: String,
     mode: Mode,
+    /// Downloads the input images cases give as URLs (through the GT files' verified cache).
+    inputs: Resolver,
 }
 
 /// What a run does with the images it generates.
@@ -186,6 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cuda_layout: run_platform.cuda_layout(),
         device_label: format!("{}/{}", args.device, args.dtype),
         mode,
+        inputs: input_fetcher(&args)?,
     };
     // Listed with `skip = "reason"`: reported, never run, never silently dropped.
     let (skipped, runnable): (Vec<Case>, Vec<Case>) =
@@ -380,7 +383,7 @@ fn run_cases<B: Backend>(
     s: &Settings,
     dev: &B::Device,
 ) -> anyhow::Result<Vec<CaseReport>> {
-    let mut generator = Generator::<B>::new(dev, s.cuda_layout);
+    let mut generator = Generator::<B>::new(dev, s.cuda_layout, &s.inputs);
     match &s.mode {
         Mode::GenGt => {
             let mut manifest = Vec::new();
@@ -449,6 +452,8 @@ struct Generator<'d, B: Backend> {
     device: &'d B::Device,
     /// The CUDA generator layout of `generator = "cuda"` cases.
     cuda_layout: CudaPlatform,
+    /// Fetches input images given as URLs.
+    inputs: &'d Resolver,
 }
 
 /// One case's generated image, saved under `OUT/cases/<id>/output.<ext>`.
@@ -460,7 +465,7 @@ struct Generated<B: Backend> {
 }
 
 impl<'d, B: Backend> Generator<'d, B> {
-    fn new(device: &'d B::Device, cuda_layout: CudaPlatform) -> Self {
+    fn new(device: &'d B::Device, cuda_layout: CudaPlatform, inputs: &'d Resolver) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));
         install_ctrlc(cancel.clone());
         Self {
@@ -468,10 +473,17 @@ impl<'d, B: Backend> Generator<'d, B> {
             cancel,
             device,
             cuda_layout,
+            inputs,
         }
     }
 
     fn generate(&mut self, case: &Case, out_dir: &Path) -> anyhow::Result<Generated<B>> {
+        // Input images given as URLs come through the GT files' verified cache (offline: only
+        // from it), before any model is loaded.
+        let inputs = self.inputs;
+        let request = case
+            .request_on(self.cuda_layout)
+            .images(case.load_images(&mut |url| fetch_input(inputs, url))?);
         let t_load = Instant::now();
         let pipe = self.pipes.entry(case.model.clone()).or_insert_with(|| {
             QwenImagePipeline::<B>::load(&case.model, self.device)
@@ -480,7 +492,7 @@ impl<'d, B: Backend> Generator<'d, B> {
         });
         let load = t_load.elapsed().as_secs_f64();
         let pipe = pipe.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let out = generate_with_progress(pipe, &case.request_on(self.cuda_layout), &case.id)?;
+        let out = generate_with_progress(pipe, &request, &case.id)?;
         let timings = Timings {
             load,
             text_encoder: out.timings.text_encoder.as_secs_f64(),
@@ -496,6 +508,31 @@ impl<'d, B: Backend> Generator<'d, B> {
             output_rel,
         })
     }
+}
+
+/// The way to the GT files' verified download cache for input images (`--offline`: served from it
+/// only). A resolver is the cache's one public door; its single source, the output folder, is
+/// never asked for GT.
+fn input_fetcher(args: &Args) -> anyhow::Result<Resolver> {
+    Ok(Resolver::builder()
+        .source(Source::new(
+            SourceKind::Sglang,
+            Location::Local(args.out.clone()),
+        ))
+        .offline(args.offline)
+        .progress(true)
+        .build()?)
+}
+
+/// A local copy of an input image URL.
+fn fetch_input(inputs: &Resolver, url: &str) -> Result<PathBuf, String> {
+    let file = GtFile {
+        name: url.rsplit('/').next().unwrap_or(url).to_string(),
+        url: url.to_string(),
+        local_path: None,
+        revision: None,
+    };
+    inputs.fetch(&file).map_err(|e| e.to_string())
 }
 
 /// The GT lookup of a case: under its upstream alias (`CONSISTENCY_GT_CASE_ALIASES`), for its
