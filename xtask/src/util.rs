@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
-use pipeline::{Event, Output, QwenImagePipeline, Request};
+use pipeline::{Event, InputImage, Output, Pipeline, Request};
 
 /// The repository root (xtask's parent).
 pub fn repo_root() -> PathBuf {
@@ -80,7 +80,7 @@ pub fn install_ctrlc(flag: Arc<AtomicBool>) {
 
 /// Run a request with a progress bar over the denoising steps.
 pub fn generate_with_progress<B: Backend>(
-    pipe: &QwenImagePipeline<B>,
+    pipe: &Pipeline<B>,
     req: &Request,
     label: &str,
 ) -> anyhow::Result<Output<B>> {
@@ -102,6 +102,61 @@ pub fn generate_with_progress<B: Backend>(
     });
     bar.finish_and_clear();
     Ok(out?)
+}
+
+/// Fetches the http(s) URLs of input images through gt-resolver's verified cache (the GT files'
+/// cache, `GT_RESOLVER_CACHE_DIR`; served from it alone when offline), built on first use.
+pub struct ImageFetcher {
+    offline: bool,
+    resolver: Option<gt_resolver::Resolver>,
+}
+
+impl ImageFetcher {
+    pub fn new(offline: bool) -> Self {
+        Self {
+            offline,
+            resolver: None,
+        }
+    }
+
+    /// The local copy of `url`.
+    pub fn fetch(&mut self, url: &str) -> anyhow::Result<PathBuf> {
+        if self.resolver.is_none() {
+            self.resolver = Some(
+                gt_resolver::Resolver::builder()
+                    .offline(self.offline)
+                    .progress(true)
+                    .build_for_downloads()?,
+            );
+        }
+        match &self.resolver {
+            Some(r) => Ok(r.fetch_url(url)?),
+            None => anyhow::bail!("no downloader for {url}"),
+        }
+    }
+}
+
+/// Input images of an edit, each a file or an http(s) URL (see [`ImageFetcher`]), read as
+/// diffusers' `load_image` reads them. Errors name the file or URL.
+pub fn load_input_images(sources: &[String], offline: bool) -> anyhow::Result<Vec<InputImage>> {
+    let mut fetcher = ImageFetcher::new(offline);
+    sources
+        .iter()
+        .map(|src| {
+            if is_url(src) {
+                let path = fetcher.fetch(src)?;
+                Ok(InputImage::load_as(&path, src.as_str())?)
+            } else {
+                Ok(InputImage::load(src)?)
+            }
+        })
+        .collect()
+}
+
+/// An http(s) URL (anything else is a path).
+pub fn is_url(s: &str) -> bool {
+    let l = s.trim_start().to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://")
 }
 
 /// Median of the runs, in ms, written as `{"median_ms", "runs_ms"}` when asked.

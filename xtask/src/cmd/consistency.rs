@@ -19,7 +19,7 @@ use metrics::{
     CaseThresholds, ClipImageEncoder, FrameMetrics, ImageMetrics, Media, PixelMetrics, Thresholds,
 };
 use pipeline::case::{self, Case, Suite};
-use pipeline::{Output, QwenImagePipeline};
+use pipeline::{Output, Pipeline};
 use sha2::{Digest, Sha256};
 use torch_rng::CudaPlatform;
 
@@ -447,7 +447,7 @@ fn each_case<'c, T>(
 
 /// Loads each model once for the run, with one Ctrl-C handler shared by every pipeline.
 struct Generator<'d, B: Backend> {
-    pipes: HashMap<String, Result<QwenImagePipeline<B>, String>>,
+    pipes: HashMap<String, Result<Pipeline<B>, String>>,
     cancel: Arc<AtomicBool>,
     device: &'d B::Device,
     /// The CUDA generator layout of `generator = "cuda"` cases.
@@ -486,7 +486,7 @@ impl<'d, B: Backend> Generator<'d, B> {
             .images(case.load_images(&mut |url| fetch_input(inputs, url))?);
         let t_load = Instant::now();
         let pipe = self.pipes.entry(case.model.clone()).or_insert_with(|| {
-            QwenImagePipeline::<B>::load(&case.model, self.device)
+            Pipeline::<B>::load(&case.model, self.device)
                 .map(|p| p.with_cancel_flag(self.cancel.clone()))
                 .map_err(|e| format!("cannot load the pipeline {}: {e}", case.model))
         });

@@ -1,14 +1,16 @@
-//! `cargo xtask generate`: one Qwen-Image picture.
+//! `cargo xtask generate`: one Qwen-Image picture (text to image, or an edit of `--image` files
+//! with an Edit / Edit-Plus folder; the pipeline follows the folder's `_class_name`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use pipeline::{InitialLatents, QwenImagePipeline, Request};
+use pipeline::{InitialLatents, Pipeline, Request};
+use text_encoder::VisionPositions;
 use torch_rng::{CudaPlatform, GeneratorDevice};
 
 use crate::platform::{RunPlatform, parse_cuda_layout};
-use crate::util::{generate_with_progress, install_ctrlc, save_image};
+use crate::util::{generate_with_progress, install_ctrlc, load_input_images, save_image};
 use crate::{backend, with_backend};
 
 #[derive(clap::Args, Debug)]
@@ -33,11 +35,18 @@ pub struct Args {
     pub guidance_scale: Option<f32>,
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
-    /// Floored to a multiple of 16, as diffusers does.
-    #[arg(long, default_value_t = 1024)]
-    pub height: usize,
-    #[arg(long, default_value_t = 1024)]
-    pub width: usize,
+    /// Input image of an Edit / Edit-Plus folder (repeatable, in order; Edit takes one): a PNG,
+    /// JPEG or WebP file, or an http(s) URL downloaded through the GT files' verified cache.
+    /// Read as diffusers' load_image does (EXIF orientation, then PIL's convert("RGB")).
+    #[arg(long = "image", value_name = "PATH|URL")]
+    pub images: Vec<String>,
+    /// Floored to a multiple of 16, as diffusers does. Default: 1024 for text to image; for an
+    /// edit, the 1024²-area size at the last input image's aspect ratio.
+    #[arg(long)]
+    pub height: Option<usize>,
+    /// As --height.
+    #[arg(long)]
+    pub width: Option<usize>,
     /// Seed for torch-compatible noise (the same noise as diffusers with the `--generator`'s
     /// `torch.Generator(...).manual_seed(seed)`).
     #[arg(long, conflicts_with = "latents")]
@@ -63,6 +72,14 @@ pub struct Args {
     pub dtype: String,
     #[arg(long, default_value_t = 512)]
     pub max_sequence_length: usize,
+    /// Positions of an edit prompt's image tokens in the text encoder: Qwen2.5-VL's 3-D M-RoPE
+    /// (the model as trained) or the sequential ones of diffusers ≤ 0.42.1 with transformers ≥
+    /// 5.15 (diffusers#14194).
+    #[arg(long, default_value = "mrope", value_parser = ["mrope", "sequential"])]
+    pub vision_positions: String,
+    /// Serve --image URLs only from the cache (no network).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -94,7 +111,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!("noise: {}", latents.describe());
-    let mut req = Request::new(a.prompt.clone(), a.height, a.width)
+    let images = load_input_images(&a.images, a.offline)?;
+    let mut req = Request::edit(a.prompt.clone(), images)
         .steps(a.steps)
         .max_sequence_length(a.max_sequence_length)
         .latents(latents);
@@ -107,11 +125,27 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(s) = a.guidance_scale {
         req = req.guidance_scale(s);
     }
+    if let Some(h) = a.height {
+        req = req.height(h);
+    }
+    if let Some(w) = a.width {
+        req = req.width(w);
+    }
+    if a.vision_positions == "sequential" {
+        req = req.vision_positions(VisionPositions::Sequential);
+    }
     // Sizes, steps and scales are refused before a single weight is read.
     req.validate()?;
     with_backend!(device, precision, |B, dev| {
-        let pipe = QwenImagePipeline::<B>::load_revision(&a.model, a.revision.as_deref(), &dev)
+        let pipe = Pipeline::<B>::load_revision(&a.model, a.revision.as_deref(), &dev)
             .with_context(|| format!("loading the pipeline {}", a.model))?;
+        if pipe.kind().takes_images() && a.images.is_empty() {
+            bail!(
+                "{} is a {} folder: give the picture to edit with --image PATH|URL",
+                a.model,
+                pipe.kind()
+            );
+        }
         install_ctrlc(pipe.cancel_flag());
         let out = generate_with_progress(&pipe, &req, "generate")?;
         save_image(&out.image, &a.out)?;
