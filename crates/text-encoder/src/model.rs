@@ -15,6 +15,7 @@ use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, ElementConversion, Int, Tensor, TensorData};
 use weights::Weights;
+use weights::nn::RmsNorm;
 
 use crate::kv_cache::KvCache;
 use crate::rope::{self, RopeTables};
@@ -29,44 +30,6 @@ const IGNORED_PREFIXES: [&str; 3] = ["visual.", "model.visual.", "lm_head."];
 /// Where the language model's tensors live: the released flat layout (`model.layers.*`) or the
 /// transformers ≥ 4.52 layout (`model.language_model.layers.*`).
 const LAYOUTS: [&str; 2] = ["model.language_model.", "model."];
-
-/// `Qwen2_5_VLRMSNorm`: `x / sqrt(mean(x²) + eps) · weight`.
-#[derive(Module, Debug)]
-struct RmsNorm<B: Backend> {
-    weight: Param<Tensor<B, 1>>,
-    #[module(skip)]
-    eps: f64,
-}
-
-impl<B: Backend> RmsNorm<B> {
-    fn load(
-        w: &Weights,
-        prefix: &str,
-        dim: usize,
-        eps: f64,
-        dev: &B::Device,
-    ) -> Result<Self, Error> {
-        Ok(Self {
-            weight: Param::from_tensor(w.get(&format!("{prefix}.weight"), [dim], dev)?),
-            eps,
-        })
-    }
-
-    /// As upstream: the mean of squares and the scaling in f32, cast back to the input dtype, and
-    /// only then the multiply by the weight (a no-op cast in f32).
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let dtype = x.dtype();
-        let x = x.cast(burn::tensor::FloatDType::F32);
-        let inv_rms = x
-            .clone()
-            .square()
-            .mean_dim(2)
-            .add_scalar(self.eps)
-            .sqrt()
-            .recip();
-        (x * inv_rms).cast(dtype) * self.weight.val().unsqueeze::<3>()
-    }
-}
 
 /// `Qwen2_5_VLAttention`: q/k/v projections with bias, o_proj without, grouped-query heads.
 #[derive(Module, Debug)]

@@ -12,8 +12,9 @@ use burn::tensor::activation::{gelu, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, FloatDType, Int, Tensor, TensorCreationOptions, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorCreationOptions, TensorData};
 use weights::Weights;
+use weights::nn::{RmsNorm, in_f32};
 
 use super::VisionConfig;
 use super::grid;
@@ -27,34 +28,6 @@ const LAYOUTS: [&str; 2] = ["model.visual.", "visual."];
 /// config says.
 const NORM_EPS: f64 = 1e-6;
 
-/// `Qwen2_5_VLRMSNorm` over the last axis of `[N, C]`: statistics in f32, cast back to the input
-/// dtype, then × weight (the casts are no-ops in f32).
-#[derive(Module, Debug)]
-struct RmsNorm<B: Backend> {
-    weight: Param<Tensor<B, 1>>,
-}
-
-impl<B: Backend> RmsNorm<B> {
-    fn load(w: &Weights, prefix: &str, dim: usize, dev: &B::Device) -> Result<Self, Error> {
-        Ok(Self {
-            weight: Param::from_tensor(w.get(&format!("{prefix}.weight"), [dim], dev)?),
-        })
-    }
-
-    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let dtype = x.dtype();
-        let x = x.cast(FloatDType::F32);
-        let inv_rms = x
-            .clone()
-            .square()
-            .mean_dim(1)
-            .add_scalar(NORM_EPS)
-            .sqrt()
-            .recip();
-        (x * inv_rms).cast(dtype) * self.weight.val().unsqueeze::<2>()
-    }
-}
-
 /// Per-patch cos/sin tables `[N, head_dim]` (f32, window order).
 struct Rotary<B: Backend> {
     cos: Tensor<B, 3>,
@@ -64,13 +37,13 @@ struct Rotary<B: Backend> {
 impl<B: Backend> Rotary<B> {
     /// `apply_rotary_pos_emb_vision` on `[N, heads, head_dim]`: rotate-half in f32, cast back.
     fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let dtype = x.dtype();
-        let x = x.cast(FloatDType::F32);
-        let d = x.dims()[2];
-        let x1 = x.clone().narrow(2, 0, d / 2);
-        let x2 = x.clone().narrow(2, d / 2, d / 2);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 2);
-        (x * self.cos.clone() + rotated * self.sin.clone()).cast(dtype)
+        in_f32(x, |x| {
+            let d = x.dims()[2];
+            let x1 = x.clone().narrow(2, 0, d / 2);
+            let x2 = x.clone().narrow(2, d / 2, d / 2);
+            let rotated = Tensor::cat(vec![x2.neg(), x1], 2);
+            x * self.cos.clone() + rotated * self.sin.clone()
+        })
     }
 }
 
@@ -233,9 +206,9 @@ impl<B: Backend> VisionBlock<B> {
     fn load(w: &Weights, prefix: &str, cfg: &VisionConfig, dev: &B::Device) -> Result<Self, Error> {
         let c = cfg.hidden_size;
         Ok(Self {
-            norm1: RmsNorm::load(w, &format!("{prefix}.norm1"), c, dev)?,
+            norm1: RmsNorm::load(w, &format!("{prefix}.norm1"), c, NORM_EPS, dev)?,
             attn: VisionAttention::load(w, &format!("{prefix}.attn"), cfg, dev)?,
-            norm2: RmsNorm::load(w, &format!("{prefix}.norm2"), c, dev)?,
+            norm2: RmsNorm::load(w, &format!("{prefix}.norm2"), c, NORM_EPS, dev)?,
             mlp: Mlp::load(w, &format!("{prefix}.mlp"), cfg, dev)?,
         })
     }
@@ -262,7 +235,7 @@ impl<B: Backend> PatchMerger<B> {
         let c = cfg.hidden_size;
         let m = c * cfg.spatial_merge_size * cfg.spatial_merge_size;
         Ok(Self {
-            ln_q: RmsNorm::load(w, &format!("{prefix}.ln_q"), c, dev)?,
+            ln_q: RmsNorm::load(w, &format!("{prefix}.ln_q"), c, NORM_EPS, dev)?,
             mlp_0: w.linear(&format!("{prefix}.mlp.0"), m, m, true, dev)?,
             mlp_2: w.linear(
                 &format!("{prefix}.mlp.2"),
