@@ -7,8 +7,9 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, FloatDType, Tensor, TensorData, activation};
+use burn::tensor::{Tensor, TensorData, activation};
 use weights::Weights;
+use weights::nn::in_f32;
 
 use crate::Error;
 
@@ -104,20 +105,12 @@ impl<B: Backend> RmsNorm<B> {
 
     pub(crate) fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = self.gamma.dims()[0];
-        let dtype = x.dtype();
         // Since diffusers v0.38 (PR #13316) the normalisation runs in f32 for half-precision inputs
         // and is cast back before `· √C · gamma`; before that it ran in the input dtype.
-        let low_precision = matches!(dtype, DType::BF16 | DType::F16);
-        let xf = if low_precision {
-            x.cast(FloatDType::F32)
-        } else {
-            x
-        };
-        let norm = xf.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
-        let mut normalized = xf / norm;
-        if low_precision {
-            normalized = normalized.cast(dtype);
-        }
+        let normalized = in_f32(x, |x| {
+            let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+            x / norm
+        });
         normalized.mul_scalar(self.scale) * self.gamma.val().reshape([1, c, 1, 1])
     }
 }
