@@ -395,3 +395,259 @@ fn forward_text_encoder_and_vision_with_nan_weights_write_nothing() {
         &out,
     );
 }
+
+// ---- consistency: a case that cannot run is an error of the run, listed in the report ----
+
+/// A case file next to testdata/cases (so relative paths resolve) from `[[case]]` bodies.
+fn write_cases(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("cases.toml");
+    let body = body
+        .replace(
+            "@MODEL@",
+            &testdata().join("tiny-qwen-image").to_string_lossy(),
+        )
+        .replace(
+            "@LATENTS@",
+            &testdata().join("e2e/latents").to_string_lossy(),
+        );
+    std::fs::write(&p, body).expect("write cases");
+    p
+}
+
+const GOOD_CASE: &str = r#"
+[[case]]
+id = "tiny_t2i_cfg"
+model = "@MODEL@"
+prompt = "Doraemon is eating dorayaki"
+negative_prompt = " "
+true_cfg_scale = 4.0
+height = 64
+width = 64
+num_inference_steps = 6
+latents = "@LATENTS@/tiny_t2i_cfg.safetensors"
+"#;
+
+fn bad_case(id: &str, line: &str) -> String {
+    format!(
+        "\n[[case]]\nid = \"{id}\"\nmodel = \"@MODEL@\"\nprompt = \"x\"\nheight = 64\nwidth = 64\n\
+         num_inference_steps = 2\n{line}\n"
+    )
+    .replacen(
+        "height = 64\n",
+        if line.starts_with("height") {
+            ""
+        } else {
+            "height = 64\n"
+        },
+        1,
+    )
+}
+
+fn consistency(cases: &Path, out: &Path, extra: &[&str]) -> Output {
+    xtask()
+        .args(["consistency", "--cases"])
+        .arg(cases)
+        .arg("--gt-root")
+        .arg(testdata().join("gt"))
+        .arg("--clip-model")
+        .arg(testdata().join("metrics/tiny-clip"))
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("run xtask")
+}
+
+fn report(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    serde_json::from_str(&text).expect("report JSON")
+}
+
+fn case_of<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    r["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no case {id} in {r}"))
+}
+
+#[test]
+fn a_case_that_cannot_run_is_listed_and_the_others_still_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = [
+        GOOD_CASE.to_string(),
+        bad_case("huge", "height = 1099511627776"),
+        bad_case("zero", "height = 0"),
+        bad_case("steps", "num_inference_steps = 1000000000").replace(
+            "num_inference_steps = 2\nnum_inference_steps",
+            "num_inference_steps",
+        ),
+        bad_case("nan_cfg", "negative_prompt = \" \"\ntrue_cfg_scale = nan"),
+        // Latents of the 48×80 case for a 64×64 output: the wrong shape.
+        bad_case(
+            "wrong_latents",
+            "latents = \"@LATENTS@/tiny_t2i_nonsquare.safetensors\"",
+        ),
+    ]
+    .concat();
+    let cases = write_cases(dir.path(), &body);
+    let out = dir.path().join("out");
+    let o = consistency(&cases, &out, &[]);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let r = report(&out);
+    assert_eq!(r["complete"], true);
+    assert_eq!(
+        (r["passed"].as_u64(), r["errors"].as_u64()),
+        (Some(1), Some(5)),
+        "{r}"
+    );
+    assert_eq!(case_of(&r, "tiny_t2i_cfg")["passed"], true);
+    for (id, says) in [
+        ("huge", "height 1099511627776"),
+        ("zero", "height 0"),
+        ("steps", "num_inference_steps 1000000000"),
+        ("nan_cfg", "true_cfg_scale is NaN"),
+        ("wrong_latents", "tiny_t2i_nonsquare.safetensors"),
+    ] {
+        let c = case_of(&r, id);
+        assert_eq!(c["passed"], false);
+        let error = c["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: no error in {c}"));
+        assert!(error.contains(says), "{id}: {error}");
+        assert!(err.contains(&format!("[{id}] ERROR")), "{err}");
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(html.contains("could not run: case `huge`"), "html");
+}
+
+#[test]
+fn impossible_thresholds_exit_2_and_misspelt_keys_warn() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Values: caught before any case runs.
+    let cases = write_cases(dir.path(), GOOD_CASE);
+    for (json, key) in [
+        (
+            r#"{"default_ssim_threshold_image": 1.5}"#,
+            "default_ssim_threshold_image",
+        ),
+        (
+            r#"{"cases": {"tiny_t2i_cfg": {"mean_abs_diff_threshold": -1}}}"#,
+            "mean_abs_diff_threshold",
+        ),
+        (
+            r#"{"default_psnr_threshold_image": -3}"#,
+            "default_psnr_threshold_image",
+        ),
+    ] {
+        let t = dir.path().join("t.json");
+        std::fs::write(&t, json).expect("write");
+        let out = dir.path().join("out");
+        let o = consistency(&cases, &out, &["--thresholds", t.to_str().expect("utf-8")]);
+        assert_refused(&o, &["t.json", key]);
+        assert!(!out.join("report.json").exists(), "nothing ran: no report");
+    }
+    // A misspelt key is a warning, and its default threshold stays in force.
+    let t = dir.path().join("typo.json");
+    std::fs::write(&t, r#"{"cases": {"tiny_t2i_cfg": {"psnr_treshold": 99}}}"#).expect("write");
+    let out = dir.path().join("typo-out");
+    let o = consistency(&cases, &out, &["--thresholds", t.to_str().expect("utf-8")]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("unknown key `cases.tiny_t2i_cfg.psnr_treshold`")
+            && err.contains("did you mean `cases.tiny_t2i_cfg.psnr_threshold`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_clip_model_is_in_the_verdict() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = write_cases(dir.path(), GOOD_CASE);
+    let out = dir.path().join("out");
+    let o = xtask()
+        .args(["consistency", "--cases"])
+        .arg(&cases)
+        .arg("--gt-root")
+        .arg(testdata().join("gt"))
+        .args(["--clip-model", "/nonexistent/clip-folder", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run xtask");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let c = case_of(&report(&out), "tiny_t2i_cfg").clone();
+    assert_eq!(c["passed"], false);
+    let failures = c["failures"].to_string();
+    assert!(
+        failures.contains("/nonexistent/clip-folder") && failures.contains("not a pass"),
+        "{failures}"
+    );
+}
+
+#[test]
+fn a_killed_rerun_leaves_a_true_partial_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    // A previous run's report, which must not stand next to this run's images.
+    let stale = r#"{"passed": 4, "failed": 0, "cases": []}"#;
+    std::fs::write(out.join("report.json"), stale).expect("write");
+    std::fs::write(out.join("index.html"), "<h1>4 passed</h1>").expect("write");
+    // The good case first, then slow ones (many steps) to be killed in.
+    let mut body = GOOD_CASE.to_string();
+    for i in 0..3 {
+        body.push_str(
+            &bad_case(&format!("slow_{i}"), "seed = 1")
+                .replace("num_inference_steps = 2", "num_inference_steps = 400"),
+        );
+    }
+    let cases = write_cases(dir.path(), &body);
+    let mut child = xtask()
+        .args(["consistency", "--cases"])
+        .arg(&cases)
+        .arg("--gt-root")
+        .arg(testdata().join("gt"))
+        .args(["--no-clip", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn xtask");
+    let started = std::time::Instant::now();
+    let first_output = out.join("cases/tiny_t2i_cfg/output.png");
+    let mut seen_partial = false;
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        // Once this run has written an image, the stale report must be gone.
+        if first_output.exists() {
+            let text = std::fs::read_to_string(out.join("report.json")).expect("report");
+            assert_ne!(
+                text, stale,
+                "the previous run's report outlived this run's images"
+            );
+        }
+        if let Ok(text) = std::fs::read_to_string(out.join("report.json"))
+            && let Ok(r) = serde_json::from_str::<serde_json::Value>(&text)
+            && r["cases"].as_array().is_some_and(|c| c.len() == 1)
+        {
+            seen_partial = true;
+            break;
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert!(seen_partial, "never saw the report after the first case");
+    let r = report(&out);
+    assert_eq!(r["complete"], false, "{r}");
+    assert_eq!(case_of(&r, "tiny_t2i_cfg")["passed"], true, "{r}");
+    let html = std::fs::read_to_string(out.join("index.html")).expect("html");
+    assert!(html.contains("partial report"), "html not marked partial");
+}

@@ -24,6 +24,10 @@ pub enum Error {
     Latents { path: PathBuf, reason: String },
     #[error("invalid request: {0}")]
     Request(String),
+    /// A case whose values cannot run (`Case::validate`): an impossible size, step count or
+    /// scale, named as the case file names it.
+    #[error("case `{id}`: {reason}")]
+    InvalidCase { id: String, reason: String },
     /// An input image (file or URL, named) that could not be read or prepared.
     #[error("input image {image}: {reason}")]
     InputImage { image: String, reason: String },

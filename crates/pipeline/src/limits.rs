@@ -138,7 +138,10 @@ impl Case {
     /// case file's key names; a runner calls it before loading the case's model, so that a case
     /// that cannot run is reported as such while the other cases run.
     pub fn validate(&self) -> Result<(), Error> {
-        let fail = |reason: String| Error::Request(format!("case `{}`: {reason}", self.id));
+        let fail = |reason: String| Error::InvalidCase {
+            id: self.id.clone(),
+            reason,
+        };
         if self.num_gpus == 0 {
             return Err(fail("num_gpus must be at least 1".into()));
         }

@@ -1,8 +1,11 @@
 //! `cargo xtask consistency`: run cases end to end, resolve GT, compare, report.
 //!
 //! Every case runs whatever happened to the previous one; failures are collected. Exit 0 when
-//! every case passed, 1 when some case failed (or could not be checked), 2 when the run could not
-//! start (bad case file, bad options, unreadable threshold file).
+//! every case passed, 1 when some case failed (or could not be checked: no GT, no CLIP), 2 when
+//! the run could not start (bad case file, bad options, a threshold file with an impossible value)
+//! or some case could not run (an impossible size, latents of the wrong shape, a model that does
+//! not load: listed in the report with its `error`, the other cases still run). The report is
+//! replaced at the start and rewritten after every case with `"complete": false` until the end.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -118,6 +121,8 @@ struct Settings {
     mode: Mode,
     /// Downloads the input images cases give as URLs (through the GT files' verified cache).
     inputs: Resolver,
+    /// The report's `platform` line (its partial versions carry it too).
+    report_platform: String,
 }
 
 /// What a run does with the images it generates.
@@ -189,7 +194,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         device_label: format!("{}/{}", args.device, args.dtype),
         mode,
         inputs: input_fetcher(&args)?,
+        report_platform: run_platform.to_string(),
     };
+    // A previous run's report must not stand next to this run's images: replace it at once with
+    // an empty partial one (`"complete": false`), rewritten after every case.
+    start_report(&settings)?;
     // Listed with `skip = "reason"`: reported, never run, never silently dropped.
     let (skipped, runnable): (Vec<Case>, Vec<Case>) =
         all.into_iter().partition(|c| c.skip.is_some());
@@ -213,7 +222,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         reports.push(r);
     }
     if let Mode::GenGt = settings.mode {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if reports.iter().any(|r| r.error.is_some()) {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let mut report = Report::from_cases(reports);
     report.platform = run_platform.to_string();
@@ -224,11 +237,62 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         settings.out.join("report.json").display(),
         settings.out.join("index.html").display()
     );
-    Ok(if report.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
+    Ok(exit_code(&report))
+}
+
+/// 2 when some case could not run (an error of the run), else 1 when some case failed, else 0.
+fn exit_code(report: &Report) -> ExitCode {
+    if report.errors > 0 {
+        ExitCode::from(2)
+    } else if report.failed > 0 {
         ExitCode::from(1)
-    })
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The start of a run: the previous report in the output folder is replaced by an empty partial
+/// one (a comparing run) or removed (`--gen-gt`, which writes none).
+fn start_report(s: &Settings) -> anyhow::Result<()> {
+    match s.mode {
+        Mode::Compare(_) => write_partial_report(s, &[]),
+        Mode::GenGt => {
+            for name in ["report.json", "index.html"] {
+                let p = s.out.join(name);
+                if p.exists() {
+                    std::fs::remove_file(&p)
+                        .with_context(|| format!("removing the previous {}", p.display()))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The report so far, marked `"complete": false` (JSON and HTML, each written atomically), so
+/// that a run stopped at any point leaves a true partial report.
+fn write_partial_report(s: &Settings, so_far: &[CaseReport]) -> anyhow::Result<()> {
+    let mut report = Report::from_cases(so_far.to_vec());
+    report.platform = s.report_platform.clone();
+    report.complete = false;
+    report::write_report(&s.out, &report)
+}
+
+/// A case that could not run (its values, its model, its generation): an error of the run (exit
+/// 2), reported with its reason, never a failed comparison.
+#[derive(Debug)]
+struct CouldNotRun(anyhow::Error);
+
+impl std::fmt::Display for CouldNotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for CouldNotRun {}
+
+fn could_not_run(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(CouldNotRun(e))
 }
 
 /// The threshold file a run uses (`--thresholds`, else the suite's) and the `<platform>.json`
@@ -292,6 +356,10 @@ fn compare_settings(
         None => Thresholds::builtin(),
         Some((base, overlay)) => Thresholds::load(&base, overlay.as_deref())?,
     };
+    // A misspelt key leaves the default threshold in force: say so before the run.
+    for w in thresholds.warnings() {
+        eprintln!("warning: {w}");
+    }
     let (resolver, _) = gt_resolver(args, root, embedded, suite)?;
 
     let clip = if args.no_clip {
@@ -309,8 +377,8 @@ fn compare_settings(
         match ClipImageEncoder::load(&model, &Default::default()) {
             Ok(enc) => Clip::Ready(Box::new(enc)),
             Err(e) => {
-                eprintln!("warning: CLIP is skipped: {e}");
-                Clip::Unavailable(format!("CLIP model {model} unavailable: {e}"))
+                eprintln!("warning: CLIP cannot be computed, so no case can pass: {e}");
+                Clip::Unavailable(e.to_string())
             }
         }
     };
@@ -388,8 +456,8 @@ fn run_cases<B: Backend>(
         Mode::GenGt => {
             let mut manifest = Vec::new();
             let reports = each_case(all.iter().map(|c| (c, ())), s, |case, ()| {
-                let g = generator.generate(case, &s.out)?;
-                manifest.push(write_gt(case, &g, s)?);
+                let g = generator.generate(case, &s.out).map_err(could_not_run)?;
+                manifest.push(write_gt(case, &g, s).map_err(could_not_run)?);
                 Ok(gt_written_report(case, &g, s))
             });
             write_manifest(s, &manifest)?;
@@ -406,7 +474,7 @@ fn run_cases<B: Backend>(
                 all.iter().zip(resolutions),
                 s,
                 |case, resolution| {
-                    let g = generator.generate(case, &s.out)?;
+                    let g = generator.generate(case, &s.out).map_err(could_not_run)?;
                     let mut report = compare(case, g, resolution?, c, s)?;
                     report.timings.gt += gt_probe_time;
                     Ok(report)
@@ -432,14 +500,23 @@ fn each_case<'c, T>(
     overall.set_prefix("consistency");
     let mut reports = Vec::new();
     for (case, item) in items {
-        let report = f(case, item).unwrap_or_else(|e| {
-            let mut r = case_report(case, s);
-            r.failures.push(format!("{e:#}"));
-            r
+        let report = f(case, item).unwrap_or_else(|e| match e.downcast::<CouldNotRun>() {
+            Ok(CouldNotRun(e)) => CaseReport {
+                error: Some(format!("{e:#}")),
+                ..case_report(case, s)
+            },
+            Err(e) => {
+                let mut r = case_report(case, s);
+                r.failures.push(format!("{e:#}"));
+                r
+            }
         });
         overall.suspend(|| print_case_line(&report, gen_gt));
         overall.inc(1);
         reports.push(report);
+        if !gen_gt && let Err(e) = write_partial_report(s, &reports) {
+            overall.suspend(|| eprintln!("warning: cannot update the partial report: {e:#}"));
+        }
     }
     overall.finish_and_clear();
     reports
@@ -478,6 +555,8 @@ impl<'d, B: Backend> Generator<'d, B> {
     }
 
     fn generate(&mut self, case: &Case, out_dir: &Path) -> anyhow::Result<Generated<B>> {
+        // Sizes, steps and scales are refused before the case's model is loaded.
+        case.validate()?;
         // Input images given as URLs come through the GT files' verified cache (offline: only
         // from it), before any model is loaded.
         let inputs = self.inputs;
@@ -709,10 +788,10 @@ fn compare<B: Backend>(
         .extend(verdict.failures.iter().map(|f| f.to_string()));
     let clip_unavailable = matches!(c.clip, Clip::Unavailable(_));
     report.passed = verdict.failures.is_empty() && verdict.frames > 0 && !clip_unavailable;
-    if clip_unavailable {
+    if let Clip::Unavailable(why) = &c.clip {
         report
             .failures
-            .push("clip could not be computed: not a pass".into());
+            .push(format!("clip not computed ({why}): not a pass"));
     }
     if !report.passed {
         report.failures.push(format!("GT used: {}", file.url));
@@ -785,6 +864,10 @@ fn print_case_line(c: &CaseReport, gen_gt: bool) {
         eprintln!("[{}] SKIPPED: {why}", c.id);
         return;
     }
+    if let Some(why) = &c.error {
+        eprintln!("[{}] ERROR (could not run): {why}", c.id);
+        return;
+    }
     if gen_gt {
         let what = if c.failures.is_empty() {
             "GT written"
@@ -827,10 +910,11 @@ fn print_table(r: &Report) {
         println!(
             "{:<28} {:<7} {:<9} {:>7} {:>7} {:>8} {:>7}",
             c.id,
-            match (c.skip_reason.is_some(), c.passed) {
-                (true, _) => "SKIP",
-                (false, true) => "PASS",
-                (false, false) => "FAIL",
+            match (c.skip_reason.is_some(), c.error.is_some(), c.passed) {
+                (true, ..) => "SKIP",
+                (false, true, _) => "ERROR",
+                (false, false, true) => "PASS",
+                (false, false, false) => "FAIL",
             },
             c.gt_source,
             m.and_then(|m| m.clip)
@@ -843,9 +927,12 @@ fn print_table(r: &Report) {
         );
     }
     println!(
-        "{} passed, {} failed, {} skipped",
-        r.passed, r.failed, r.skipped
+        "{} passed, {} failed ({} could not run), {} skipped",
+        r.passed, r.failed, r.errors, r.skipped
     );
+    if !r.complete {
+        println!("partial: not every case has run");
+    }
 }
 
 /// Merge partitioned runs: concatenate their cases (a case id must not appear twice), copy their
@@ -853,12 +940,20 @@ fn print_table(r: &Report) {
 fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
     let mut cases = Vec::new();
     let mut seen = std::collections::BTreeMap::new();
+    let mut complete = true;
     for dir in inputs {
         let path = dir.join("report.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let r: Report = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a consistency report", path.display()))?;
+        if !r.complete {
+            eprintln!(
+                "warning: {} is a partial report (its run did not finish)",
+                path.display()
+            );
+            complete = false;
+        }
         for c in r.cases {
             if let Some(prev) = seen.insert(c.id.clone(), dir.clone()) {
                 bail!(
@@ -880,12 +975,9 @@ fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
             cases.push(c);
         }
     }
-    let report = Report::from_cases(cases);
+    let mut report = Report::from_cases(cases);
+    report.complete = complete;
     report::write_report(out, &report)?;
     print_table(&report);
-    Ok(if report.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(&report))
 }

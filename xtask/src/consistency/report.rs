@@ -38,6 +38,14 @@ pub struct Report {
     /// Cases listed with `skip = "reason"`: neither run nor counted as passed or failed.
     #[serde(default)]
     pub skipped: usize,
+    /// Of the failed cases, those that could not run at all (an impossible size, latents of the
+    /// wrong shape, a model that does not load): each has its `error`. Any makes the exit code 2.
+    #[serde(default)]
+    pub errors: usize,
+    /// `false` while the run is going (the report is rewritten after every case), so that a run
+    /// that was killed leaves a report that says it is partial; `true` once every case is in.
+    #[serde(default = "finished")]
+    pub complete: bool,
     /// The consistency platform and how it was decided (GT folder, thresholds, CUDA noise layout).
     #[serde(default)]
     pub platform: String,
@@ -102,6 +110,14 @@ pub struct CaseReport {
     /// Set for a case listed with `skip = "reason"`: it was not run.
     #[serde(default)]
     pub skip_reason: Option<String>,
+    /// Set for a case that could not run (why): an error of the run, not a failed comparison.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Reports written before `complete` existed were only ever written at the end of a run.
+fn finished() -> bool {
+    true
 }
 
 impl CaseReport {
@@ -124,6 +140,15 @@ impl CaseReport {
             generator: latents.generator(),
             output: None,
             skip_reason: None,
+            error: None,
+        }
+    }
+
+    /// A case that could not run, and why.
+    pub fn could_not_run(case: &Case, why: String) -> Self {
+        Self {
+            error: Some(why),
+            ..Self::new(case)
         }
     }
 
@@ -149,10 +174,13 @@ impl Report {
         });
         let skipped = cases.iter().filter(|c| c.skip_reason.is_some()).count();
         let passed = cases.iter().filter(|c| c.passed).count();
+        let errors = cases.iter().filter(|c| c.error.is_some()).count();
         Self {
             passed,
             failed: cases.len() - passed - skipped,
             skipped,
+            errors,
+            complete: true,
             platform: String::new(),
             cases,
         }
@@ -220,11 +248,13 @@ pub fn write_case_images(
     Ok(())
 }
 
-fn result_word(c: &CaseReport) -> &'static str {
-    match (c.skip_reason.is_some(), c.passed) {
-        (true, _) => "SKIPPED",
-        (false, true) => "PASSED",
-        (false, false) => "FAILED",
+/// `PASSED`, `FAILED`, `ERROR` (could not run) or `SKIPPED`, as the table and the log say it.
+pub fn result_word(c: &CaseReport) -> &'static str {
+    match (c.skip_reason.is_some(), c.error.is_some(), c.passed) {
+        (true, ..) => "SKIPPED",
+        (false, true, _) => "ERROR",
+        (false, false, true) => "PASSED",
+        (false, false, false) => "FAILED",
     }
 }
 
@@ -278,6 +308,18 @@ pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
         "<h1>Qwen-Image consistency: <span class=\"pass\">{} passed</span>, <span class=\"fail\">{} failed</span>, {} skipped</h1>\n",
         report.passed, report.failed, report.skipped
     ));
+    if report.errors > 0 {
+        h.push_str(&format!(
+            "<p class=\"fail\">{} case(s) could not run (an error of the run, exit code 2)</p>\n",
+            report.errors
+        ));
+    }
+    if !report.complete {
+        h.push_str(
+            "<p class=\"fail\" id=\"partial\">partial report: the run has not finished (or was \
+             stopped); only the cases below have run</p>\n",
+        );
+    }
     if !report.platform.is_empty() {
         h.push_str(&format!("<p>platform: {}</p>\n", esc(&report.platform)));
     }
@@ -306,6 +348,12 @@ pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
         ));
         if let Some(why) = &c.skip_reason {
             h.push_str(&format!("<p>not run: {}</p>\n", esc(why)));
+        }
+        if let Some(why) = &c.error {
+            h.push_str(&format!(
+                "<p class=\"fail\">could not run: {}</p>\n",
+                esc(why)
+            ));
         }
         for f in &c.failures {
             h.push_str(&format!("<p class=\"fail\">{}</p>\n", esc(f)));
