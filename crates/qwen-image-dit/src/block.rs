@@ -8,7 +8,7 @@ use weights::Weights;
 
 use crate::DitError;
 use crate::attention::{AttentionImpl, JointAttention};
-use crate::layers::{FeedForward, chunks, layer_norm};
+use crate::layers::{FeedForward, chunks, layer_norm, linear_rows};
 use crate::rope::Rope;
 
 /// Image and text streams, each with its own modulation, attention projections and MLP, meeting
@@ -64,7 +64,7 @@ impl<B: Backend> TransformerBlock<B> {
         imp: AttentionImpl,
     ) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let n = img.dims()[1];
-        let img_params = self.img_mod.forward(temb_silu.clone());
+        let img_params = linear_rows(&self.img_mod, temb_silu.clone());
         let (img_mod, txt_temb) = match cond_from {
             Some(split) => {
                 let b = temb_silu.dims()[0] / 2;
@@ -83,7 +83,7 @@ impl<B: Backend> TransformerBlock<B> {
         };
         // Modulation layout: [shift1 | scale1 | gate1 | shift2 | scale2 | gate2].
         let [t_shift1, t_scale1, t_gate1, t_shift2, t_scale2, t_gate2] =
-            chunks::<B, 6>(self.txt_mod.forward(txt_temb));
+            chunks::<B, 6>(linear_rows(&self.txt_mod, txt_temb));
 
         let (img_attn, txt_attn) = self.attn.forward(
             img_mod.modulate(img.clone(), 0),
