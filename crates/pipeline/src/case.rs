@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use torch_rng::{CudaPlatform, GeneratorDevice};
 
-use crate::{Error, InitialLatents, InputImage, Request};
+use crate::{Error, InitialLatents, InputImage, LayeredOptions, Request};
+use image_io::LayeredResolution;
 
 /// Which defaults fill the fields a case leaves out (the suite's `defaults` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -238,6 +239,10 @@ pub struct Case {
     pub preset: Option<SglangPreset>,
     /// The fields filled from defaults, as `name = value` (for reports).
     pub defaulted: Vec<String>,
+    /// Layered (`layers`, `resolution`, `cfg_normalize`, `use_en_prompt`): diffusers' defaults
+    /// where absent (4 layers, bucket 640, off, off), or SGLang's with `defaults = "sglang"`
+    /// (bucket 640, `cfg_normalize` and `use_en_prompt` on). Other pipelines ignore them.
+    pub layered: LayeredOptions,
 }
 
 /// Where one input image of a case comes from.
@@ -323,6 +328,7 @@ impl Case {
         r.negative_prompt = self.negative_prompt.clone();
         r.true_cfg_scale = self.true_cfg_scale;
         r.guidance_scale = self.guidance_scale;
+        r.layered = self.layered;
         r
     }
 }
@@ -369,6 +375,10 @@ struct RawCase {
     num_gpus: Option<u32>,
     output_format: Option<String>,
     skip: Option<String>,
+    layers: Option<usize>,
+    resolution: Option<u32>,
+    cfg_normalize: Option<bool>,
+    use_en_prompt: Option<bool>,
 }
 
 /// `image = "a.png"` or `image = ["a.png", "https://…/b.jpg"]`.
@@ -634,7 +644,16 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
                 format!("case `{id}`: latents file {} does not exist", l.display()),
             ));
         }
+        let given = (
+            raw.layers,
+            raw.resolution,
+            raw.cfg_normalize,
+            raw.use_en_prompt,
+        );
+        let layered = layered_options(given, preset, &mut note)
+            .map_err(|why| fail(case_line, format!("case `{id}`: {why}")))?;
         out.push(Case {
+            layered,
             id,
             model,
             prompt,
@@ -664,6 +683,60 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
         thresholds,
         cases: out,
     })
+}
+
+/// The Layered fields of a case, defaults filled (and noted) from the SGLang preset if any.
+fn layered_options(
+    (layers, resolution, cfg_normalize, use_en_prompt): (
+        Option<usize>,
+        Option<u32>,
+        Option<bool>,
+        Option<bool>,
+    ),
+    preset: Option<SglangPreset>,
+    note: &mut dyn FnMut(&str, String),
+) -> Result<LayeredOptions, String> {
+    let mut o = LayeredOptions::default();
+    if let Some(n) = layers {
+        if !(1..=crate::MAX_LAYERS).contains(&n) {
+            return Err(format!(
+                "layers must be between 1 and {} (got {n})",
+                crate::MAX_LAYERS
+            ));
+        }
+        o.layers = n;
+    }
+    let resolution = resolution.or_else(|| {
+        let r = preset?.resolution()?;
+        note("resolution", r.to_string());
+        Some(r)
+    });
+    if let Some(r) = resolution {
+        o.resolution = LayeredResolution::from_pixels(r)
+            .ok_or_else(|| format!("resolution {r} is not one of the buckets 640, 1024"))?;
+    }
+    let mut flag = |given: Option<bool>, default: Option<bool>, name: &str| {
+        given.or_else(|| {
+            let d = default?;
+            note(name, d.to_string());
+            Some(d)
+        })
+    };
+    if let Some(b) = flag(
+        cfg_normalize,
+        preset.and_then(SglangPreset::cfg_normalize),
+        "cfg_normalize",
+    ) {
+        o.cfg_normalize = b;
+    }
+    if let Some(b) = flag(
+        use_en_prompt,
+        preset.and_then(SglangPreset::use_en_prompt),
+        "use_en_prompt",
+    ) {
+        o.use_en_prompt = b;
+    }
+    Ok(o)
 }
 
 /// The SGLang preset for a case's model: a local folder's `model_index.json` `_class_name`, else

@@ -283,6 +283,8 @@ impl<B: Backend> QwenImageEditPipeline<B> {
                 decode: decode_time,
             },
             warnings,
+            layers: Vec::new(),
+            caption: None,
         })
     }
 }

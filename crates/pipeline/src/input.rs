@@ -15,6 +15,10 @@ use crate::Error;
 #[derive(Debug, Clone)]
 pub struct InputImage {
     image: Image,
+    /// The picture as decoded, in its own mode (the Layered pipeline converts it to RGBA).
+    original: Image,
+    /// The EXIF orientation applied to `image` (and to `original` when it is converted).
+    orientation: Orientation,
     source: String,
 }
 
@@ -52,7 +56,8 @@ impl InputImage {
                 img.apply_orientation(o);
                 Ok(Self {
                     image: Image::from(img.to_rgb8()),
-                    source: rgb.source,
+                    orientation: o,
+                    ..rgb
                 })
             }
         }
@@ -62,6 +67,7 @@ impl InputImage {
     /// No EXIF orientation is applied: the pixels are taken as they are.
     pub fn from_image(image: Image, source: impl Into<String>) -> Result<Self, Error> {
         let source = source.into();
+        let original = image.clone();
         let image = match image.mode() {
             Mode::Rgb => image,
             _ => image.convert(Mode::Rgb).map_err(|e| Error::InputImage {
@@ -75,12 +81,44 @@ impl InputImage {
                 reason: "the image is empty".into(),
             });
         }
-        Ok(Self { image, source })
+        Ok(Self {
+            image,
+            original,
+            orientation: Orientation::NoTransforms,
+            source,
+        })
     }
 
     /// The RGB picture.
     pub fn image(&self) -> &Image {
         &self.image
+    }
+
+    /// The picture as the Layered pipeline takes it: PIL's `convert("RGBA")` of the image as
+    /// decoded (an RGB or grey file gets alpha 255, an RGBA one keeps its alpha), with the same
+    /// EXIF orientation as [`Self::image`].
+    pub fn rgba(&self) -> Result<Image, Error> {
+        let fail = |reason: String| Error::InputImage {
+            image: self.source.clone(),
+            reason,
+        };
+        let rgba = match self.original.mode() {
+            Mode::Rgba => self.original.clone(),
+            _ => self
+                .original
+                .convert(Mode::Rgba)
+                .map_err(|e| fail(e.to_string()))?,
+        };
+        if self.orientation == Orientation::NoTransforms {
+            return Ok(rgba);
+        }
+        // A pixel permutation: it commutes with the per-pixel RGBA conversion.
+        let pixels = rgba
+            .to_rgba_image()
+            .ok_or_else(|| fail("the RGBA conversion gave another mode".into()))?;
+        let mut img = DynamicImage::ImageRgba8(pixels);
+        img.apply_orientation(self.orientation);
+        Ok(Image::from(img.to_rgba8()))
     }
 
     /// Where it came from (a path or a URL), for messages and reports.

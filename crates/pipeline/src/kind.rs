@@ -9,6 +9,7 @@ use burn::tensor::backend::Backend;
 use weights::PipelineDir;
 
 use crate::edit::QwenImageEditPipeline;
+use crate::layered::QwenImageLayeredPipeline;
 use crate::{Error, Event, Output, QwenImagePipeline, Request};
 
 /// The diffusers pipeline class a folder declares. New kinds (Layered) are added as variants
@@ -22,6 +23,9 @@ pub enum PipelineKind {
     Edit,
     /// `QwenImageEditPlusPipeline` (Qwen-Image-Edit-2509, -2511): one or more input images.
     EditPlus,
+    /// `QwenImageLayeredPipeline` (Qwen-Image-Layered): one input image, decomposed into RGBA
+    /// layers.
+    Layered,
 }
 
 impl PipelineKind {
@@ -30,6 +34,7 @@ impl PipelineKind {
         PipelineKind::TextToImage,
         PipelineKind::Edit,
         PipelineKind::EditPlus,
+        PipelineKind::Layered,
     ];
 
     /// The diffusers class name.
@@ -38,6 +43,7 @@ impl PipelineKind {
             PipelineKind::TextToImage => "QwenImagePipeline",
             PipelineKind::Edit => "QwenImageEditPipeline",
             PipelineKind::EditPlus => "QwenImageEditPlusPipeline",
+            PipelineKind::Layered => "QwenImageLayeredPipeline",
         }
     }
 
@@ -129,6 +135,8 @@ pub enum Pipeline<B: Backend> {
     TextToImage(Box<QwenImagePipeline<B>>),
     /// [`PipelineKind::Edit`] and [`PipelineKind::EditPlus`].
     Edit(Box<QwenImageEditPipeline<B>>),
+    /// [`PipelineKind::Layered`].
+    Layered(Box<QwenImageLayeredPipeline<B>>),
 }
 
 impl<B: Backend> Pipeline<B> {
@@ -156,6 +164,9 @@ impl<B: Backend> Pipeline<B> {
             PipelineKind::Edit | PipelineKind::EditPlus => {
                 Self::Edit(Box::new(QwenImageEditPipeline::from_dir(dir, device)?))
             }
+            PipelineKind::Layered => {
+                Self::Layered(Box::new(QwenImageLayeredPipeline::from_dir(dir, device)?))
+            }
         })
     }
 
@@ -164,6 +175,7 @@ impl<B: Backend> Pipeline<B> {
         match self {
             Self::TextToImage(_) => PipelineKind::TextToImage,
             Self::Edit(p) => p.kind(),
+            Self::Layered(_) => PipelineKind::Layered,
         }
     }
 
@@ -176,6 +188,7 @@ impl<B: Backend> Pipeline<B> {
         match self {
             Self::TextToImage(p) => p.generate(req, on_event),
             Self::Edit(p) => p.generate(req, on_event),
+            Self::Layered(p) => p.generate(req, on_event),
         }
     }
 
@@ -184,6 +197,7 @@ impl<B: Backend> Pipeline<B> {
         match self {
             Self::TextToImage(p) => p.cancel_flag(),
             Self::Edit(p) => p.cancel_flag(),
+            Self::Layered(p) => p.cancel_flag(),
         }
     }
 
@@ -192,6 +206,7 @@ impl<B: Backend> Pipeline<B> {
         match self {
             Self::TextToImage(p) => Self::TextToImage(Box::new(p.with_cancel_flag(flag))),
             Self::Edit(p) => Self::Edit(Box::new(p.with_cancel_flag(flag))),
+            Self::Layered(p) => Self::Layered(Box::new(p.with_cancel_flag(flag))),
         }
     }
 
@@ -200,6 +215,7 @@ impl<B: Backend> Pipeline<B> {
         match self {
             Self::TextToImage(p) => p.vae_scale_factor(),
             Self::Edit(p) => p.vae_scale_factor(),
+            Self::Layered(p) => p.vae_scale_factor(),
         }
     }
 }
@@ -215,8 +231,9 @@ mod tests {
         }
         assert_eq!(
             PipelineKind::from_class_name("QwenImageLayeredPipeline"),
-            None
+            Some(PipelineKind::Layered)
         );
+        assert_eq!(PipelineKind::from_class_name("FluxPipeline"), None);
         assert!(!PipelineKind::TextToImage.takes_images());
         assert!(PipelineKind::EditPlus.takes_images());
     }

@@ -27,6 +27,7 @@ mod error;
 mod input;
 mod kind;
 mod latents;
+mod layered;
 mod limits;
 mod request;
 mod stages;
@@ -37,6 +38,9 @@ pub use error::Error;
 pub use input::InputImage;
 pub use kind::{Pipeline, PipelineKind};
 pub use latents::{InitialLatents, load_latents_file, seeded_latents};
+pub use layered::{
+    LayeredInput, LayeredOptions, MAX_LAYERS, QwenImageLayeredPipeline, drop_alpha, needs_caption,
+};
 pub use limits::{MAX_PIXELS, MAX_SIDE, MAX_STEPS};
 pub use request::{Event, Output, Request, StageTimings};
 pub use text_to_image::QwenImagePipeline;

@@ -5,12 +5,13 @@ use std::time::Duration;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use cfg::Guidance;
-use image::RgbImage;
-use text_encoder::VisionPositions;
+use image::{RgbImage, RgbaImage};
+use text_encoder::{Caption, VisionPositions};
 
 use crate::Error;
 use crate::input::InputImage;
 use crate::latents::InitialLatents;
+use crate::layered::LayeredOptions;
 
 /// diffusers' default `true_cfg_scale`, used when a negative prompt is given with no scale at all.
 const DEFAULT_TRUE_CFG_SCALE: f32 = 4.0;
@@ -33,6 +34,8 @@ pub struct Request {
     pub(crate) images: Vec<InputImage>,
     /// How the text encoder numbers the tokens of a prompt with images.
     pub(crate) vision_positions: VisionPositions,
+    /// The Layered settings (layers, resolution bucket, CFG normalisation, caption language).
+    pub(crate) layered: LayeredOptions,
 }
 
 impl Request {
@@ -58,6 +61,7 @@ impl Request {
             latents: InitialLatents::Seed(0),
             images,
             vision_positions: VisionPositions::default(),
+            layered: LayeredOptions::default(),
         }
     }
 
@@ -165,6 +169,8 @@ pub struct StageTimings {
 /// What a generation returns.
 #[derive(Debug)]
 pub struct Output<B: Backend> {
+    /// The image (Layered: the first layer with its alpha dropped, the image upstream's
+    /// consistency test compares).
     pub image: RgbImage,
     /// The size actually generated (floored to multiples of 16).
     pub height: usize,
@@ -173,4 +179,8 @@ pub struct Output<B: Backend> {
     pub latents_after_first_step: Option<Tensor<B, 3>>,
     pub timings: StageTimings,
     pub warnings: Vec<String>,
+    /// Layered: the `layers` RGBA images in diffusers' order (empty for the other pipelines).
+    pub layers: Vec<RgbaImage>,
+    /// Layered: the caption used as the prompt when the request's prompt was empty.
+    pub caption: Option<Caption>,
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{FloatDType, Tensor, TensorData};
+use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use cfg::Guidance;
 use flow_match::{Schedule, SchedulerConfig};
 use image::RgbImage;
@@ -214,8 +214,21 @@ impl<B: Backend> Denoiser<'_, B> {
     /// `img_shapes`.
     pub fn run(
         &self,
+        latents: Tensor<B, 3>,
+        image_latents: Option<&Tensor<B, 3>>,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Denoised<B>, Error> {
+        self.run_with_t_cond(latents, image_latents, None, on_event)
+    }
+
+    /// [`Self::run`] with the DiT's `additional_t_cond` `[1]` at every step (Layered: 0 = RGB,
+    /// looked up in `addition_t_embedding`; a transformer without `use_additional_t_cond`
+    /// ignores it).
+    pub fn run_with_t_cond(
+        &self,
         mut latents: Tensor<B, 3>,
         image_latents: Option<&Tensor<B, 3>>,
+        additional_t_cond: Option<Tensor<B, 1, Int>>,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Denoised<B>, Error> {
         let steps = self.plan.schedule.num_steps();
@@ -239,11 +252,12 @@ impl<B: Backend> Denoiser<'_, B> {
                 None => latents.clone(),
             };
             let predict = |text: &PromptEmbeds<B>, rope: &Rope<B>, t: Tensor<B, 1>| {
-                let v = self.transformer.forward_with_rope(
+                let v = self.transformer.forward_with_rope_t_cond(
                     input.clone(),
                     text.embeds.clone(),
                     text.mask_if_needed(),
                     t,
+                    additional_t_cond.clone(),
                     rope,
                 );
                 match image_latents {

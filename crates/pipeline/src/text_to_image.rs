@@ -186,6 +186,8 @@ impl<B: Backend> QwenImagePipeline<B> {
                 ..StageTimings::default()
             },
             warnings,
+            layers: Vec::new(),
+            caption: None,
         })
     }
 }
