@@ -90,6 +90,15 @@ impl Default for VaeConfig {
     }
 }
 
+/// The widest channel count (and the largest `z_dim`, `input_channels`, `num_res_blocks`) a config
+/// may ask for; the released VAE uses 384. A bound keeps a hostile config from overflowing the
+/// width products or allocating without end.
+const MAX_WIDTH: usize = 1 << 16;
+
+/// The most downsampling stages (`len(temperal_downsample)`; the released VAE has 3, a scale
+/// factor of 8): the scale factor is `2^stages`.
+const MAX_DOWNSAMPLES: usize = 8;
+
 impl VaeConfig {
     /// Read and validate `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
@@ -112,7 +121,10 @@ impl VaeConfig {
     /// Pixels per latent cell along each side: `2^len(temperal_downsample)` (8 for Qwen-Image),
     /// as `QwenImagePipeline.vae_scale_factor`.
     pub fn scale_factor(&self) -> usize {
-        1 << self.temperal_downsample.len()
+        // Saturating: a validated config has at most MAX_DOWNSAMPLES entries.
+        1usize
+            .checked_shl(self.temperal_downsample.len() as u32)
+            .unwrap_or(usize::MAX)
     }
 
     /// Channel widths the encoder walks through: `base_dim × [1, dim_mult…]` (stage `i` goes from
@@ -120,7 +132,7 @@ impl VaeConfig {
     pub(crate) fn encoder_dims(&self) -> Vec<usize> {
         std::iter::once(1)
             .chain(self.dim_mult.iter().copied())
-            .map(|m| self.base_dim * m)
+            .map(|m| self.base_dim.saturating_mul(m))
             .collect()
     }
 
@@ -129,7 +141,7 @@ impl VaeConfig {
         let last = self.dim_mult.last().copied().unwrap_or(1);
         std::iter::once(last)
             .chain(self.dim_mult.iter().rev().copied())
-            .map(|m| self.base_dim * m)
+            .map(|m| self.base_dim.saturating_mul(m))
             .collect()
     }
 
@@ -141,6 +153,39 @@ impl VaeConfig {
             return Err(format!(
                 "dim_mult {:?} must be non-empty and positive",
                 self.dim_mult
+            ));
+        }
+        // Bounds before any product: every value may come from a hostile file.
+        if self.dim_mult.len() > MAX_DOWNSAMPLES + 1 {
+            return Err(format!(
+                "dim_mult has {} stages, more than the {} this port allows",
+                self.dim_mult.len(),
+                MAX_DOWNSAMPLES + 1
+            ));
+        }
+        for (name, v) in [
+            ("z_dim", self.z_dim),
+            ("input_channels", self.input_channels),
+            ("num_res_blocks", self.num_res_blocks),
+        ] {
+            if v > MAX_WIDTH {
+                return Err(format!("{name} {v} exceeds the maximum {MAX_WIDTH}"));
+            }
+        }
+        if let Some(m) = self
+            .dim_mult
+            .iter()
+            .find(|&&m| self.base_dim.checked_mul(m).is_none_or(|w| w > MAX_WIDTH))
+        {
+            return Err(format!(
+                "base_dim {} × dim_mult {m} exceeds the maximum channel width {MAX_WIDTH}",
+                self.base_dim
+            ));
+        }
+        if self.base_dim > MAX_WIDTH {
+            return Err(format!(
+                "base_dim {} exceeds the maximum channel width {MAX_WIDTH}",
+                self.base_dim
             ));
         }
         if self.temperal_downsample.len() + 1 != self.dim_mult.len() {

@@ -1,0 +1,204 @@
+//! Fuzzing the VAE's config parser (`VaeConfig::from_file`) on stable Rust with proptest: the tiny
+//! model's config.json with hostile values (huge widths, long `temperal_downsample` lists, zero
+//! and non-finite statistics, wrong types) and random edits of it. No panic or overflow; an
+//! accepted config can be asked for its scale factor.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use qwen_image_vae::VaeConfig;
+use serde_json::{Value, json};
+
+const CI_CASES: u32 = 2000;
+
+/// A few thousand inputs per property in CI (a fixed, small budget); `PROPTEST_CASES=N` runs
+/// longer. Failing inputs are kept in `tests/fuzz.proptest-regressions` (committed) and replayed
+/// first on every run.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CI_CASES);
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
+/// Random edits of a valid input: delete a range, insert bytes, overwrite a byte, duplicate a
+/// range — what a truncated download, a bad editor or a hostile file does to it.
+fn edits() -> impl Strategy<Value = Vec<(usize, usize, u8, Vec<u8>)>> {
+    prop::collection::vec(
+        (
+            any::<usize>(),
+            0usize..4,
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..8),
+        ),
+        0..6,
+    )
+}
+
+fn mutate(base: &[u8], edits: &[(usize, usize, u8, Vec<u8>)]) -> Vec<u8> {
+    let mut v = base.to_vec();
+    for (pos, op, byte, bytes) in edits {
+        let at = if v.is_empty() { 0 } else { pos % (v.len() + 1) };
+        match op {
+            0 => {
+                let end = (at + usize::from(*byte) % 16).min(v.len());
+                v.drain(at..end);
+            }
+            1 => {
+                v.splice(at..at, bytes.iter().copied());
+            }
+            2 if at < v.len() => v[at] = *byte,
+            _ => {
+                let end = (at + usize::from(*byte)).min(v.len());
+                let copy = v[at..end].to_vec();
+                v.splice(at..at, copy);
+            }
+        }
+    }
+    v
+}
+
+/// A hostile JSON value for a config key: the sizes that overflowed (2^60 heads, 2^33 patches),
+/// zero, negative, fractional, huge, wrong types.
+fn generic_hostile() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        prop::sample::select(vec![
+            json!(0),
+            json!(1),
+            json!(2),
+            json!(3),
+            json!(-1),
+            json!(1.5),
+            json!(1u64 << 33),
+            json!(1u64 << 60),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1e300),
+            json!(null),
+            json!(true),
+            json!("x"),
+            json!([]),
+            json!([0, 0, 0]),
+            json!([1u64 << 62, 2, 2]),
+            json!({}),
+        ]),
+        (0u64..100_000).prop_map(|v| json!(v)),
+        prop::collection::vec((0i64..70).prop_map(|v| json!(v)), 0..5).prop_map(Value::Array),
+    ]
+}
+
+/// The real config with some keys replaced by hostile values (or removed), or with one
+/// unknown key added.
+fn config_document(base: Value) -> impl Strategy<Value = Value> {
+    let keys: Vec<String> = base
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    prop::collection::vec(
+        (
+            prop::sample::select(keys),
+            prop::option::weighted(0.9, hostile()),
+        ),
+        1..4,
+    )
+    .prop_map(move |changes| {
+        let mut doc = base.clone();
+        if let Some(m) = doc.as_object_mut() {
+            for (k, v) in changes {
+                match v {
+                    Some(v) => m.insert(k, v),
+                    None => m.remove(&k),
+                };
+            }
+        }
+        doc
+    })
+}
+
+/// The generic hostile values, plus the VAE's list shapes: long downsample lists (a shift by 64
+/// or more), huge channel multipliers, statistics with zero or NaN-like values.
+fn hostile() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => generic_hostile(),
+        1 => prop::collection::vec(any::<bool>(), 0..80).prop_map(|v| json!(v)),
+        1 => prop::collection::vec(prop_oneof![Just(1u64 << 40), Just(u64::MAX), 0u64..9], 0..6)
+            .prop_map(|v| json!(v)),
+        1 => prop::collection::vec(prop_oneof![Just(0.0f64), Just(-1e300), -3.0f64..3.0], 0..20)
+            .prop_map(|v| json!(v)),
+    ]
+}
+
+fn tiny_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/tiny-qwen-image/vae/config.json")
+}
+
+fn base() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(tiny_config()).expect("config")).expect("json")
+}
+
+/// One folder for the whole run (a temp dir per input costs more than the parse).
+fn scratch() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+fn exercise(bytes: &[u8], file: &str) {
+    let path = scratch().join(file);
+    std::fs::write(&path, bytes).expect("write");
+    if let Ok(c) = VaeConfig::from_file(&path) {
+        let f = c.scale_factor();
+        assert!(f.is_power_of_two(), "{c:?}");
+        assert_eq!(c.latents_std.len(), c.z_dim);
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn hostile_config_values_never_panic(doc in config_document(base())) {
+        exercise(doc.to_string().as_bytes(), "hostile.json");
+    }
+
+    #[test]
+    fn edited_config_files_never_panic(edits in edits()) {
+        let bytes = std::fs::read(tiny_config()).expect("config");
+        exercise(&mutate(&bytes, &edits), "edited.json");
+    }
+}
+
+/// What the fuzzer found (kept in `fuzz.proptest-regressions` too): widths that overflowed
+/// `base_dim × dim_mult` and a downsample list long enough to overflow the scale factor's shift.
+#[test]
+fn found_overflows_are_refused_naming_the_key() {
+    for (key, value, says) in [
+        (
+            "dim_mult",
+            json!([1u64 << 40, 1u64 << 40, 1u64 << 40, u64::MAX]),
+            "dim_mult",
+        ),
+        ("base_dim", json!(1u64 << 62), "base_dim"),
+        (
+            "temperal_downsample",
+            json!(vec![true; 70]),
+            "temperal_downsample",
+        ),
+        ("z_dim", json!(u64::MAX), "z_dim"),
+    ] {
+        let mut doc = base();
+        doc[key] = value;
+        let path = scratch().join(format!("found-{key}.json"));
+        std::fs::write(&path, doc.to_string()).expect("write");
+        let e = VaeConfig::from_file(&path).expect_err(key).to_string();
+        assert!(e.contains(says), "{e}");
+    }
+}
