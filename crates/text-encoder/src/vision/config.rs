@@ -145,7 +145,11 @@ impl VisionConfig {
 
     /// Values per patch row of `pixel_values`: channels · temporal · patch² (1176).
     pub fn patch_dim(&self) -> usize {
-        self.in_channels * self.temporal_patch_size * self.patch_size * self.patch_size
+        // Saturating: `validate` bounds the product, an unvalidated config cannot panic here.
+        self.in_channels
+            .saturating_mul(self.temporal_patch_size)
+            .saturating_mul(self.patch_size)
+            .saturating_mul(self.patch_size)
     }
 
     /// Window side in merged units (`window_size // merge // patch`, 4 released).
@@ -167,6 +171,29 @@ impl VisionConfig {
         ];
         if let Some((k, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(error(path, format!("vision_config.{k} must be positive")));
+        }
+        // Bounds before any product: every value may come from a hostile file.
+        let window = [("window_size", self.window_size)];
+        if let Some((k, v)) = positive.iter().chain(&window).find(|(_, v)| *v > MAX_SIZE) {
+            return Err(error(
+                path,
+                format!("vision_config.{k} {v} exceeds the maximum {MAX_SIZE}"),
+            ));
+        }
+        let patch_dim = self
+            .in_channels
+            .checked_mul(self.temporal_patch_size)
+            .and_then(|d| d.checked_mul(self.patch_size))
+            .and_then(|d| d.checked_mul(self.patch_size));
+        if patch_dim.is_none_or(|d| d > MAX_SIZE) {
+            return Err(error(
+                path,
+                format!(
+                    "vision in_channels {} × temporal_patch_size {} × patch_size {}² exceeds the \
+                     maximum patch width {MAX_SIZE}",
+                    self.in_channels, self.temporal_patch_size, self.patch_size
+                ),
+            ));
         }
         // The 2-D rotary embedding splits head_dim into (h, w) halves of rotate-half pairs.
         if !self.hidden_size.is_multiple_of(self.num_heads) || !self.head_dim().is_multiple_of(4) {
@@ -197,6 +224,10 @@ impl VisionConfig {
         Ok(())
     }
 }
+
+/// The largest size (widths, patch sizes, window) a vision config may ask for; the released tower
+/// uses 3584. A bound keeps a hostile config from overflowing the products sized from it.
+const MAX_SIZE: usize = 1 << 20;
 
 fn error(path: &Path, reason: String) -> Error {
     Error::Config {
