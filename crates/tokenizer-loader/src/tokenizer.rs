@@ -253,9 +253,15 @@ fn build(source: &Source, decision: Decision) -> Result<QwenTokenizer> {
     let inner = match decision.path {
         TokenizerPath::Fast => {
             let path = source.find("tokenizer.json")?.ok_or_else(missing)?;
-            tokenizers::Tokenizer::from_file(&path).map_err(|e| Error::Tokenizers {
-                path: path.clone(),
-                message: e.to_string(),
+            // Parsed as JSON first: tokenizers 0.23 deserialises its decoder while streaming
+            // and `expect`s on a syntax error there (a truncated or hand-edited file panicked,
+            // found by tests/fuzz.rs); from a parsed value that cannot happen.
+            let json: serde_json::Value = read_json(&path)?;
+            serde_json::from_value::<tokenizers::Tokenizer>(json).map_err(|e| {
+                Error::Tokenizers {
+                    path: path.clone(),
+                    message: e.to_string(),
+                }
             })?
         }
         TokenizerPath::Slow => slow::build(&SlowFiles {
