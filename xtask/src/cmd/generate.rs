@@ -1,16 +1,20 @@
-//! `cargo xtask generate`: one Qwen-Image picture (text to image, or an edit of `--image` files
-//! with an Edit / Edit-Plus folder; the pipeline follows the folder's `_class_name`).
+//! `cargo xtask generate`: one Qwen-Image picture (text to image, an edit of `--image` files with
+//! an Edit / Edit-Plus folder, or the RGBA layers of one `--image` with a Layered folder; the
+//! pipeline follows the folder's `_class_name`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use pipeline::{InitialLatents, Pipeline, Request};
+use image_io::LayeredResolution;
+use pipeline::{InitialLatents, Output, Pipeline, PipelineKind, Request};
 use text_encoder::VisionPositions;
 use torch_rng::{CudaPlatform, GeneratorDevice};
 
 use crate::platform::{RunPlatform, parse_cuda_layout};
-use crate::util::{generate_with_progress, install_ctrlc, load_input_images, save_image};
+use crate::util::{
+    generate_with_progress, install_ctrlc, load_input_images, save_image, write_atomic,
+};
 use crate::{backend, with_backend};
 
 #[derive(clap::Args, Debug)]
@@ -22,8 +26,10 @@ pub struct Args {
     /// HF revision (branch, tag or commit) when --model is a repo id.
     #[arg(long)]
     pub revision: Option<String>,
+    /// The prompt. Required but for a Layered folder, where a missing, empty or " " prompt is
+    /// replaced by a caption of the input image (printed), as diffusers does.
     #[arg(long)]
-    pub prompt: String,
+    pub prompt: Option<String>,
     /// Negative prompt; without one CFG is off, as in diffusers (the official README uses " ").
     #[arg(long)]
     pub negative_prompt: Option<String>,
@@ -63,9 +69,24 @@ pub struct Args {
     /// Exact initial packed latents [1, N, 4*z] under key "latents".
     #[arg(long)]
     pub latents: Option<PathBuf>,
-    /// Output image (png, jpg or webp by extension).
+    /// Output image (png, jpg or webp by extension); for a Layered folder a folder, which receives
+    /// layer_0.png … layer_{N-1}.png (RGBA).
     #[arg(long)]
     pub out: PathBuf,
+    /// Layered: number of RGBA layers (diffusers' default 4).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Layered: the resolution bucket, 640 (diffusers' default) or 1024; the output keeps the
+    /// input's aspect ratio at about that many pixels squared.
+    #[arg(long, value_parser = parse_resolution)]
+    pub resolution: Option<LayeredResolution>,
+    /// Layered: caption an empty prompt in English (else Chinese, diffusers' default).
+    #[arg(long)]
+    pub use_en_prompt: bool,
+    /// Layered: rescale the CFG combination to the conditional prediction's norm (diffusers'
+    /// default off; SGLang's Layered default on).
+    #[arg(long)]
+    pub cfg_normalize: bool,
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[arg(long, default_value = "f32")]
@@ -80,6 +101,13 @@ pub struct Args {
     /// Serve --image URLs only from the cache (no network).
     #[arg(long)]
     pub offline: bool,
+}
+
+fn parse_resolution(s: &str) -> Result<LayeredResolution, String> {
+    s.parse::<u32>()
+        .ok()
+        .and_then(LayeredResolution::from_pixels)
+        .ok_or_else(|| format!("`{s}` is not a resolution bucket: use 640 or 1024"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -112,7 +140,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     eprintln!("noise: {}", latents.describe());
     let images = load_input_images(&a.images, a.offline)?;
-    let mut req = Request::edit(a.prompt.clone(), images)
+    let mut req = Request::edit(a.prompt.clone().unwrap_or_default(), images)
         .steps(a.steps)
         .max_sequence_length(a.max_sequence_length)
         .latents(latents);
@@ -134,21 +162,31 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if a.vision_positions == "sequential" {
         req = req.vision_positions(VisionPositions::Sequential);
     }
+    if let Some(n) = a.layers {
+        req = req.layers(n);
+    }
+    if let Some(r) = a.resolution {
+        req = req.resolution(r);
+    }
+    req = req
+        .use_en_prompt(a.use_en_prompt)
+        .cfg_normalize(a.cfg_normalize);
     // Sizes, steps and scales are refused before a single weight is read.
     req.validate()?;
+    // The folder's class decides which options apply: checked before any weight is read.
+    let dir = weights::resolve_pipeline(&a.model, a.revision.as_deref())
+        .with_context(|| format!("loading the pipeline {}", a.model))?;
+    check_kind_options(&a, PipelineKind::of(&dir)?)?;
     with_backend!(device, precision, |B, dev| {
-        let pipe = Pipeline::<B>::load_revision(&a.model, a.revision.as_deref(), &dev)
+        let pipe = Pipeline::<B>::from_dir(&dir, &dev)
             .with_context(|| format!("loading the pipeline {}", a.model))?;
-        if pipe.kind().takes_images() && a.images.is_empty() {
-            bail!(
-                "{} is a {} folder: give the picture to edit with --image PATH|URL",
-                a.model,
-                pipe.kind()
-            );
-        }
         install_ctrlc(pipe.cancel_flag());
         let out = generate_with_progress(&pipe, &req, "generate")?;
-        save_image(&out.image, &a.out)?;
+        if pipe.kind() == PipelineKind::Layered {
+            save_layers(&out, &a.out)?;
+        } else {
+            save_image(&out.image, &a.out)?;
+        }
         eprintln!(
             "wrote {} ({}×{}; text {:.2}s, denoise {:.2}s, decode {:.2}s)",
             a.out.display(),
@@ -160,4 +198,86 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The options that only some pipeline kinds take, refused for the others (before any work).
+fn check_kind_options(a: &Args, kind: PipelineKind) -> anyhow::Result<()> {
+    if kind.takes_images() && a.images.is_empty() {
+        let what = match kind {
+            PipelineKind::Layered => "the picture to decompose",
+            _ => "the picture to edit",
+        };
+        bail!(
+            "{} is a {kind} folder: give {what} with --image PATH|URL",
+            a.model
+        );
+    }
+    let layered_options =
+        a.layers.is_some() || a.resolution.is_some() || a.use_en_prompt || a.cfg_normalize;
+    match kind {
+        PipelineKind::Layered => {
+            if a.height.is_some() || a.width.is_some() {
+                bail!(
+                    "--height/--width do not apply to a {kind} folder: the size follows the \
+                     input's aspect ratio in the --resolution bucket"
+                );
+            }
+            if a.out.is_file() {
+                bail!(
+                    "--out {} is a file: a {kind} folder writes layer_0.png … into a folder",
+                    a.out.display()
+                );
+            }
+        }
+        _ => {
+            if layered_options {
+                bail!(
+                    "--layers, --resolution, --use-en-prompt and --cfg-normalize apply to a \
+                     QwenImageLayeredPipeline folder; {} is a {kind} folder",
+                    a.model
+                );
+            }
+            if a.prompt.is_none() {
+                bail!("--prompt is required for a {kind} folder");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Layered: `OUT/layer_k.png` (RGBA PNG, each written to a temp name and renamed), and the
+/// caption that replaced an empty prompt.
+fn save_layers<B: burn::tensor::backend::Backend>(
+    out: &Output<B>,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    if let Some(c) = &out.caption {
+        // The caption on stdout (the one thing a script wants), what it cost on stderr.
+        eprintln!(
+            "the prompt was empty: captioned the input ({} new tokens, {})",
+            c.ids.len(),
+            match c.stop {
+                text_encoder::StopReason::Eos(_) => "ended on eos",
+                text_encoder::StopReason::MaxNewTokens => "cut at max_new_tokens",
+            },
+        );
+        println!("caption: {}", c.text);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (k, layer) in out.layers.iter().enumerate() {
+        let mut bytes = Vec::new();
+        image::DynamicImage::ImageRgba8(layer.clone())
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .with_context(|| format!("encoding layer {k}"))?;
+        write_atomic(&dir.join(format!("layer_{k}.png")), &bytes)?;
+    }
+    eprintln!(
+        "wrote {} RGBA layer(s) layer_0.png … in {}",
+        out.layers.len(),
+        dir.display()
+    );
+    Ok(())
 }
