@@ -116,6 +116,9 @@ pub fn encode_jpeg(img: &Image, options: JpegOptions) -> Result<Vec<u8>> {
     compressor.compress_to_vec(image).map_err(&err)
 }
 
+/// PIL's decompression-bomb error threshold: `2 × Image.MAX_IMAGE_PIXELS` (2 × 89 478 485).
+const MAX_PIXELS: usize = 2 * 89_478_485;
+
 /// Decodes JPEG bytes as PIL's `Image.open` + `load()` does: `L` for a greyscale file, `RGB` for
 /// YCbCr and RGB files. CMYK/YCCK files (PIL mode `CMYK`) are [`Error::Unsupported`].
 pub fn decode_jpeg(bytes: &[u8]) -> Result<Image> {
@@ -137,6 +140,18 @@ pub(crate) fn decode_jpeg_named(bytes: &[u8], path: &Path) -> Result<Image> {
             });
         }
     };
+    // PIL refuses more than twice `Image.MAX_IMAGE_PIXELS` (DecompressionBombError); so does
+    // this, before allocating what a hostile header claims (up to 65535² pixels).
+    let pixel_count = header.width.checked_mul(header.height);
+    if pixel_count.is_none_or(|n| n > MAX_PIXELS) {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: format!(
+                "JPEG of {}×{} pixels, more than PIL's decompression-bomb limit of {MAX_PIXELS}",
+                header.width, header.height
+            ),
+        });
+    }
     let pitch = header.width * format.size();
     let mut pixels = vec![0u8; pitch * header.height];
     let out = turbojpeg::Image {
