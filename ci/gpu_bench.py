@@ -10,18 +10,27 @@ Sections (each writes into the report even when it fails, so one run gives every
          4 DiT blocks of the released config at 1024² (batch 1; padded batch 2 with a mask), 2 layers
          of the 7B text encoder on a 300-token prompt, the VAE decoder at 1024². bf16 on both sides;
          max/mean relative error and median time of ≥10 runs after warm-up, synchronised.
+  randn  torch's CUDA generator: `cargo xtask randn --generator cuda --platform SMSxTHREADS --calls 2`
+         against two successive `torch.randn(n, generator=torch.Generator("cuda").manual_seed(s))`
+         for n = 12, 262144 (1024² latent), 440896 (1328²), 512000 (5-frame 640² layered latent),
+         f32 and bf16; max abs difference and share of bit-equal values; the SM count and threads
+         per SM read from the device. Without CUDA (`--small`) only our side runs: "skipped".
   speed  one CFG step (two forwards) of the whole 60-layer DiT at 1024² with random weights made in
-         place on each side; median of ≥5 steps after warm-up.
+         place on each side; median of ≥5 steps after warm-up; peak device memory of each side
+         (weights + activations) sampled from cudaMemGetInfo while it runs.
 The table is printed last; everything goes to OUT/gpu-report.json.
 """
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import pathlib
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
 
@@ -76,6 +85,7 @@ class Ctx:
         self.work = pathlib.Path(args.work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.rows = []  # (section, item, status, numbers)
+        self.meta = {}  # report-level facts read from the device (SM count)
 
     def xtask(self, *argv, timeout=600):
         cmd = [self.args.xtask, *map(str, argv)]
@@ -85,8 +95,11 @@ class Ctx:
         return p
 
     def row(self, section, item, ok, **numbers):
+        """One result. `skipped="why"` marks a row that could not be measured here (not a failure);
+        `note` is free text for the table's last column."""
         self.rows.append(dict(section=section, item=item, ok=ok, **numbers))
-        print(f"[{section}] {item}: {'ok' if ok else 'FAIL'} {numbers}", flush=True)
+        state = f"skipped: {numbers['skipped']}" if numbers.get("skipped") else ("ok" if ok else "FAIL")
+        print(f"[{section}] {item}: {state} {numbers}", flush=True)
 
 
 def section_tiny(c: Ctx):
@@ -118,6 +131,83 @@ def section_tiny(c: Ctx):
     c.row("tiny", "end-to-end cases", p.returncode == 0, exit=p.returncode)
     if p.returncode:
         print(p.stdout[-2000:], p.stderr[-2000:])
+
+
+RANDN_SIZES = [12, 262_144, 440_896, 512_000]
+RANDN_SEED = 42  # SGLang's default seed
+
+
+def section_randn(c: Ctx):
+    cuda = c.args.torch_device.startswith("cuda")
+    if cuda:
+        p = torch.cuda.get_device_properties(0)
+        sm, threads = p.multi_processor_count, p.max_threads_per_multi_processor
+        c.meta.update(sm_count=sm, max_threads_per_sm=threads)
+    else:
+        sm, threads = 132, 2048  # the h100 preset: our side still runs, torch's cannot
+    platform = f"{sm}x{threads}"
+    for n in RANDN_SIZES:
+        for dt, tdt in [("f32", torch.float32), ("bf16", torch.bfloat16)]:
+            item = f"cuda randn {n} {dt} x2"
+            outp = c.work / f"randn_{n}_{dt}.safetensors"
+            c.xtask("randn", "--generator", "cuda", "--seed", RANDN_SEED, "--shape", n, "--dtype", dt,
+                    "--calls", 2, "--platform", platform, "--output", outp)
+            ours = load_file(str(outp))["sample"]
+            if tuple(ours.shape) != (2, n) or ours.dtype != tdt:
+                c.row("randn", item, False, error=f"ours is {tuple(ours.shape)} {ours.dtype}")
+                continue
+            if not cuda:
+                c.row("randn", item, True, skipped="no CUDA", note="skipped: no CUDA")
+                continue
+            g = torch.Generator("cuda").manual_seed(RANDN_SEED)
+            ref = torch.stack([torch.randn(n, generator=g, device="cuda", dtype=tdt) for _ in range(2)]).cpu()
+            ok, numbers = compare_noise(ours, ref, dt)
+            c.row("randn", item, ok, **numbers, sm_count=sm,
+                  note=f"max abs {numbers['max_abs']:.1e}, {100 * numbers['bit_equal']:.3f}% bit-equal, {platform}")
+
+
+def compare_noise(ours, ref, dt):
+    """Our `[2, n]` draw against torch's two successive calls: max abs difference (overall and on
+    the second call: a wrong philox offset shows there) and the share of bit-equal values."""
+    bits = torch.int32 if dt == "f32" else torch.int16
+    diff = (ours.double() - ref.double()).abs()
+    max_abs, max_abs_2nd = float(diff.max()), float(diff[1].max())
+    equal = float((ours.view(bits) == ref.view(bits)).double().mean())
+    # f32: a few ulps of curand's fast sincos/log; bf16: equal except at rounding ties, where the
+    # two differ by one bf16 ulp (2^-5 for |x| in [4, 8)).
+    ok = max_abs <= 1e-5 if dt == "f32" else (max_abs <= 2**-5 and equal >= 0.999)
+    return ok, dict(max_abs=max_abs, max_abs_2nd_call=max_abs_2nd, bit_equal=equal)
+
+
+class PeakMemory:
+    """Device-wide used memory sampled every 10 ms from cudaMemGetInfo while a block runs: catches
+    another process's peak (our binary) as well as this one's. Caching allocators on both sides keep
+    their pools, so the high-water mark stays visible between samples."""
+
+    def __init__(self):
+        free, total = torch.cuda.mem_get_info()
+        self.base = total - free
+        self.peak = self.base
+        self._stop = threading.Event()
+
+    def _poll(self):
+        while not self._stop.is_set():
+            free, total = torch.cuda.mem_get_info()
+            self.peak = max(self.peak, total - free)
+            time.sleep(0.01)
+
+    def __enter__(self):
+        self._t = threading.Thread(target=self._poll, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+    @property
+    def gib(self):
+        return (self.peak - self.base) / 2**30
 
 
 class made_in:
@@ -227,35 +317,53 @@ def section_wide(c: Ctx):
 
 def section_speed(c: Ctx):
     dev, dtype = c.args.torch_device, c.args.torch_dtype
+    cuda = dev.startswith("cuda")
     cfg = SMALL_DIT if c.args.small else RELEASED_DIT
     side, L = (8, 20) if c.args.small else (64, 100)
     layers = 2 if c.args.small else 60
-    m = make_dit(cfg, layers, dev, dtype)
-    hs = torch.randn(1, side * side, 64, device=dev, dtype=dtype)
-    cond = torch.randn(1, L, cfg["joint_attention_dim"], device=dev, dtype=dtype)
-    unc = torch.randn(1, L, cfg["joint_attention_dim"], device=dev, dtype=dtype)
-    t = torch.full((1,), 0.5, device=dev, dtype=dtype)
+    if cuda:
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    with PeakMemory() if cuda else contextlib.nullcontext() as torch_mem:
+        m = make_dit(cfg, layers, dev, dtype)
+        hs = torch.randn(1, side * side, 64, device=dev, dtype=dtype)
+        cond = torch.randn(1, L, cfg["joint_attention_dim"], device=dev, dtype=dtype)
+        unc = torch.randn(1, L, cfg["joint_attention_dim"], device=dev, dtype=dtype)
+        t = torch.full((1,), 0.5, device=dev, dtype=dtype)
 
-    def step():
-        kw = dict(hidden_states=hs, timestep=t, img_shapes=[[(1, side, side)]], return_dict=False)
-        a = m(encoder_hidden_states=cond, **kw)[0]
-        b = m(encoder_hidden_states=unc, **kw)[0]
-        return a + b
+        def step():
+            kw = dict(hidden_states=hs, timestep=t, img_shapes=[[(1, side, side)]], return_dict=False)
+            a = m(encoder_hidden_states=cond, **kw)[0]
+            b = m(encoder_hidden_states=unc, **kw)[0]
+            return a + b
 
-    with torch.no_grad():
-        _, ms_torch = timed(step, dev, 2, c.args.steps)
-    del m
-    if dev.startswith("cuda"):
+        with torch.no_grad():
+            _, ms_torch = timed(step, dev, 2, c.args.steps)
+    del m, step
+    gc.collect()
+    if cuda:
+        torch_alloc_gib = torch.cuda.max_memory_allocated() / 2**30
         torch.cuda.empty_cache()
     cfgfile = c.work / "dit_config.json"
     cfgfile.write_text(json.dumps(dict(cfg, num_layers=layers, axes_dims_rope=list(cfg["axes_dims_rope"]))))
     tim = c.work / "speed_t.json"
-    c.xtask("bench", "dit-step", "--config", cfgfile, "--height", side * 16, "--width", side * 16, "--txt-len", L,
-            "--steps", c.args.steps, "--warmup", 2, "--device", c.args.rust_device, "--dtype", c.args.rust_dtype,
-            "--timings", tim, timeout=900)
+    with PeakMemory() if cuda else contextlib.nullcontext() as ours_mem:
+        c.xtask("bench", "dit-step", "--config", cfgfile, "--height", side * 16, "--width", side * 16, "--txt-len",
+                L, "--steps", c.args.steps, "--warmup", 2, "--device", c.args.rust_device, "--dtype",
+                c.args.rust_dtype, "--timings", tim, timeout=900)
     ms_ours = json.loads(tim.read_text())["median_ms"]
     c.row("speed", f"DiT {layers} layers CFG step {side * 16}²", True, torch_ms=ms_torch, ours_ms=ms_ours,
           ratio=ms_ours / ms_torch, goal_ms=225.0 if not c.args.small else None)
+    item = f"peak mem, DiT {layers}L CFG step {side * 16}²"
+    if not cuda:
+        c.row("memory", item, True, skipped="no CUDA", note="skipped: no CUDA")
+        return
+    # Weights + activations of the step, device-wide, above what was in use before each side started
+    # (torch's own CUDA context is in its baseline; ours starts a context of its own, ~0.5 GiB).
+    c.row("memory", item, True, torch_gib=torch_mem.gib, torch_allocated_gib=torch_alloc_gib, ours_gib=ours_mem.gib,
+          mem_ratio=ours_mem.gib / torch_mem.gib,
+          note=f"ours {ours_mem.gib:.1f} GiB / torch {torch_mem.gib:.1f} GiB (allocated {torch_alloc_gib:.1f})")
 
 
 def main() -> int:
@@ -264,7 +372,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", default=None, help="scratch folder for weights (default OUT/../gpu-work)")
     ap.add_argument("--small", action="store_true", help="tiny configs on the CPU: checks the script itself")
-    ap.add_argument("--sections", nargs="*", default=["tiny", "wide", "speed"])
+    ap.add_argument("--sections", nargs="*", default=["tiny", "randn", "wide", "speed"])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--steps", type=int, default=5)
     args = ap.parse_args()
@@ -280,18 +388,22 @@ def main() -> int:
     card = torch.cuda.get_device_name(0) if cuda else "cpu"
     for name in args.sections:
         try:
-            {"tiny": section_tiny, "wide": section_wide, "speed": section_speed}[name](c)
+            {"tiny": section_tiny, "randn": section_randn, "wide": section_wide, "speed": section_speed}[name](c)
         except Exception as e:  # keep going: one run must give every figure it can
             traceback.print_exc()
             c.row(name, "section error", False, error=str(e)[:500])
-    report = dict(card=card, date=time.strftime("%Y-%m-%d"), torch=torch.__version__, rows=c.rows)
+    report = dict(card=card, date=time.strftime("%Y-%m-%d"), torch=torch.__version__, **c.meta, rows=c.rows)
     (pathlib.Path(args.out) / "gpu-report.json").write_text(json.dumps(report, indent=2))
-    print(f"\n== GPU check on {card} ==")
-    print(f"{'section':<7} {'item':<34} {'ok':<4} {'max rel':>9} {'mean rel':>9} {'torch ms':>9} {'ours ms':>9} {'ratio':>6}")
+    sms = f", {c.meta['sm_count']} SMs x {c.meta['max_threads_per_sm']} threads" if c.meta else ""
+    print(f"\n== GPU check on {card}{sms} ==")
+    print(f"{'section':<7} {'item':<34} {'ok':<4} {'max rel':>9} {'mean rel':>9} {'torch ms':>9} {'ours ms':>9} "
+          f"{'ratio':>6}  note")
     for r in c.rows:
         f = lambda k, fmt: (fmt % r[k]) if r.get(k) is not None else "-"
-        print(f"{r['section']:<7} {r['item']:<34} {'ok' if r['ok'] else 'FAIL':<4} {f('max_rel', '%.2e'):>9} "
-              f"{f('mean_rel', '%.2e'):>9} {f('torch_ms', '%.1f'):>9} {f('ours_ms', '%.1f'):>9} {f('ratio', '%.2f'):>6}")
+        state = "skip" if r.get("skipped") else ("ok" if r["ok"] else "FAIL")
+        print(f"{r['section']:<7} {r['item']:<34} {state:<4} {f('max_rel', '%.2e'):>9} "
+              f"{f('mean_rel', '%.2e'):>9} {f('torch_ms', '%.1f'):>9} {f('ours_ms', '%.1f'):>9} {f('ratio', '%.2f'):>6}"
+              f"  {r.get('note') or r.get('error', '')[:60]}")
     return 0 if all(r["ok"] for r in c.rows) else 1
 
 

@@ -1,5 +1,7 @@
 //! Backend choice for the commands that run a model: burn's `Flex` (pure Rust) on the CPU in f32,
-//! and `Cuda` (with fusion and autotune) in f32 or bf16 when built with `--features cuda`.
+//! `Cuda` (with fusion and autotune) in f32 or bf16 when built with `--features cuda`, and `Wgpu`
+//! (the same burn-cubecl kernels, fusion and autotune, on any Vulkan driver) in f32 when built
+//! with `--features wgpu`.
 //!
 //! Model crates are generic over the backend; this is the one place that names concrete types.
 //! Each concrete type instantiates every model again, so the set is kept minimal (CPU bf16 is not
@@ -16,6 +18,9 @@ pub type Cpu = burn::backend::Flex<f32>;
 pub enum Device {
     Cpu,
     Cuda,
+    /// burn's wgpu backend (Vulkan on Linux; Mesa's software lavapipe in CI). f32 only: WGSL has
+    /// no bf16. It exists to run the burn-cubecl code path CUDA shares before a GPU is at hand.
+    Wgpu,
 }
 
 /// The float type of weights and activations.
@@ -30,7 +35,8 @@ pub fn parse(device: &str, dtype: &str) -> anyhow::Result<(Device, Precision)> {
     let d = match device.to_ascii_lowercase().as_str() {
         "cpu" => Device::Cpu,
         "cuda" | "gpu" => Device::Cuda,
-        other => bail!("unknown --device `{other}` (expected cpu or cuda)"),
+        "wgpu" | "vulkan" => Device::Wgpu,
+        other => bail!("unknown --device `{other}` (expected cpu, cuda or wgpu)"),
     };
     let p = match dtype.to_ascii_lowercase().as_str() {
         "f32" | "fp32" | "float32" => Precision::F32,
@@ -39,6 +45,15 @@ pub fn parse(device: &str, dtype: &str) -> anyhow::Result<(Device, Precision)> {
     };
     if d == Device::Cpu && p == Precision::Bf16 {
         bail!("--dtype bf16 runs on CUDA only; use --dtype f32 on the CPU");
+    }
+    if d == Device::Wgpu && p == Precision::Bf16 {
+        bail!("--dtype bf16 runs on CUDA only; use --dtype f32 with --device wgpu");
+    }
+    if d == Device::Wgpu && !cfg!(feature = "wgpu") {
+        bail!(
+            "this binary was built without wgpu support: rebuild with `--features wgpu` \
+             (see docs/gpu.md)"
+        );
     }
     if d == Device::Cuda && !cfg!(feature = "cuda") {
         bail!(
@@ -65,6 +80,27 @@ pub fn cuda_guard<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T>
                 "the CUDA backend failed ({what}). Check that an NVIDIA driver and GPU are present \
                  (nvidia-smi), and that the CUDA headers are found for NVRTC (CUDA_PATH, \
                  /usr/local/cuda or nvcc on PATH); see docs/gpu.md"
+            )
+        }
+    }
+}
+
+/// Run wgpu work, turning a panic of the wgpu runtime (no Vulkan driver or adapter, a shader the
+/// driver rejects) into an error that says what to check.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_guard<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            anyhow::bail!(
+                "the wgpu backend failed ({what}). Check that a Vulkan driver is installed \
+                 (vulkaninfo; on Debian `mesa-vulkan-drivers` gives the software lavapipe); \
+                 see docs/gpu.md"
             )
         }
     }
@@ -101,7 +137,17 @@ macro_rules! with_backend {
                     $body
                 })
             }
-            _ => anyhow::bail!("this binary was built without CUDA support (see docs/gpu.md)"),
+            #[cfg(feature = "wgpu")]
+            ($crate::backend::Device::Wgpu, $crate::backend::Precision::F32) => {
+                type $B = burn::backend::Wgpu<f32>;
+                $crate::backend::wgpu_guard(|| {
+                    let $dev: burn::tensor::Device<$B> = Default::default();
+                    $body
+                })
+            }
+            _ => anyhow::bail!(
+                "this binary was built without support for that device (see docs/gpu.md)"
+            ),
         }
     }};
 }

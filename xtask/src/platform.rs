@@ -150,8 +150,9 @@ pub fn cuda_layout(p: Platform) -> CudaPlatform {
 /// platform names and aliases (sm90, hopper, blackwell, sm120, …).
 pub fn parse_cuda_layout(s: &str) -> Result<CudaPlatform, String> {
     s.parse::<CudaPlatform>()
-        .or_else(|_| Platform::parse(s).map(cuda_layout))
-        .map_err(|_| {
+        .ok()
+        .or_else(|| Platform::parse(s).ok().map(cuda_layout))
+        .ok_or_else(|| {
             format!(
                 "unknown platform `{s}` (h100, h200, b200, 5090, or sm90, hopper, sm100, \
                  blackwell, sm120, rtx5090)"

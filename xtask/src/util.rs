@@ -51,7 +51,10 @@ pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
             // saves official JPEG GT so, and SGLang's server encodes its jpg output so.
             image::ImageFormat::Jpeg => {
                 let rgb = image_io::Image::from(img.clone());
-                f.write_all(&image_io::encode_jpeg(&rgb, image_io::JpegOptions::default())?)?
+                f.write_all(&image_io::encode_jpeg(
+                    &rgb,
+                    image_io::JpegOptions::default(),
+                )?)?
             }
             _ => img.write_to(&mut f, format)?,
         }

@@ -331,9 +331,14 @@ fn bench_commands_time_a_cfg_step_and_print_the_gpu_table() {
     let report = dir.path().join("gpu-report.json");
     std::fs::write(
         &report,
-        r#"{"card": "NVIDIA H100 80GB HBM3", "date": "2026-11-26", "torch": "2.15.0", "rows": [
+        r#"{"card": "NVIDIA H100 80GB HBM3", "date": "2026-11-26", "torch": "2.15.0", "sm_count": 132,
+            "max_threads_per_sm": 2048, "rows": [
             {"section": "wide", "item": "dit 4 blocks b1", "ok": true, "max_rel": 0.01, "mean_rel": 0.002,
              "torch_ms": 10.0, "ours_ms": 9.0, "ratio": 0.9},
+            {"section": "randn", "item": "cuda randn 12 f32 x2", "ok": true, "skipped": "no CUDA",
+             "note": "skipped: no CUDA"},
+            {"section": "randn", "item": "cuda randn 12 bf16 x2", "ok": true, "max_abs": 0.0,
+             "bit_equal": 1.0, "note": "max abs 0.0e+00, 100.000% bit-equal, 132x2048"},
             {"section": "speed", "item": "DiT 60 layers CFG step 1024²", "ok": false, "torch_ms": 250.0,
              "ours_ms": 300.0, "ratio": 1.2}]}"#,
     )
@@ -353,4 +358,10 @@ fn bench_commands_time_a_cfg_step_and_print_the_gpu_table() {
         table.contains("H100") && table.contains("0.90") && table.contains("FAIL"),
         "{table}"
     );
+    assert!(table.contains("132 SMs x 2048 threads"), "{table}");
+    assert!(
+        table.contains("skip ") && table.contains("skipped: no CUDA"),
+        "a skipped row is marked, not failed: {table}"
+    );
+    assert!(table.contains("100.000% bit-equal"), "{table}");
 }

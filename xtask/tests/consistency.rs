@@ -51,7 +51,8 @@ fn the_embedded_default_passes() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = report(out.path());
     assert_eq!(r["failed"], 0);
-    assert_eq!(r["passed"], 4);
+    // tiny.toml (text to image) and tiny_edit.toml (Edit, Edit-Plus, Edit-2511).
+    assert_eq!(r["passed"], 8);
     for c in r["cases"].as_array().unwrap() {
         assert_eq!(c["gt_source"], "official");
         assert!(c["metrics"][0]["clip"].as_f64().unwrap() > 0.99);
@@ -61,8 +62,35 @@ fn the_embedded_default_passes() {
                 .join(format!("cases/{id}/comparison.png"))
                 .is_file()
         );
+        // An edit case's input images are in the report, as the pipeline read them.
+        let inputs = c["inputs"].as_array().unwrap();
+        let want = match id {
+            "tiny_edit_plus" | "tiny_edit_2511" => 2,
+            "tiny_edit_cfg" | "tiny_edit_nocfg" => 1,
+            _ => 0,
+        };
+        assert_eq!(inputs.len(), want, "{id}");
+        for rel in inputs {
+            assert!(
+                out.path().join(rel.as_str().unwrap()).is_file(),
+                "{id}: {rel}"
+            );
+        }
     }
-    assert!(out.path().join("index.html").is_file());
+    let html = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    let plus = &html[html.find("id=\"case-tiny_edit_plus\"").unwrap()..];
+    let plus = &plus[..plus.find("</section>").unwrap()];
+    assert!(plus.contains("alt=\"input 1\"") && plus.contains("alt=\"input 2\""));
+    assert!(plus.find("input 2").unwrap() < plus.find("alt=\"output\"").unwrap());
+}
+
+/// The text-to-image suite alone, for the tests that do not need the edit cases: what the
+/// embedded default uses for it (the tiny CLIP), `--gt-root` left to the caller.
+fn t2i_only(c: &mut Command) -> &mut Command {
+    c.arg("--cases")
+        .arg(testdata().join("cases/tiny.toml"))
+        .arg("--clip-model")
+        .arg(testdata().join("metrics/tiny-clip"))
 }
 
 /// A case file next to testdata/cases so that its relative paths resolve.
@@ -266,12 +294,15 @@ fn gt_over_http_official_first_then_ours() {
     let base = serve(tree.path().to_path_buf());
     let out = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let o = xtask()
-        .env("GT_RESOLVER_CACHE_DIR", cache.path())
-        .args(["consistency", "--gt-root", &base, "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let o = t2i_only(xtask().env("GT_RESOLVER_CACHE_DIR", cache.path()).args([
+        "consistency",
+        "--gt-root",
+        &base,
+    ]))
+    .arg("--out")
+    .arg(out.path())
+    .output()
+    .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = report(out.path());
     assert_eq!(case(&r, "tiny_t2i_cfg")["gt_source"], "official");
@@ -312,16 +343,17 @@ fn gt_over_http_official_first_then_ours() {
 fn partitions_merge_into_one_report() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     for (k, d) in dirs.iter().enumerate() {
-        let o = xtask()
-            .args([
-                "consistency",
-                "--partition",
-                &format!("{}/2", k + 1),
-                "--out",
-            ])
-            .arg(d.path())
-            .output()
-            .unwrap();
+        let o = t2i_only(xtask().args([
+            "consistency",
+            "--partition",
+            &format!("{}/2", k + 1),
+            "--gt-root",
+        ]))
+        .arg(testdata().join("gt"))
+        .arg("--out")
+        .arg(d.path())
+        .output()
+        .unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert_eq!(report(d.path())["cases"].as_array().unwrap().len(), 2);
     }
@@ -387,8 +419,9 @@ fn chromium() -> Option<PathBuf> {
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     let out = tempfile::tempdir().unwrap();
-    let o = xtask()
-        .args(["consistency", "--out"])
+    let o = t2i_only(xtask().args(["consistency", "--gt-root"]))
+        .arg(testdata().join("gt"))
+        .arg("--out")
         .arg(out.path())
         .output()
         .unwrap();

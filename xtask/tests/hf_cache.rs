@@ -164,8 +164,8 @@ fn generate_finds_a_cached_repo_offline_by_branch_and_by_commit() {
         for (flag, v) in [
             ("--true-cfg-scale", c.true_cfg_scale.unwrap().to_string()),
             ("--steps", c.num_inference_steps.to_string()),
-            ("--height", c.height.to_string()),
-            ("--width", c.width.to_string()),
+            ("--height", c.height.unwrap().to_string()),
+            ("--width", c.width.unwrap().to_string()),
             ("--seed", c.seed.unwrap().to_string()),
         ] {
             cmd.arg(flag).arg(v);

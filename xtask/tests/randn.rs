@@ -184,10 +184,119 @@ fn cuda_platform_decides_a_latent_past_one_grid() {
 }
 
 #[test]
+fn calls_stack_successive_draws_of_one_generator() {
+    // ci/gpu_bench.py compares this with torch.stack of two torch.randn calls on one CUDA
+    // generator: the second call must start where the first moved the philox offset.
+    let dir = temp();
+    let out = dir.path().join("calls.safetensors");
+    let args = [
+        "--generator",
+        "cuda",
+        "--seed",
+        "3",
+        "--shape",
+        "2,5",
+        "--calls",
+        "2",
+    ];
+    ok(&randn(&args, &out));
+    let (dtype, shape, data, _) = read_sample(&out);
+    assert_eq!((dtype, shape), (Dtype::F32, vec![2, 2, 5]));
+    let mut g = CudaGenerator::new(3, CudaPlatform::H100);
+    let want: Vec<u8> = [g.randn_f32(10), g.randn_f32(10)]
+        .concat()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(data, want);
+    assert_ne!(data[..40], data[40..], "the second call is new noise");
+    // The CPU generator continues its stream the same way.
+    ok(&randn(
+        &[
+            "--generator",
+            "cpu",
+            "--seed",
+            "3",
+            "--shape",
+            "7",
+            "--calls",
+            "3",
+        ],
+        &out,
+    ));
+    let (_, shape, data, _) = read_sample(&out);
+    assert_eq!(shape, vec![3, 7]);
+    let mut g = Generator::new(3);
+    let want: Vec<u8> = (0..3)
+        .flat_map(|_| g.randn_f32(7))
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(data, want);
+}
+
+#[test]
+fn platform_takes_a_cards_sm_count_and_threads() {
+    // An H100 PCIe (114 SMs): its grid caps at 912 blocks, so a 1024² latent wraps earlier than
+    // on the SXM preset.
+    let dir = temp();
+    let out = dir.path().join("pcie.safetensors");
+    let args = [
+        "--generator",
+        "cuda",
+        "--seed",
+        "7",
+        "--shape",
+        "262144",
+        "--platform",
+        "114x2048",
+    ];
+    ok(&randn(&args, &out));
+    let (_, _, data, meta) = read_sample(&out);
+    let pcie = CudaPlatform::new(114, 2048).expect("valid");
+    let want: Vec<u8> = CudaGenerator::new(7, pcie)
+        .randn_f32(262_144)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(data, want);
+    let sxm: Vec<u8> = CudaGenerator::new(7, CudaPlatform::H100)
+        .randn_f32(262_144)
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_ne!(data, sxm);
+    let label = (
+        "generator".to_owned(),
+        "cuda(114 SMs x 2048 threads)".to_owned(),
+    );
+    assert!(meta.contains(&label), "{meta:?}");
+}
+
+#[test]
 fn bad_input_exits_2_and_writes_nothing() {
     let dir = temp();
     let out = dir.path().join("never.safetensors");
-    let cases: [&[&str]; 7] = [
+    let cases: [&[&str]; 9] = [
+        &[
+            "--generator",
+            "cuda",
+            "--seed",
+            "0",
+            "--shape",
+            "4",
+            "--calls",
+            "0",
+        ],
+        &[
+            "--generator",
+            "cuda",
+            "--seed",
+            "0",
+            "--shape",
+            "4",
+            "--platform",
+            "0x2048",
+        ],
         &["--generator", "gpu", "--seed", "0", "--shape", "4"],
         &[
             "--generator",

@@ -37,7 +37,7 @@ pub use edit::QwenImageEditPipeline;
 pub use error::Error;
 pub use input::InputImage;
 pub use kind::{Pipeline, PipelineKind};
-pub use latents::{InitialLatents, load_latents_file, seeded_latents};
+pub use latents::{InitialLatents, load_latents_file, seeded_latents, torch_noise};
 pub use layered::{
     LayeredInput, LayeredOptions, MAX_LAYERS, QwenImageLayeredPipeline, drop_alpha, needs_caption,
 };

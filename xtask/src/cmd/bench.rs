@@ -129,8 +129,11 @@ fn print_gpu_table(path: &Path) -> anyhow::Result<ExitCode> {
         r["date"].as_str().unwrap_or("?"),
         r["torch"].as_str().unwrap_or("?")
     );
+    if let (Some(sms), Some(threads)) = (r["sm_count"].as_u64(), r["max_threads_per_sm"].as_u64()) {
+        println!("{sms} SMs x {threads} threads per SM");
+    }
     println!(
-        "{:<7} {:<34} {:<4} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "{:<7} {:<34} {:<4} {:>9} {:>9} {:>9} {:>9} {:>6}  note",
         "section", "item", "ok", "max rel", "mean rel", "torch ms", "ours ms", "ratio"
     );
     let num = |row: &serde_json::Value, k: &str, prec: usize, sci: bool| match row[k].as_f64() {
@@ -142,16 +145,27 @@ fn print_gpu_table(path: &Path) -> anyhow::Result<ExitCode> {
     for row in rows {
         let ok = row["ok"].as_bool().unwrap_or(false);
         all_ok &= ok;
+        // A row that could not be measured on that machine (e.g. torch's CUDA generator in a
+        // `--small` CPU run) is marked, not failed.
+        let skipped = row["skipped"].as_str().is_some_and(|s| !s.is_empty());
+        let note = row["note"].as_str().or(row["error"].as_str()).unwrap_or("");
         println!(
-            "{:<7} {:<34} {:<4} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "{:<7} {:<34} {:<4} {:>9} {:>9} {:>9} {:>9} {:>6}  {}",
             row["section"].as_str().unwrap_or(""),
             row["item"].as_str().unwrap_or(""),
-            if ok { "ok" } else { "FAIL" },
+            if skipped {
+                "skip"
+            } else if ok {
+                "ok"
+            } else {
+                "FAIL"
+            },
             num(row, "max_rel", 2, true),
             num(row, "mean_rel", 2, true),
             num(row, "torch_ms", 1, false),
             num(row, "ours_ms", 1, false),
             num(row, "ratio", 2, false),
+            note.chars().take(60).collect::<String>(),
         );
     }
     Ok(if all_ok {

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
-use gt_resolver::{GtFile, GtQuery, GtRoot, Location, Platform, Resolver, Source, SourceKind};
+use gt_resolver::{GtQuery, GtRoot, Platform, Resolver};
 use image_io::JpegOptions;
 use metrics::{
     CaseThresholds, ClipImageEncoder, FrameMetrics, ImageMetrics, Media, PixelMetrics, Thresholds,
@@ -32,13 +32,16 @@ use crate::platform::{RunPlatform, gt_case_id};
 use crate::util::{generate_with_progress, install_ctrlc, repo_root, save_image, write_atomic};
 use crate::{backend, with_backend};
 
+/// The embedded default: the tiny official suites, text to image then edit.
+const DEFAULT_CASE_FILES: &[&str] = &["testdata/cases/tiny.toml", "testdata/cases/tiny_edit.toml"];
+
 /// Options of `cargo xtask consistency`. With no arguments it runs the tiny official cases in
 /// testdata/ on the CPU against the official GT in testdata/ (the embedded default).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
     pub merge: Option<Sub>,
-    /// Case file (TOML). Default: testdata/cases/tiny.toml.
+    /// Case file (TOML). Default: testdata/cases/tiny.toml and tiny_edit.toml.
     #[arg(long)]
     pub cases: Option<PathBuf>,
     /// Run only these case ids (repeatable).
@@ -154,16 +157,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let root = repo_root();
     let embedded = args.cases.is_none();
-    let case_file = args
-        .cases
-        .clone()
-        .unwrap_or_else(|| root.join("testdata/cases/tiny.toml"));
-    let suite = case::load_suite(&case_file)?;
+    let (suite, case_file) = match &args.cases {
+        Some(f) => (case::load_suite(f)?, f.display().to_string()),
+        None => (default_suite(&root)?, DEFAULT_CASE_FILES.join(" + ")),
+    };
     let mut all = suite.cases.clone();
     if !args.case.is_empty() {
         for id in &args.case {
             if !all.iter().any(|c| &c.id == id) {
-                bail!("--case {id}: no such case in {}", case_file.display());
+                bail!("--case {id}: no such case in {case_file}");
             }
         }
         all.retain(|c| args.case.contains(&c.id));
@@ -205,7 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!(
         "running {} case(s) from {} on {}, platform {run_platform}{}",
         runnable.len(),
-        case_file.display(),
+        case_file,
         settings.device_label,
         if skipped.is_empty() {
             String::new()
@@ -539,6 +541,9 @@ struct Generated<B: Backend> {
     timings: Timings,
     /// The saved output, relative to the output folder.
     output_rel: String,
+    /// The input images as the pipeline read them (`cases/<id>/input_<k>.png`), relative to the
+    /// output folder.
+    inputs_rel: Vec<String>,
 }
 
 impl<'d, B: Backend> Generator<'d, B> {
@@ -560,9 +565,15 @@ impl<'d, B: Backend> Generator<'d, B> {
         // Input images given as URLs come through the GT files' verified cache (offline: only
         // from it), before any model is loaded.
         let inputs = self.inputs;
-        let request = case
-            .request_on(self.cuda_layout)
-            .images(case.load_images(&mut |url| fetch_input(inputs, url))?);
+        let images = case.load_images(&mut |url| fetch_input(inputs, url))?;
+        // The inputs as the pipeline reads them, for the report.
+        let mut inputs_rel = Vec::with_capacity(images.len());
+        for (k, img) in images.iter().enumerate() {
+            let rel = format!("cases/{}/input_{k}.png", case.id);
+            save_image(&img.to_rgb(), &out_dir.join(&rel))?;
+            inputs_rel.push(rel);
+        }
+        let request = case.request_on(self.cuda_layout).images(images);
         let t_load = Instant::now();
         let pipe = self.pipes.entry(case.model.clone()).or_insert_with(|| {
             Pipeline::<B>::load(&case.model, self.device)
@@ -575,6 +586,7 @@ impl<'d, B: Backend> Generator<'d, B> {
         let timings = Timings {
             load,
             text_encoder: out.timings.text_encoder.as_secs_f64(),
+            image_encoder: out.timings.image_encoder.as_secs_f64(),
             denoise: out.timings.denoise.as_secs_f64(),
             decode: out.timings.decode.as_secs_f64(),
             ..Timings::default()
@@ -585,33 +597,39 @@ impl<'d, B: Backend> Generator<'d, B> {
             out,
             timings,
             output_rel,
+            inputs_rel,
         })
     }
 }
 
-/// The way to the GT files' verified download cache for input images (`--offline`: served from it
-/// only). A resolver is the cache's one public door; its single source, the output folder, is
-/// never asked for GT.
+/// The embedded default: every suite of [`DEFAULT_CASE_FILES`] in one (suite-level keys from the
+/// first; a case id may appear once).
+fn default_suite(root: &Path) -> anyhow::Result<Suite> {
+    let mut files = DEFAULT_CASE_FILES.iter();
+    let first = files.next().context("no default case file")?;
+    let mut suite = case::load_suite(&root.join(first))?;
+    for f in files {
+        for c in case::load_suite(&root.join(f))?.cases {
+            if suite.cases.iter().any(|x| x.id == c.id) {
+                bail!("case id {} appears in two default case files", c.id);
+            }
+            suite.cases.push(c);
+        }
+    }
+    Ok(suite)
+}
+
+/// The GT files' verified download cache, for input images (`--offline`: served from it only).
 fn input_fetcher(args: &Args) -> anyhow::Result<Resolver> {
     Ok(Resolver::builder()
-        .source(Source::new(
-            SourceKind::Sglang,
-            Location::Local(args.out.clone()),
-        ))
         .offline(args.offline)
         .progress(true)
-        .build()?)
+        .build_for_downloads()?)
 }
 
 /// A local copy of an input image URL.
 fn fetch_input(inputs: &Resolver, url: &str) -> Result<PathBuf, String> {
-    let file = GtFile {
-        name: url.rsplit('/').next().unwrap_or(url).to_string(),
-        url: url.to_string(),
-        local_path: None,
-        revision: None,
-    };
-    inputs.fetch(&file).map_err(|e| e.to_string())
+    inputs.fetch_url(url).map_err(|e| e.to_string())
 }
 
 /// The GT lookup of a case: under its upstream alias (`CONSISTENCY_GT_CASE_ALIASES`), for its
@@ -689,6 +707,7 @@ fn gt_written_report<B: Backend>(case: &Case, g: &Generated<B>, s: &Settings) ->
         }],
         timings: g.timings.clone(),
         output: Some(g.output_rel.clone()),
+        inputs: g.inputs_rel.clone(),
         ..case_report(case, s)
     }
 }
@@ -705,6 +724,7 @@ fn compare<B: Backend>(
     let t_gt = Instant::now();
     let mut report = case_report(case, s);
     report.output = Some(g.output_rel);
+    report.inputs = g.inputs_rel;
     report.timings = g.timings;
     report.probes = resolution
         .probes

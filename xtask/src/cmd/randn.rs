@@ -29,9 +29,14 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     pub dtype: DtypeArg,
     /// GPU layout for `--generator cuda` (decides draws larger than one grid): h100, h200,
-    /// b200 or 5090. Default h100.
+    /// b200 or 5090, or any card as `SMSxTHREADS` (its SM count and max threads per SM, e.g.
+    /// `114x2048` for an H100 PCIe). Default h100.
     #[arg(long, value_parser = parse_platform)]
     pub platform: Option<CudaPlatform>,
+    /// Successive draws of `--shape` from the one generator (as calling `torch.randn` that many
+    /// times); with more than one, `sample` is `[calls, *shape]`, row k the k-th call.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub calls: u64,
     /// Output safetensors file; the tensor is `sample`.
     #[arg(long)]
     pub output: PathBuf,
@@ -52,6 +57,12 @@ pub enum DtypeArg {
 }
 
 fn parse_platform(s: &str) -> Result<CudaPlatform, String> {
+    // `SMSxTHREADS`: a card without a preset, as torch.cuda.get_device_properties reports it.
+    if let Some((sms, threads)) = s.trim().to_ascii_lowercase().split_once('x')
+        && let (Ok(sms), Ok(threads)) = (sms.parse::<u32>(), threads.parse::<u32>())
+    {
+        return CudaPlatform::new(sms, threads).map_err(|e| e.to_string());
+    }
     s.parse().map_err(|e: torch_rng::Error| e.to_string())
 }
 
@@ -60,8 +71,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| n <= MAX_VALUES)
-        .with_context(|| format!("--shape {:?}: more than 2^31 values", args.shape))?;
+        .filter(|&n| n.saturating_mul(args.calls) <= MAX_VALUES)
+        .with_context(|| {
+            format!(
+                "--shape {:?} × --calls {}: more than 2^31 values",
+                args.shape, args.calls
+            )
+        })?;
     let n = usize::try_from(numel).context("--shape: too many values for this machine")?;
     let (bytes, dtype, label) = match args.generator {
         GeneratorArg::Cpu => {
@@ -69,10 +85,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 bail!("--platform applies to --generator cuda only");
             }
             let mut g = Generator::new(args.seed);
+            let c = args.calls;
             let (bytes, dtype) = match args.dtype {
-                DtypeArg::F32 => (le_bytes(&g.randn_f32(n), f32::to_le_bytes), Dtype::F32),
-                DtypeArg::Bf16 => (le_bytes(&g.randn_bf16(n), bf16::to_le_bytes), Dtype::BF16),
-                DtypeArg::F64 => (le_bytes(&g.randn_f64(n), f64::to_le_bytes), Dtype::F64),
+                DtypeArg::F32 => (
+                    successive(c, || le_bytes(&g.randn_f32(n), f32::to_le_bytes)),
+                    Dtype::F32,
+                ),
+                DtypeArg::Bf16 => (
+                    successive(c, || le_bytes(&g.randn_bf16(n), bf16::to_le_bytes)),
+                    Dtype::BF16,
+                ),
+                DtypeArg::F64 => (
+                    successive(c, || le_bytes(&g.randn_f64(n), f64::to_le_bytes)),
+                    Dtype::F64,
+                ),
                 DtypeArg::F16 => bail!(
                     "--dtype f16 with --generator cpu: torch's CPU float16 path is not reproduced \
                      (use f32, bf16 or f64, or --generator cuda)"
@@ -83,16 +109,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         GeneratorArg::Cuda => {
             let platform = args.platform.unwrap_or(CudaPlatform::H100);
             let mut g = CudaGenerator::new(args.seed, platform);
+            let c = args.calls;
             let (bytes, dtype) = match args.dtype {
-                DtypeArg::F32 => (le_bytes(&g.randn_f32(n), f32::to_le_bytes), Dtype::F32),
-                DtypeArg::Bf16 => (le_bytes(&g.randn_bf16(n), bf16::to_le_bytes), Dtype::BF16),
-                DtypeArg::F16 => (le_bytes(&g.randn_f16(n), f16::to_le_bytes), Dtype::F16),
-                DtypeArg::F64 => (le_bytes(&g.randn_f64(n), f64::to_le_bytes), Dtype::F64),
+                DtypeArg::F32 => (
+                    successive(c, || le_bytes(&g.randn_f32(n), f32::to_le_bytes)),
+                    Dtype::F32,
+                ),
+                DtypeArg::Bf16 => (
+                    successive(c, || le_bytes(&g.randn_bf16(n), bf16::to_le_bytes)),
+                    Dtype::BF16,
+                ),
+                DtypeArg::F16 => (
+                    successive(c, || le_bytes(&g.randn_f16(n), f16::to_le_bytes)),
+                    Dtype::F16,
+                ),
+                DtypeArg::F64 => (
+                    successive(c, || le_bytes(&g.randn_f64(n), f64::to_le_bytes)),
+                    Dtype::F64,
+                ),
             };
             (bytes, dtype, GeneratorDevice::Cuda(platform).to_string())
         }
     };
-    let shape: Vec<usize> = args.shape.iter().map(|&d| d as usize).collect();
+    let calls = (args.calls > 1).then_some(args.calls as usize);
+    let shape: Vec<usize> = calls
+        .into_iter()
+        .chain(args.shape.iter().map(|&d| d as usize))
+        .collect();
     let metadata = HashMap::from([
         ("generator".to_owned(), label.clone()),
         ("seed".to_owned(), args.seed.to_string()),
@@ -105,6 +148,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `calls` successive draws from one generator, concatenated (row k of `[calls, *shape]`).
+fn successive(calls: u64, mut draw: impl FnMut() -> Vec<u8>) -> Vec<u8> {
+    (0..calls).flat_map(|_| draw()).collect()
 }
 
 /// The values as safetensors stores them (little-endian).

@@ -72,6 +72,9 @@ pub struct ProbeReport {
 pub struct Timings {
     pub load: f64,
     pub text_encoder: f64,
+    /// Edit: preparing and VAE-encoding the input images.
+    #[serde(default)]
+    pub image_encoder: f64,
     pub denoise: f64,
     pub decode: f64,
     pub gt: f64,
@@ -107,6 +110,9 @@ pub struct CaseReport {
     /// Output image, relative to the report folder.
     #[serde(default)]
     pub output: Option<String>,
+    /// Input images of an edit case as the pipeline read them, relative to the report folder.
+    #[serde(default)]
+    pub inputs: Vec<String>,
     /// Set for a case listed with `skip = "reason"`: it was not run.
     #[serde(default)]
     pub skip_reason: Option<String>,
@@ -139,6 +145,7 @@ impl CaseReport {
             latents: latents.describe(),
             generator: latents.generator(),
             output: None,
+            inputs: vec![],
             skip_reason: None,
             error: None,
         }
@@ -378,6 +385,15 @@ pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
                 "<p>thresholds: clip ≥ {}, ssim ≥ {}, psnr ≥ {}, mean abs diff ≤ {}</p>\n",
                 t.clip, t.ssim, t.psnr, t.mean_abs_diff
             ));
+        }
+        // An edit's input images first, then output | GT | diff.
+        for (k, rel) in c.inputs.iter().enumerate() {
+            if let Some(uri) = data_uri(&out.join(rel)) {
+                let label = format!("input {}", k + 1);
+                h.push_str(&format!(
+                    "<figure class=\"input\"><img src=\"{uri}\" alt=\"{label}\"><figcaption>{label}</figcaption></figure>\n"
+                ));
+            }
         }
         let dir = out.join("cases").join(&c.id);
         for (file, label) in [

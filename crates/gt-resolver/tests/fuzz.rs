@@ -1,0 +1,169 @@
+//! Fuzzing `case_map.json` (through the public API: a local GT tree whose official case map is
+//! random, then `Resolver::resolve`) on stable Rust with proptest: structured maps with hostile
+//! outputs (paths that escape the tree, other cases' files, wrong types), random edits of a valid
+//! map, and arbitrary bytes. No panic; whatever the map says, a resolved file is one of the query's
+//! candidate names inside the tree.
+
+use std::path::{Path, PathBuf};
+
+use gt_resolver::{GtQuery, GtRoot, Platform, Resolver};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use serde_json::{Value, json};
+
+const CI_CASES: u32 = 1000;
+
+/// A few thousand inputs per property in CI (a fixed, small budget); `PROPTEST_CASES=N` runs
+/// longer. Failing inputs are kept in `tests/fuzz.proptest-regressions` (committed) and replayed
+/// first on every run.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CI_CASES);
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::default()
+    }
+}
+
+/// Random edits of a valid input: delete a range, insert bytes, overwrite a byte, duplicate a
+/// range — what a truncated download, a bad editor or a hostile file does to it.
+fn edits() -> impl Strategy<Value = Vec<(usize, usize, u8, Vec<u8>)>> {
+    prop::collection::vec(
+        (
+            any::<usize>(),
+            0usize..4,
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..8),
+        ),
+        0..6,
+    )
+}
+
+fn mutate(base: &[u8], edits: &[(usize, usize, u8, Vec<u8>)]) -> Vec<u8> {
+    let mut v = base.to_vec();
+    for (pos, op, byte, bytes) in edits {
+        let at = if v.is_empty() { 0 } else { pos % (v.len() + 1) };
+        match op {
+            0 => {
+                let end = (at + usize::from(*byte) % 16).min(v.len());
+                v.drain(at..end);
+            }
+            1 => {
+                v.splice(at..at, bytes.iter().copied());
+            }
+            2 if at < v.len() => v[at] = *byte,
+            _ => {
+                let end = (at + usize::from(*byte)).min(v.len());
+                let copy = v[at..end].to_vec();
+                v.splice(at..at, copy);
+            }
+        }
+    }
+    v
+}
+
+/// One GT tree per property for the whole run: official and ours hold `c_1gpu.png`.
+fn tree(name: &str) -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let root = DIR
+        .get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+        .join(name);
+    for dir in ["official_generated", "sglang_generated"] {
+        let d = root.join(dir);
+        if !d.is_dir() {
+            std::fs::create_dir_all(d.join("h100")).expect("mkdir");
+            std::fs::write(d.join("c_1gpu.png"), b"png").expect("gt");
+            std::fs::write(d.join("h100/c_1gpu.png"), b"png").expect("gt");
+        }
+    }
+    root
+}
+
+fn output() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "c_1gpu.png",
+            "h100/c_1gpu.png",
+            "../sglang_generated/c_1gpu.png",
+            "/etc/passwd",
+            "c_1gpu.jpg",
+            "",
+            "d_1gpu.png",
+        ])
+        .prop_map(|s| json!(s)),
+        Just(json!(3)),
+        Just(Value::Null),
+    ]
+}
+
+fn case_map() -> impl Strategy<Value = Value> {
+    let entry = prop_oneof![
+        4 => prop::collection::vec(output(), 0..4).prop_map(|o| json!({"outputs": o})),
+        1 => Just(json!({})),
+        1 => Just(json!({"outputs": "c_1gpu.png"})),
+        1 => Just(json!([])),
+    ];
+    prop_oneof![
+        6 => prop::collection::btree_map(
+            prop::sample::select(vec!["c", "d", "", "../c"]).prop_map(str::to_string),
+            entry,
+            0..3,
+        )
+        .prop_map(|m| json!({"cases": m})),
+        1 => Just(json!({"cases": []})),
+        1 => Just(json!([])),
+    ]
+}
+
+fn exercise(root: &Path, case_map: &[u8]) {
+    std::fs::write(root.join("official_generated/case_map.json"), case_map).expect("write");
+    let gt_root = GtRoot::parse(&root.to_string_lossy(), false).expect("local root");
+    let resolver = Resolver::builder()
+        .root(&gt_root)
+        .cache_dir(root.join("cache"))
+        .build()
+        .expect("resolver");
+    for platform in [Platform::default(), Platform::parse("h100").expect("h100")] {
+        let q = GtQuery::image("c", 1, Some("png"), platform);
+        let Ok(r) = resolver.resolve(&q) else {
+            continue;
+        };
+        for f in &r.files {
+            assert!(
+                f.name == "c_1gpu.png" || f.name == "h100/c_1gpu.png",
+                "{} resolved from case map {}",
+                f.name,
+                String::from_utf8_lossy(case_map)
+            );
+            if let Some(p) = &f.local_path {
+                assert!(
+                    p.starts_with(root),
+                    "{} escapes {}",
+                    p.display(),
+                    root.display()
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn structured_case_maps_never_panic(map in case_map()) {
+        exercise(&tree("structured"), map.to_string().as_bytes());
+    }
+
+    #[test]
+    fn edited_case_maps_never_panic(edits in edits()) {
+        let base = json!({"cases": {"c": {"outputs": ["c_1gpu.png", "h100/c_1gpu.png"]}}});
+        exercise(&tree("edited"), &mutate(base.to_string().as_bytes(), &edits));
+    }
+}
