@@ -167,3 +167,24 @@ proptest! {
         exercise(&tree("edited"), &mutate(base.to_string().as_bytes(), &edits));
     }
 }
+
+/// The unfuzzed map is read (official GT chosen), so the fuzzing reaches past the parse.
+#[test]
+fn the_base_case_map_chooses_official_gt() {
+    let root = tree("base");
+    let map = json!({"cases": {"c": {"outputs": ["c_1gpu.png"]}}});
+    std::fs::write(
+        root.join("official_generated/case_map.json"),
+        map.to_string(),
+    )
+    .expect("write");
+    let gt_root = GtRoot::parse(&root.to_string_lossy(), false).expect("local root");
+    let r = Resolver::builder()
+        .root(&gt_root)
+        .cache_dir(root.join("cache"))
+        .build()
+        .expect("resolver")
+        .resolve(&GtQuery::image("c", 1, Some("png"), Platform::default()))
+        .expect("resolve");
+    assert_eq!(r.source.map(|s| s.as_str()), Some("official"), "{r:?}");
+}
