@@ -343,17 +343,13 @@ fn gt_over_http_official_first_then_ours() {
 fn partitions_merge_into_one_report() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     for (k, d) in dirs.iter().enumerate() {
-        let o = t2i_only(xtask().args([
-            "consistency",
-            "--partition",
-            &format!("{}/2", k + 1),
-            "--gt-root",
-        ]))
-        .arg(testdata().join("gt"))
-        .arg("--out")
-        .arg(d.path())
-        .output()
-        .unwrap();
+        let o = t2i_only(xtask().args(["consistency", "--partition", &format!("{}/2", k + 1)]))
+            .arg("--gt-root")
+            .arg(testdata().join("gt"))
+            .arg("--out")
+            .arg(d.path())
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert_eq!(report(d.path())["cases"].as_array().unwrap().len(), 2);
     }
@@ -419,7 +415,8 @@ fn chromium() -> Option<PathBuf> {
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     let out = tempfile::tempdir().unwrap();
-    let o = t2i_only(xtask().args(["consistency", "--gt-root"]))
+    let o = t2i_only(xtask().arg("consistency"))
+        .arg("--gt-root")
         .arg(testdata().join("gt"))
         .arg("--out")
         .arg(out.path())
