@@ -149,7 +149,7 @@ fn file() -> impl Strategy<Value = Vec<u8>> {
                 m.insert("__metadata__".into(), json!({"format": "pt"}));
             }
             let mut header = Value::Object(m).to_string().into_bytes();
-            while header.len() % 8 != 0 {
+            while !header.len().is_multiple_of(8) {
                 header.push(b' ');
             }
             let len = header_len.unwrap_or(header.len() as u64);
