@@ -70,6 +70,18 @@ pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Save an RGBA image (a Layered layer) as PNG, through a temp file renamed into place.
+pub fn save_rgba_png(img: &image::RgbaImage, path: &Path) -> anyhow::Result<()> {
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgba8(img.clone())
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .with_context(|| format!("encoding {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
 /// Ctrl-C sets `flag` (a pipeline's cancel flag): the loop stops after the current step and
 /// nothing is written. A second Ctrl-C exits at once. Install once per process.
 pub fn install_ctrlc(flag: Arc<AtomicBool>) {

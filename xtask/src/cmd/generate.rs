@@ -13,7 +13,7 @@ use torch_rng::{CudaPlatform, GeneratorDevice};
 
 use crate::platform::{RunPlatform, parse_cuda_layout};
 use crate::util::{
-    generate_with_progress, install_ctrlc, load_input_images, save_image, write_atomic,
+    generate_with_progress, install_ctrlc, load_input_images, save_image, save_rgba_png,
 };
 use crate::{backend, with_backend};
 
@@ -265,14 +265,7 @@ fn save_layers<B: burn::tensor::backend::Backend>(
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for (k, layer) in out.layers.iter().enumerate() {
-        let mut bytes = Vec::new();
-        image::DynamicImage::ImageRgba8(layer.clone())
-            .write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
-            .with_context(|| format!("encoding layer {k}"))?;
-        write_atomic(&dir.join(format!("layer_{k}.png")), &bytes)?;
+        save_rgba_png(layer, &dir.join(format!("layer_{k}.png")))?;
     }
     eprintln!(
         "wrote {} RGBA layer(s) layer_0.png … in {}",
