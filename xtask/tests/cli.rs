@@ -365,3 +365,41 @@ fn bench_commands_time_a_cfg_step_and_print_the_gpu_table() {
     );
     assert!(table.contains("100.000% bit-equal"), "{table}");
 }
+
+#[test]
+fn a_device_this_binary_cannot_run_exits_2_naming_the_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let forward = |device: &str, dtype: &str| {
+        xtask()
+            .args(["forward", "dit", "--model"])
+            .arg(testdata().join("tiny-qwen-image/transformer"))
+            .arg("--inputs")
+            .arg(testdata().join("dit/b1_nomask.safetensors"))
+            .arg("--output")
+            .arg(&out)
+            .args(["--device", device, "--dtype", dtype])
+            .output()
+            .unwrap()
+    };
+    // WGSL has no bf16: refused whatever the build.
+    let o = forward("wgpu", "bf16");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bf16"));
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let o = forward("wgpu", "f32");
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--features wgpu"));
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let o = forward("cuda", "bf16");
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--features cuda"));
+    }
+    let o = forward("tpu", "f32");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cpu, cuda or wgpu"));
+    assert!(!out.exists());
+}

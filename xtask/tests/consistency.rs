@@ -51,8 +51,9 @@ fn the_embedded_default_passes() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = report(out.path());
     assert_eq!(r["failed"], 0);
-    // tiny.toml (text to image) and tiny_edit.toml (Edit, Edit-Plus, Edit-2511).
-    assert_eq!(r["passed"], 8);
+    // tiny.toml (text to image), tiny_edit.toml (Edit, Edit-Plus, Edit-2511) and
+    // tiny_layered.toml (Layered: a given prompt, and an empty one that is captioned).
+    assert_eq!(r["passed"], 10);
     for c in r["cases"].as_array().unwrap() {
         assert_eq!(c["gt_source"], "official");
         assert!(c["metrics"][0]["clip"].as_f64().unwrap() > 0.99);
@@ -67,6 +68,7 @@ fn the_embedded_default_passes() {
         let want = match id {
             "tiny_edit_plus" | "tiny_edit_2511" => 2,
             "tiny_edit_cfg" | "tiny_edit_nocfg" => 1,
+            "tiny_layered_prompt" | "tiny_layered_caption" => 1,
             _ => 0,
         };
         assert_eq!(inputs.len(), want, "{id}");
@@ -77,6 +79,45 @@ fn the_embedded_default_passes() {
             );
         }
     }
+    // A Layered case scores its first layer without alpha and keeps every RGBA layer.
+    let layered = |id: &str| {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    for (id, layers) in [("tiny_layered_prompt", 2), ("tiny_layered_caption", 1)] {
+        let c = layered(id);
+        let notes: Vec<&str> = c["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.as_str())
+            .collect();
+        assert!(
+            notes.iter().any(|n| n.contains("alpha dropped")),
+            "{id}: {notes:?}"
+        );
+        for k in 0..layers {
+            let layer = image::open(out.path().join(format!("cases/{id}/layer_{k}.png"))).unwrap();
+            assert_eq!(layer.color(), image::ColorType::Rgba8, "{id} layer {k}");
+        }
+        assert!(
+            !out.path()
+                .join(format!("cases/{id}/layer_{layers}.png"))
+                .exists()
+        );
+    }
+    assert!(
+        layered("tiny_layered_caption")["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("captioned")),
+    );
     let html = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     let plus = &html[html.find("id=\"case-tiny_edit_plus\"").unwrap()..];
     let plus = &plus[..plus.find("</section>").unwrap()];

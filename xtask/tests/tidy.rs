@@ -284,9 +284,16 @@ fn only_backend_rs_names_a_concrete_backend() {
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read source");
         for (i, line) in text.lines().enumerate() {
-            if ["Flex<", "Cuda<", "backend::Flex", "backend::Cuda"]
-                .iter()
-                .any(|n| line.contains(n))
+            if [
+                "Flex<",
+                "Cuda<",
+                "Wgpu<",
+                "backend::Flex",
+                "backend::Cuda",
+                "backend::Wgpu",
+            ]
+            .iter()
+            .any(|n| line.contains(n))
             {
                 wrong.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
             }

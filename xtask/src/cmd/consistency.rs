@@ -29,11 +29,17 @@ use torch_rng::CudaPlatform;
 use crate::consistency::report::{self, CaseReport, GtFileReport, ProbeReport, Report, Timings};
 use crate::consistency::{cases, resolve};
 use crate::platform::{RunPlatform, gt_case_id};
-use crate::util::{generate_with_progress, install_ctrlc, repo_root, save_image, write_atomic};
+use crate::util::{
+    generate_with_progress, install_ctrlc, repo_root, save_image, save_rgba_png, write_atomic,
+};
 use crate::{backend, with_backend};
 
 /// The embedded default: the tiny official suites, text to image then edit.
-const DEFAULT_CASE_FILES: &[&str] = &["testdata/cases/tiny.toml", "testdata/cases/tiny_edit.toml"];
+const DEFAULT_CASE_FILES: &[&str] = &[
+    "testdata/cases/tiny.toml",
+    "testdata/cases/tiny_edit.toml",
+    "testdata/cases/tiny_layered.toml",
+];
 
 /// Options of `cargo xtask consistency`. With no arguments it runs the tiny official cases in
 /// testdata/ on the CPU against the official GT in testdata/ (the embedded default).
@@ -41,7 +47,7 @@ const DEFAULT_CASE_FILES: &[&str] = &["testdata/cases/tiny.toml", "testdata/case
 pub struct Args {
     #[command(subcommand)]
     pub merge: Option<Sub>,
-    /// Case file (TOML). Default: testdata/cases/tiny.toml and tiny_edit.toml.
+    /// Case file (TOML). Default: testdata/cases/tiny.toml, tiny_edit.toml and tiny_layered.toml.
     #[arg(long)]
     pub cases: Option<PathBuf>,
     /// Run only these case ids (repeatable).
@@ -544,6 +550,8 @@ struct Generated<B: Backend> {
     /// The input images as the pipeline read them (`cases/<id>/input_<k>.png`), relative to the
     /// output folder.
     inputs_rel: Vec<String>,
+    /// Layered: every RGBA layer (`cases/<id>/layer_<k>.png`), relative to the output folder.
+    layers_rel: Vec<String>,
 }
 
 impl<'d, B: Backend> Generator<'d, B> {
@@ -592,12 +600,21 @@ impl<'d, B: Backend> Generator<'d, B> {
             ..Timings::default()
         };
         let output_rel = format!("cases/{}/output.{}", case.id, case.output_format);
+        // Layered: `out.image` is the first layer without its alpha, what upstream compares;
+        // every RGBA layer is kept beside it.
         save_image(&out.image, &out_dir.join(&output_rel))?;
+        let mut layers_rel = Vec::with_capacity(out.layers.len());
+        for (k, layer) in out.layers.iter().enumerate() {
+            let rel = format!("cases/{}/layer_{k}.png", case.id);
+            save_rgba_png(layer, &out_dir.join(&rel))?;
+            layers_rel.push(rel);
+        }
         Ok(Generated {
             out,
             timings,
             output_rel,
             inputs_rel,
+            layers_rel,
         })
     }
 }
@@ -725,6 +742,19 @@ fn compare<B: Backend>(
     let mut report = case_report(case, s);
     report.output = Some(g.output_rel);
     report.inputs = g.inputs_rel;
+    if !g.layers_rel.is_empty() {
+        report.notes.push(format!(
+            "Layered: the first of {} RGBA layers is compared with its alpha dropped (upstream's \
+             official GT and server test convert it to RGB), every layer is in {}",
+            g.layers_rel.len(),
+            g.layers_rel.join(", ")
+        ));
+    }
+    if let Some(c) = &g.out.caption {
+        report
+            .notes
+            .push(format!("the empty prompt was captioned: {:?}", c.text));
+    }
     report.timings = g.timings;
     report.probes = resolution
         .probes
