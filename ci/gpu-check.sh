@@ -6,8 +6,9 @@
 #
 # With the device tool, after `prepare`:
 #   run(command="bash ci/gpu-check.sh run", carry=["ci/bin", "ci/wheels"], timeout_s=540)
-# The tree that travels must stay under 64 MiB: tracked files (~39 MB, mostly testdata) + the
-# stripped binary xz-compressed (~8 MB) + a few wheels (~7 MB); target/ never travels.
+# The tree that travels must stay under 64 MiB: tracked files (~50 MiB, mostly testdata) + the
+# stripped binary xz-compressed (~8.5 MiB) + the pure-Python wheels unpacked and xz-compressed
+# (~2.3 MiB; as .whl they were 7 MiB); target/ never travels.
 # `run` prints a short table last and writes $OUT/gpu-report.json; `cargo xtask bench gpu FILE`
 # prints the same table from a saved report. The whole run is sized for ≤ 8 minutes on an H100.
 set -euo pipefail
@@ -22,11 +23,27 @@ prepare)
   strip -o ci/bin/xtask target/release/xtask 2>/dev/null || cp target/release/xtask ci/bin/xtask
   xz -9 -T2 -f ci/bin/xtask   # → ci/bin/xtask.xz (49 MB → ~8 MB)
   # diffusers (and its small pure-Python deps) as wheels; torch and transformers are on the machine.
-  python3 -m pip download --quiet --only-binary=:all: -d ci/wheels diffusers==0.42.1 \
-    --no-deps
-  python3 -m pip download --quiet --only-binary=:all: -d ci/wheels importlib_metadata zipp
+  rm -rf ci/wheels && mkdir -p ci/wheels
+  dl=$(mktemp -d)
+  python3 -m pip download --quiet --only-binary=:all: -d "$dl/lib" diffusers==0.42.1 --no-deps
+  python3 -m pip download --quiet --only-binary=:all: -d "$dl/lib" importlib_metadata zipp
   # Only installed there if the machine's huggingface_hub is too old for diffusers 0.42.
-  python3 -m pip download --quiet --only-binary=:all: --no-deps -d ci/wheels/hub huggingface_hub==2.4.0
+  python3 -m pip download --quiet --only-binary=:all: --no-deps -d "$dl/hub" huggingface_hub==2.4.0
+  # A pure-Python wheel installs by unzipping it into the target folder: carry the files, xz-packed.
+  for part in lib hub; do
+    python3 - "$dl/$part" "ci/wheels/$part.tar.xz" <<'PY'
+import pathlib, sys, tarfile, zipfile
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+stage = src / "unpacked"
+for whl in sorted(src.glob("*.whl")):
+    zipfile.ZipFile(whl).extractall(stage)
+tmp = dst.with_suffix(".tmp")
+with tarfile.open(tmp, "w:xz", preset=9) as t:
+    t.add(stage, arcname=".")
+tmp.rename(dst)
+PY
+  done
+  rm -rf "$dl"
   du -sh ci/bin ci/wheels
   tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
   carried=$(du -cb ci/bin ci/wheels | tail -1 | cut -f1)
@@ -50,12 +67,13 @@ run)
   mkdir -p /tmp/gpu-bin
   python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('ci/bin/xtask.xz'), open('/tmp/gpu-bin/xtask', 'wb'))"
   chmod +x /tmp/gpu-bin/xtask
-  python3 -m pip install --quiet --no-index --find-links ci/wheels --no-deps ci/wheels/*.whl \
-    --target /tmp/gpu-pylib
+  unpack() { python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$@"; }
+  [ -f ci/wheels/lib.tar.xz ] || { echo "ci/wheels/lib.tar.xz missing: run 'ci/gpu-check.sh prepare' first and carry ci/wheels"; exit 2; }
+  unpack ci/wheels/lib.tar.xz /tmp/gpu-pylib
   export PYTHONPATH=/tmp/gpu-pylib${PYTHONPATH:+:$PYTHONPATH}
-  if ! python3 -c "import diffusers" 2>/dev/null && ls ci/wheels/hub/*.whl >/dev/null 2>&1; then
+  if ! python3 -c "import diffusers" 2>/dev/null && [ -f ci/wheels/hub.tar.xz ]; then
     echo "diffusers does not import with this huggingface_hub; adding the carried one"
-    python3 -m pip install --quiet --no-index --no-deps ci/wheels/hub/*.whl --target /tmp/gpu-pylib
+    unpack ci/wheels/hub.tar.xz /tmp/gpu-pylib
   fi
   python3 -c "import torch, transformers, diffusers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'diffusers', diffusers.__version__, 'cuda', torch.cuda.is_available())"
   export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-balanced}
