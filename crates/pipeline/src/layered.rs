@@ -234,12 +234,18 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         (h as usize, w as usize)
     }
 
-    /// The captioner, loaded on first use from the folder's `text_encoder/` and `processor/`.
+    /// The captioner, loaded on first use from the folder's `text_encoder/` and `processor/`
+    /// around the language model the prompt encoder already holds.
     pub fn captioner(&self) -> Result<&Captioner<B>, Error> {
         if let Some(c) = self.captioner.get() {
             return Ok(c);
         }
-        let loaded = Captioner::from_pipeline_dir(&self.root, &self.device)?;
+        // Share the prompt encoder's language model: loading it again would double the 7B.
+        let loaded = Captioner::from_pipeline_dir_with_encoder(
+            &self.root,
+            self.text.encoder().clone(),
+            &self.device,
+        )?;
         Ok(self.captioner.get_or_init(|| loaded))
     }
 

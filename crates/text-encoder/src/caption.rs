@@ -254,6 +254,19 @@ impl<B: Backend> Captioner<B> {
     /// and decodes with; `tokenizer/` when `processor/` holds no tokenizer files).
     pub fn from_pipeline_dir(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
         let dir = dir.as_ref();
+        let encoder = QwenTextEncoder::load(dir.join("text_encoder"), device)?;
+        Self::from_pipeline_dir_with_encoder(dir, encoder, device)
+    }
+
+    /// [`Self::from_pipeline_dir`] around a language model the caller already holds (a Layered
+    /// pipeline's prompt encoder): a clone of a burn module shares its weights, so the 7B model
+    /// is in memory once; only the vision tower and `lm_head` are loaded here.
+    pub fn from_pipeline_dir_with_encoder(
+        dir: impl AsRef<Path>,
+        encoder: QwenTextEncoder<B>,
+        device: &B::Device,
+    ) -> Result<Self, Error> {
+        let dir = dir.as_ref();
         let processor_dir = dir.join("processor");
         let processor = ImageProcessor::from_preprocessor_config(
             processor_dir.join("preprocessor_config.json"),
@@ -266,22 +279,10 @@ impl<B: Backend> Captioner<B> {
         } else {
             QwenTokenizer::from_pipeline_dir(dir)?
         };
-        Self::load(dir.join("text_encoder"), tokenizer, processor, device)
-    }
-
-    /// Load the models from a `text_encoder/` folder (the language model, `visual.*`, the LM head
-    /// and the generation config) and pair them with a tokenizer and processor settings.
-    pub fn load(
-        text_encoder_dir: impl AsRef<Path>,
-        tokenizer: QwenTokenizer,
-        processor: ImageProcessor,
-        device: &B::Device,
-    ) -> Result<Self, Error> {
-        let dir = text_encoder_dir.as_ref();
-        let encoder = QwenTextEncoder::load(dir, device)?;
-        let tower = VisionTower::load(dir, device)?;
-        let head = LmHead::load(dir, &encoder, device)?;
-        let generation = GenerationConfig::from_text_encoder_dir(dir)?;
+        let te_dir = dir.join("text_encoder");
+        let tower = VisionTower::load(&te_dir, device)?;
+        let head = LmHead::load(&te_dir, &encoder, device)?;
+        let generation = GenerationConfig::from_text_encoder_dir(&te_dir)?;
         Ok(Self::new(
             encoder, tower, head, tokenizer, processor, generation,
         ))
