@@ -8,8 +8,9 @@ use weights::Weights;
 
 use crate::DitError;
 use crate::attention::{AttentionImpl, JointAttention};
-use crate::layers::{FeedForward, chunks, layer_norm, linear_rows};
+use crate::layers::{FeedForward, chunks, layer_norm};
 use crate::rope::Rope;
+use weights::nn::linear;
 
 /// Image and text streams, each with its own modulation, attention projections and MLP, meeting
 /// only inside the joint attention. `img_mod`/`txt_mod` are upstream's `*_mod.1` (index 0 of that
@@ -64,7 +65,7 @@ impl<B: Backend> TransformerBlock<B> {
         imp: AttentionImpl,
     ) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let n = img.dims()[1];
-        let img_params = linear_rows(&self.img_mod, temb_silu.clone());
+        let img_params = linear(&self.img_mod, temb_silu.clone());
         let (img_mod, txt_temb) = match cond_from {
             Some(split) => {
                 let b = temb_silu.dims()[0] / 2;
@@ -83,7 +84,7 @@ impl<B: Backend> TransformerBlock<B> {
         };
         // Modulation layout: [shift1 | scale1 | gate1 | shift2 | scale2 | gate2].
         let [t_shift1, t_scale1, t_gate1, t_shift2, t_scale2, t_gate2] =
-            chunks::<B, 6>(linear_rows(&self.txt_mod, txt_temb));
+            chunks::<B, 6>(linear(&self.txt_mod, txt_temb));
 
         let (img_attn, txt_attn) = self.attn.forward(
             img_mod.modulate(img.clone(), 0),

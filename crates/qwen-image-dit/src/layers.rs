@@ -7,7 +7,7 @@ use burn::tensor::activation::{gelu_approximate, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use weights::Weights;
-use weights::nn::in_f32;
+use weights::nn::{in_f32, linear};
 
 use crate::DitError;
 
@@ -15,21 +15,6 @@ use crate::DitError;
 pub(crate) const EPS: f64 = 1e-6;
 /// Width of the sinusoidal timestep projection (`Timesteps(num_channels=256, …)`).
 pub(crate) const TIME_PROJ_DIM: usize = 256;
-
-/// `lin` applied to `[B, D_in]` rows (the timestep embedding and every modulation layer).
-///
-/// A single row (batch 1) is run as two identical rows and the first is kept: burn-cubecl-fusion
-/// 0.21 computes a fused `[1, K] × Wᵀ` matmul followed by an elementwise op (the bias add) wrongly
-/// when autotune picks its `gemv_unit_perpendicular` kernel (the only one that runs on Mesa's
-/// lavapipe; relative error ≈ 1; docs/gpu.md). Two rows take the general kernels, and the extra
-/// row costs nothing next to the weight read.
-pub(crate) fn linear_rows<B: Backend>(lin: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
-    if x.dims()[0] != 1 {
-        return lin.forward(x);
-    }
-    lin.forward(Tensor::cat(vec![x.clone(), x], 0))
-        .narrow(0, 0, 1)
-}
 
 /// LayerNorm over the last axis without affine parameters (`elementwise_affine=False`).
 /// burn's `nn::LayerNorm` always carries a learnable gamma/beta, hence this function.
@@ -120,7 +105,7 @@ impl<B: Backend> TimestepProjEmbeddings<B> {
     /// `temb` `[B, D]` from the projected sinusoid `[B, 256]`.
     pub(crate) fn forward(&self, time_proj: Tensor<B, 2>) -> Tensor<B, 2> {
         let e = &self.timestep_embedder;
-        linear_rows(&e.linear_2, silu(linear_rows(&e.linear_1, time_proj)))
+        linear(&e.linear_2, silu(linear(&e.linear_1, time_proj)))
     }
 
     /// The `addition_t_embedding` rows for the classes `cond` `[B]` → `[B, D]`; `None` when the
@@ -181,7 +166,7 @@ impl<B: Backend> AdaLayerNormContinuous<B> {
     /// `x` `[B, N, D]`, `temb_silu` = SiLU(temb) `[B, D]`.
     pub(crate) fn forward(&self, x: Tensor<B, 3>, temb_silu: Tensor<B, 2>) -> Tensor<B, 3> {
         // Unlike the blocks' [shift, scale, gate], this layer's chunks are [scale, shift].
-        let [scale, shift] = chunks::<B, 2>(linear_rows(&self.linear, temb_silu));
+        let [scale, shift] = chunks::<B, 2>(linear(&self.linear, temb_silu));
         layer_norm(x) * scale.add_scalar(1.0) + shift
     }
 }

@@ -15,7 +15,7 @@ use burn::tensor::module::{attention, embedding};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, ElementConversion, Int, Tensor, TensorData};
 use weights::Weights;
-use weights::nn::RmsNorm;
+use weights::nn::{RmsNorm, linear};
 
 use crate::kv_cache::KvCache;
 use crate::rope::{self, RopeTables};
@@ -72,9 +72,9 @@ impl<B: Backend> SelfAttention<B> {
     ) -> Tensor<B, 3> {
         let [b, l, _] = x.dims();
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, self.head_dim]).swap_dims(1, 2);
-        let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.heads), rope);
-        let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.kv_heads), rope);
-        let v = heads(self.v_proj.forward(x), self.kv_heads);
+        let q = rope::apply(heads(linear(&self.q_proj, x.clone()), self.heads), rope);
+        let k = rope::apply(heads(linear(&self.k_proj, x.clone()), self.kv_heads), rope);
+        let v = heads(linear(&self.v_proj, x), self.kv_heads);
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         // Scale left at its default 1/√head_dim, upstream's `head_dim**-0.5`. Masked keys get
         // exactly zero weight; a query row with no visible key (a leading pad under left padding)
@@ -84,7 +84,8 @@ impl<B: Backend> SelfAttention<B> {
             ..Default::default()
         };
         let out = attention(q, k, v, mask.cloned(), None, options);
-        self.o_proj.forward(
+        linear(
+            &self.o_proj,
             out.swap_dims(1, 2)
                 .reshape([b, l, self.heads * self.head_dim]),
         )
@@ -104,9 +105,9 @@ impl<B: Backend> SelfAttention<B> {
         let [b, l, _] = x.dims();
         let past = cache.len();
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, l, n, self.head_dim]).swap_dims(1, 2);
-        let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.heads), rope);
-        let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.kv_heads), rope);
-        let v = heads(self.v_proj.forward(x), self.kv_heads);
+        let q = rope::apply(heads(linear(&self.q_proj, x.clone()), self.heads), rope);
+        let k = rope::apply(heads(linear(&self.k_proj, x.clone()), self.kv_heads), rope);
+        let v = heads(linear(&self.v_proj, x), self.kv_heads);
         let (k, v) = cache.append(layer, k, v);
         let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
         // Query i (absolute position past + i) sees keys 0 ..= past + i. With no past that is the
@@ -128,7 +129,8 @@ impl<B: Backend> SelfAttention<B> {
             ..Default::default()
         };
         let out = attention(q, k, v, mask, None, options);
-        self.o_proj.forward(
+        linear(
+            &self.o_proj,
             out.swap_dims(1, 2)
                 .reshape([b, l, self.heads * self.head_dim]),
         )
@@ -166,8 +168,8 @@ impl<B: Backend> Mlp<B> {
     }
 
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(linear(&self.gate_proj, x.clone()));
+        linear(&self.down_proj, gate * linear(&self.up_proj, x))
     }
 }
 

@@ -7,6 +7,7 @@
 //! needs the same islands in the same places.
 
 use burn::module::{Module, Param};
+use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Tensor};
 
@@ -23,6 +24,24 @@ pub fn in_f32<B: Backend, const D: usize>(
         DType::F32 | DType::F64 => f(x),
         dt => f(x.cast(FloatDType::F32)).cast(dt),
     }
+}
+
+/// `lin.forward(x)`, except that a single row (every leading axis of size 1: a batch-1
+/// timestep or modulation vector, one decoded token) runs as two identical rows of which the
+/// first is kept.
+///
+/// burn-cubecl-fusion 0.21 computes a fused `[1, K] × Wᵀ` matmul followed by an elementwise op
+/// (a bias add) wrongly when autotune picks its `gemv_unit_perpendicular` kernel — the only one
+/// that runs on Mesa's lavapipe (relative error ≈ 1; docs/gpu.md). Two rows take the general
+/// kernels, and the extra row costs nothing next to reading the weight. Every other shape goes
+/// straight to `lin.forward`.
+pub fn linear<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let dims = x.dims();
+    if dims[..D - 1].iter().any(|&d| d != 1) {
+        return lin.forward(x);
+    }
+    lin.forward(Tensor::cat(vec![x.clone(), x], 0))
+        .narrow(0, 0, 1)
 }
 
 /// RMSNorm with a learned scale over the last axis, as diffusers' `RMSNorm` and transformers'
@@ -134,5 +153,19 @@ mod tests {
             x
         });
         assert_eq!((seen, y.dtype()), (Some(DType::F32), DType::F32));
+    }
+
+    #[test]
+    fn linear_gives_lin_forward_for_one_row_and_for_many() {
+        let dev = Default::default();
+        let lin = burn::nn::LinearConfig::new(3, 2).init::<B>(&dev);
+        let one = Tensor::<B, 3>::from_floats([[[0.5, -1.0, 2.0]]], &dev);
+        linear(&lin, one.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&lin.forward(one).into_data(), Tolerance::default());
+        let many = Tensor::<B, 2>::from_floats([[0.5, -1.0, 2.0], [1.0, 0.0, -3.0]], &dev);
+        linear(&lin, many.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&lin.forward(many).into_data(), Tolerance::default());
     }
 }
