@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 /// small maths crates, gt-resolver and image-io depend on no other crate; only xtask knows them
 /// all (pipeline, metrics and gt-resolver together). `"*"` means any workspace crate.
 const ALLOWED: &[(&str, &[&str])] = &[
+    // Test scaffolding (a dev-dependency only, below everything).
+    ("fuzz-support", &[]),
     ("weights", &[]),
     ("torch-rng", &[]),
     ("flow-match", &[]),
@@ -42,14 +44,31 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 
 /// Extra workspace crates a crate's tests and benches may use ([dev-dependencies]): the
-/// end-to-end test scores the pipeline's images with the metrics crate.
-const ALLOWED_DEV: &[(&str, &[&str])] = &[("pipeline", &["metrics"])];
+/// end-to-end test scores the pipeline's images with the metrics crate; every parser's fuzz test
+/// uses the shared proptest scaffolding.
+const ALLOWED_DEV: &[(&str, &[&str])] = &[
+    ("pipeline", &["metrics", "fuzz-support"]),
+    ("gt-resolver", &["fuzz-support"]),
+    ("image-io", &["fuzz-support"]),
+    ("metrics", &["fuzz-support"]),
+    ("qwen-image-dit", &["fuzz-support"]),
+    ("qwen-image-vae", &["fuzz-support"]),
+    ("text-encoder", &["fuzz-support"]),
+    ("tokenizer-loader", &["fuzz-support"]),
+    ("weights", &["fuzz-support"]),
+];
 
 /// Model crates: never a dependency of one another, not even for tests.
 const MODELS: &[&str] = &["text-encoder", "qwen-image-dit", "qwen-image-vae"];
 
 /// Crates with no ML dependency at all (ARCHITECTURE.md's invariants).
-const NO_ML: &[&str] = &["gt-resolver", "flow-match", "torch-rng", "image-io"];
+const NO_ML: &[&str] = &[
+    "gt-resolver",
+    "flow-match",
+    "torch-rng",
+    "image-io",
+    "fuzz-support",
+];
 
 /// Crates whose ML dependencies sit behind one feature, off without it.
 const ML_BEHIND_FEATURE: &[(&str, &str)] = &[("metrics", "clip")];

@@ -6,64 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
+use fuzz_support::{edits, mutate};
 use image_io::Mode;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 const CI_CASES: u32 = 1000;
 
-/// A few thousand inputs per property in CI (a fixed, small budget); `PROPTEST_CASES=N` runs
-/// longer. Failing inputs are kept in `tests/fuzz.proptest-regressions` (committed) and replayed
-/// first on every run.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CI_CASES);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
-
-/// Random edits of a valid input: delete a range, insert bytes, overwrite a byte, duplicate a
-/// range — what a truncated download, a bad editor or a hostile file does to it.
-fn edits() -> impl Strategy<Value = Vec<(usize, usize, u8, Vec<u8>)>> {
-    prop::collection::vec(
-        (
-            any::<usize>(),
-            0usize..4,
-            any::<u8>(),
-            prop::collection::vec(any::<u8>(), 0..8),
-        ),
-        0..6,
-    )
-}
-
-fn mutate(base: &[u8], edits: &[(usize, usize, u8, Vec<u8>)]) -> Vec<u8> {
-    let mut v = base.to_vec();
-    for (pos, op, byte, bytes) in edits {
-        let at = if v.is_empty() { 0 } else { pos % (v.len() + 1) };
-        match op {
-            0 => {
-                let end = (at + usize::from(*byte) % 16).min(v.len());
-                v.drain(at..end);
-            }
-            1 => {
-                v.splice(at..at, bytes.iter().copied());
-            }
-            2 if at < v.len() => v[at] = *byte,
-            _ => {
-                let end = (at + usize::from(*byte)).min(v.len());
-                let copy = v[at..end].to_vec();
-                v.splice(at..at, copy);
-            }
-        }
-    }
-    v
+    fuzz_support::config(CI_CASES)
 }
 
 fn testdata() -> PathBuf {

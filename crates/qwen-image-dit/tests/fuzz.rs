@@ -7,94 +7,15 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
+use fuzz_support::{edits, hostile_json as hostile, mutate};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use qwen_image_dit::{DitConfig, ImageShape, MAX_IMAGE_TOKENS, MAX_INNER_DIM, Rope};
 use serde_json::{Value, json};
 
 const CI_CASES: u32 = 2000;
 
-/// A few thousand inputs per property in CI (a fixed, small budget); `PROPTEST_CASES=N` runs
-/// longer. Failing inputs are kept in `tests/fuzz.proptest-regressions` (committed) and replayed
-/// first on every run.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CI_CASES);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
-
-/// Random edits of a valid input: delete a range, insert bytes, overwrite a byte, duplicate a
-/// range — what a truncated download, a bad editor or a hostile file does to it.
-fn edits() -> impl Strategy<Value = Vec<(usize, usize, u8, Vec<u8>)>> {
-    prop::collection::vec(
-        (
-            any::<usize>(),
-            0usize..4,
-            any::<u8>(),
-            prop::collection::vec(any::<u8>(), 0..8),
-        ),
-        0..6,
-    )
-}
-
-fn mutate(base: &[u8], edits: &[(usize, usize, u8, Vec<u8>)]) -> Vec<u8> {
-    let mut v = base.to_vec();
-    for (pos, op, byte, bytes) in edits {
-        let at = if v.is_empty() { 0 } else { pos % (v.len() + 1) };
-        match op {
-            0 => {
-                let end = (at + usize::from(*byte) % 16).min(v.len());
-                v.drain(at..end);
-            }
-            1 => {
-                v.splice(at..at, bytes.iter().copied());
-            }
-            2 if at < v.len() => v[at] = *byte,
-            _ => {
-                let end = (at + usize::from(*byte)).min(v.len());
-                let copy = v[at..end].to_vec();
-                v.splice(at..at, copy);
-            }
-        }
-    }
-    v
-}
-
-/// A hostile JSON value for a config key: the sizes that overflowed (2^60 heads, 2^33 patches),
-/// zero, negative, fractional, huge, wrong types.
-fn hostile() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        prop::sample::select(vec![
-            json!(0),
-            json!(1),
-            json!(2),
-            json!(3),
-            json!(-1),
-            json!(1.5),
-            json!(1u64 << 33),
-            json!(1u64 << 60),
-            json!(u64::MAX),
-            json!(i64::MIN),
-            json!(1e300),
-            json!(null),
-            json!(true),
-            json!("x"),
-            json!([]),
-            json!([0, 0, 0]),
-            json!([1u64 << 62, 2, 2]),
-            json!({}),
-        ]),
-        (0u64..100_000).prop_map(|v| json!(v)),
-        prop::collection::vec((0i64..70).prop_map(|v| json!(v)), 0..5).prop_map(Value::Array),
-    ]
+    fuzz_support::config(CI_CASES)
 }
 
 /// The real config with some keys replaced by hostile values (or removed), or with one

@@ -5,94 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
+use fuzz_support::{edits, hostile_json as generic_hostile, mutate};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use qwen_image_vae::VaeConfig;
 use serde_json::{Value, json};
 
 const CI_CASES: u32 = 2000;
 
-/// A few thousand inputs per property in CI (a fixed, small budget); `PROPTEST_CASES=N` runs
-/// longer. Failing inputs are kept in `tests/fuzz.proptest-regressions` (committed) and replayed
-/// first on every run.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CI_CASES);
-    ProptestConfig {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
-
-/// Random edits of a valid input: delete a range, insert bytes, overwrite a byte, duplicate a
-/// range — what a truncated download, a bad editor or a hostile file does to it.
-fn edits() -> impl Strategy<Value = Vec<(usize, usize, u8, Vec<u8>)>> {
-    prop::collection::vec(
-        (
-            any::<usize>(),
-            0usize..4,
-            any::<u8>(),
-            prop::collection::vec(any::<u8>(), 0..8),
-        ),
-        0..6,
-    )
-}
-
-fn mutate(base: &[u8], edits: &[(usize, usize, u8, Vec<u8>)]) -> Vec<u8> {
-    let mut v = base.to_vec();
-    for (pos, op, byte, bytes) in edits {
-        let at = if v.is_empty() { 0 } else { pos % (v.len() + 1) };
-        match op {
-            0 => {
-                let end = (at + usize::from(*byte) % 16).min(v.len());
-                v.drain(at..end);
-            }
-            1 => {
-                v.splice(at..at, bytes.iter().copied());
-            }
-            2 if at < v.len() => v[at] = *byte,
-            _ => {
-                let end = (at + usize::from(*byte)).min(v.len());
-                let copy = v[at..end].to_vec();
-                v.splice(at..at, copy);
-            }
-        }
-    }
-    v
-}
-
-/// A hostile JSON value for a config key: the sizes that overflowed (2^60 heads, 2^33 patches),
-/// zero, negative, fractional, huge, wrong types.
-fn generic_hostile() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        prop::sample::select(vec![
-            json!(0),
-            json!(1),
-            json!(2),
-            json!(3),
-            json!(-1),
-            json!(1.5),
-            json!(1u64 << 33),
-            json!(1u64 << 60),
-            json!(u64::MAX),
-            json!(i64::MIN),
-            json!(1e300),
-            json!(null),
-            json!(true),
-            json!("x"),
-            json!([]),
-            json!([0, 0, 0]),
-            json!([1u64 << 62, 2, 2]),
-            json!({}),
-        ]),
-        (0u64..100_000).prop_map(|v| json!(v)),
-        prop::collection::vec((0i64..70).prop_map(|v| json!(v)), 0..5).prop_map(Value::Array),
-    ]
+    fuzz_support::config(CI_CASES)
 }
 
 /// The real config with some keys replaced by hostile values (or removed), or with one
@@ -123,19 +44,6 @@ fn config_document(base: Value) -> impl Strategy<Value = Value> {
     })
 }
 
-/// The generic hostile values, plus the VAE's list shapes: long downsample lists (a shift by 64
-/// or more), huge channel multipliers, statistics with zero or NaN-like values.
-fn hostile() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        3 => generic_hostile(),
-        1 => prop::collection::vec(any::<bool>(), 0..80).prop_map(|v| json!(v)),
-        1 => prop::collection::vec(prop_oneof![Just(1u64 << 40), Just(u64::MAX), 0u64..9], 0..6)
-            .prop_map(|v| json!(v)),
-        1 => prop::collection::vec(prop_oneof![Just(0.0f64), Just(-1e300), -3.0f64..3.0], 0..20)
-            .prop_map(|v| json!(v)),
-    ]
-}
-
 fn tiny_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/tiny-qwen-image/vae/config.json")
 }
@@ -159,6 +67,19 @@ fn exercise(bytes: &[u8], file: &str) {
         assert!(f.is_power_of_two(), "{c:?}");
         assert_eq!(c.latents_std.len(), c.z_dim);
     }
+}
+
+/// The generic hostile values, plus the VAE's list shapes: long downsample lists (a shift by 64
+/// or more), huge channel multipliers, statistics with zero or NaN-like values.
+fn hostile() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => generic_hostile(),
+        1 => prop::collection::vec(any::<bool>(), 0..80).prop_map(|v| json!(v)),
+        1 => prop::collection::vec(prop_oneof![Just(1u64 << 40), Just(u64::MAX), 0u64..9], 0..6)
+            .prop_map(|v| json!(v)),
+        1 => prop::collection::vec(prop_oneof![Just(0.0f64), Just(-1e300), -3.0f64..3.0], 0..20)
+            .prop_map(|v| json!(v)),
+    ]
 }
 
 proptest! {
