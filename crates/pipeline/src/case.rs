@@ -560,7 +560,9 @@ pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
             }
             (None, None) => return Err(fail(case_line, format!("case `{id}` has no prompt"))),
         };
-        if prompt.is_empty() {
+        // A Layered case captions an empty prompt (as diffusers does for None, "" and " ").
+        let layered = raw.layers.is_some() || matches!(preset, Some(SglangPreset::Layered));
+        if prompt.is_empty() && !layered {
             return Err(fail(case_line, format!("case `{id}` has an empty prompt")));
         }
         let negative_prompt = raw.negative_prompt.or_else(|| {
@@ -779,6 +781,17 @@ mod tests {
         for bad in ["", "..", "../x", "a/b", "a b", "é"] {
             assert!(!valid_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_empty_prompt_is_a_caption_request_only_for_layered_cases() {
+        let case = |extra: &str| {
+            format!("[[case]]\nid = \"a\"\nmodel = \"../tiny-qwen-image\"\nprompt = \"\"\n{extra}")
+        };
+        let e = p(&case("")).unwrap_err().to_string();
+        assert!(e.contains("empty prompt"), "{e}");
+        let cases = p(&case("layers = 2\n")).unwrap();
+        assert_eq!(cases[0].prompt, "");
     }
 
     #[test]
