@@ -17,15 +17,76 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Write a file through a temp name and a rename, creating its folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+/// Write `path` through a uniquely named temp file in the same folder, renamed into place once
+/// `fill` has written all of it: a reader never sees half a file, a failure (or a crash) leaves
+/// no temp file behind, and two writers of one path cannot mix their bytes. The folder must
+/// exist ([`create_parent`]).
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // The mode a plain `fs::write` gives (0666 less the umask), not a temp file's private 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let written = (|| {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        fill(&mut w)?;
+        use std::io::Write;
+        w.flush()?;
+        Ok::<_, anyhow::Error>(())
+    })();
+    written.with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Create `path`'s folder (and its parents) if it is missing.
+pub fn create_parent(path: &Path) -> anyhow::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+        }
+        None => Ok(()),
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+/// Write a file through a temp name and a rename ([`write_with`]), creating its folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    create_parent(path)?;
+    write_with(path, |w| {
+        use std::io::Write;
+        Ok(w.write_all(bytes)?)
+    })
+}
+
+/// Write safetensors through a temp name and a rename ([`write_with`]); the folder must exist.
+pub fn write_safetensors<'a, V: safetensors::View + 'a>(
+    path: &Path,
+    tensors: impl IntoIterator<Item = (&'a str, V)>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> anyhow::Result<()> {
+    let bytes = safetensors::serialize(tensors, metadata)
+        .with_context(|| format!("serialising {}", path.display()))?;
+    write_with(path, |w| {
+        use std::io::Write;
+        Ok(w.write_all(&bytes)?)
+    })
 }
 
 /// Save an image by extension, through a temp file renamed into place.
@@ -36,38 +97,23 @@ pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("img")
-    ));
-    let write = || -> anyhow::Result<()> {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    create_parent(path)?;
+    write_with(path, |f| {
         match format {
             // As PIL's `save(quality=75)` (libjpeg-turbo, 4:2:0, its tables) writes it: upstream
             // saves official JPEG GT so, and SGLang's server encodes its jpg output so.
             image::ImageFormat::Jpeg => {
                 let rgb = image_io::Image::from(img.clone());
+                use std::io::Write;
                 f.write_all(&image_io::encode_jpeg(
                     &rgb,
                     image_io::JpegOptions::default(),
                 )?)?
             }
-            _ => img.write_to(&mut f, format)?,
+            _ => img.write_to(f, format)?,
         }
-        use std::io::Write;
-        f.flush()?;
         Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("writing {}", path.display())));
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    })
 }
 
 /// Save an RGBA image (a Layered layer) as PNG, through a temp file renamed into place.

@@ -6,7 +6,6 @@
 //! 1e-4; the images' VAE latents are checked on their own so that a failure is located. Goldens:
 //! xtask/reference/gen_e2e_edit.py.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
@@ -44,62 +43,100 @@ fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-#[test]
-fn every_tiny_edit_case_matches_the_official_diffusers_image() {
+/// One case of `tiny_edit.toml` against diffusers' image and first-step latents. One test per
+/// case (below) so that the four 1024²-area edits run on all test threads.
+fn case_matches_the_official_diffusers_image(id: &str) -> PipelineKind {
     let dev = Default::default();
-    let cases = cases();
-    assert_eq!(cases.len(), 4);
+    let c = cases().into_iter().find(|c| c.id == id).unwrap();
     let info = info();
-    let mut pipes: HashMap<String, Pipeline<B>> = HashMap::new();
-    let mut kinds = Vec::new();
-    for c in &cases {
-        let pipe = pipes
-            .entry(c.model.clone())
-            .or_insert_with(|| Pipeline::<B>::load(&c.model, &dev).unwrap());
-        let want_class = info["cases"][&c.id]["pipeline"].as_str().unwrap();
-        assert_eq!(pipe.kind().class_name(), want_class, "{}", c.id);
-        kinds.push(pipe.kind());
-        let out = pipe.generate(&request(c), &mut |_| {}).unwrap();
-        let size = &info["cases"][&c.id]["output_size"];
-        assert_eq!(
-            [out.height as u64, out.width as u64],
-            [size[0].as_u64().unwrap(), size[1].as_u64().unwrap()],
-            "{}: output size",
-            c.id
-        );
+    let pipe = Pipeline::<B>::load(&c.model, &dev).unwrap();
+    let want_class = info["cases"][&c.id]["pipeline"].as_str().unwrap();
+    assert_eq!(pipe.kind().class_name(), want_class, "{}", c.id);
+    let out = pipe.generate(&request(&c), &mut |_| {}).unwrap();
+    let size = &info["cases"][&c.id]["output_size"];
+    assert_eq!(
+        [out.height as u64, out.width as u64],
+        [size[0].as_u64().unwrap(), size[1].as_u64().unwrap()],
+        "{}: output size",
+        c.id
+    );
 
-        let golden =
-            weights::Weights::open(testdata().join(format!("e2e-edit/{}.safetensors", c.id)))
-                .unwrap();
-        let (want, shape) = golden.get_f32("latents_step1").unwrap();
-        let got = out.latents_after_first_step.unwrap();
-        assert_eq!(got.dims().to_vec(), shape, "{}: latents shape", c.id);
-        let got = got.into_data().to_vec::<f32>().unwrap();
-        let err = max_rel_err(&got, &want);
-        assert!(
-            err <= 1e-4,
-            "{}: latents after the first step differ: max rel err {err:e}",
-            c.id
-        );
-
-        let gt =
-            metrics::load_rgb(&testdata().join(format!("gt/official_generated/{}_1gpu.png", c.id)))
-                .unwrap();
-        let psnr = metrics::psnr(&out.image, &gt).unwrap();
-        let ssim = metrics::ssim(&out.image, &gt).unwrap();
-        eprintln!(
-            "{}: first-step latents max rel err {err:.2e}, psnr {psnr:.2} dB, ssim {ssim:.5}",
-            c.id
-        );
-        assert!(psnr >= 40.0, "{}: PSNR {psnr} < 40 dB", c.id);
-        assert!(ssim >= 0.99, "{}: SSIM {ssim} < 0.99", c.id);
-    }
-    // Edit, Edit-Plus and Edit-2511 (Edit-Plus with a zero_cond_t transformer) all ran.
-    assert!(kinds.contains(&PipelineKind::Edit) && kinds.contains(&PipelineKind::EditPlus));
+    let golden =
+        weights::Weights::open(testdata().join(format!("e2e-edit/{}.safetensors", c.id))).unwrap();
+    let (want, shape) = golden.get_f32("latents_step1").unwrap();
+    let got = out.latents_after_first_step.unwrap();
+    assert_eq!(got.dims().to_vec(), shape, "{}: latents shape", c.id);
+    let got = got.into_data().to_vec::<f32>().unwrap();
+    let err = max_rel_err(&got, &want);
     assert!(
-        cases
-            .iter()
-            .any(|c| c.model.ends_with("tiny-qwen-image-edit-2511"))
+        err <= 1e-4,
+        "{}: latents after the first step differ: max rel err {err:e}",
+        c.id
+    );
+
+    let gt =
+        metrics::load_rgb(&testdata().join(format!("gt/official_generated/{}_1gpu.png", c.id)))
+            .unwrap();
+    let psnr = metrics::psnr(&out.image, &gt).unwrap();
+    let ssim = metrics::ssim(&out.image, &gt).unwrap();
+    eprintln!(
+        "{}: first-step latents max rel err {err:.2e}, psnr {psnr:.2} dB, ssim {ssim:.5}",
+        c.id
+    );
+    assert!(psnr >= 40.0, "{}: PSNR {psnr} < 40 dB", c.id);
+    assert!(ssim >= 0.99, "{}: SSIM {ssim} < 0.99", c.id);
+    pipe.kind()
+}
+
+/// The four tests below are every case of the file: Edit, Edit-Plus and Edit-2511 (Edit-Plus
+/// with a zero_cond_t transformer).
+#[test]
+fn the_case_file_is_the_four_tested_cases() {
+    let mut ids: Vec<String> = cases().into_iter().map(|c| c.id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "tiny_edit_2511",
+            "tiny_edit_cfg",
+            "tiny_edit_nocfg",
+            "tiny_edit_plus"
+        ]
+    );
+    let c = cases();
+    let plus = c.iter().find(|c| c.id == "tiny_edit_2511").unwrap();
+    assert!(plus.model.ends_with("tiny-qwen-image-edit-2511"));
+}
+
+#[test]
+fn tiny_edit_cfg_matches_the_official_diffusers_image() {
+    assert_eq!(
+        case_matches_the_official_diffusers_image("tiny_edit_cfg"),
+        PipelineKind::Edit
+    );
+}
+
+#[test]
+fn tiny_edit_nocfg_matches_the_official_diffusers_image() {
+    assert_eq!(
+        case_matches_the_official_diffusers_image("tiny_edit_nocfg"),
+        PipelineKind::Edit
+    );
+}
+
+#[test]
+fn tiny_edit_plus_matches_the_official_diffusers_image() {
+    assert_eq!(
+        case_matches_the_official_diffusers_image("tiny_edit_plus"),
+        PipelineKind::EditPlus
+    );
+}
+
+#[test]
+fn tiny_edit_2511_matches_the_official_diffusers_image() {
+    assert_eq!(
+        case_matches_the_official_diffusers_image("tiny_edit_2511"),
+        PipelineKind::EditPlus
     );
 }
 

@@ -109,7 +109,8 @@ fn psnr_rgba(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
 #[test]
 fn the_case_file_reaches_the_request() {
     let cases = cases();
-    assert_eq!(cases.len(), 2);
+    let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["tiny_layered_prompt", "tiny_layered_caption"]);
     for c in &cases {
         let i = info(&c.id);
         let r = c.request();
@@ -128,131 +129,139 @@ fn the_case_file_reaches_the_request() {
     }
 }
 
+/// One test per case (the file holds these two, `the_case_file_reaches_the_request` checks) so
+/// that both run at once.
 #[test]
-fn every_layered_case_matches_the_official_diffusers_layers() {
+fn tiny_layered_prompt_matches_the_official_diffusers_layers() {
+    case_matches_the_official_diffusers_layers("tiny_layered_prompt");
+}
+
+#[test]
+fn tiny_layered_caption_matches_the_official_diffusers_layers() {
+    case_matches_the_official_diffusers_layers("tiny_layered_caption");
+}
+
+fn case_matches_the_official_diffusers_layers(id: &str) {
     let pipe = pipe();
-    for c in cases() {
-        let id = c.id.as_str();
-        let i = info(id);
-        let layers = i["layers"].as_u64().unwrap() as usize;
-        let frames = layers + 1;
-        let req = c
-            .request_with_images(&mut |u| Err(format!("no network in tests: {u}")))
-            .unwrap();
-        let opts = req.layered_options();
+    let c = cases().into_iter().find(|c| c.id == id).unwrap();
+    let i = info(id);
+    let layers = i["layers"].as_u64().unwrap() as usize;
+    let frames = layers + 1;
+    let req = c
+        .request_with_images(&mut |u| Err(format!("no network in tests: {u}")))
+        .unwrap();
+    let opts = req.layered_options();
 
-        // The input at the bucket size and its VAE latents.
-        let prepared = pipe.prepare_input(&input(), opts.resolution).unwrap();
-        assert_eq!(
-            (prepared.height as u64, prepared.width as u64),
-            (i["height"].as_u64().unwrap(), i["width"].as_u64().unwrap()),
-            "{id}: bucket size"
-        );
-        let tokens = prepared.image_latents.dims()[1];
-        assert_eq!(tokens as u64, i["image_latent_tokens"].as_u64().unwrap());
-        let (head, sum) = frame_heads(prepared.image_latents.clone(), 1);
-        check_heads(
-            "image latents",
-            id,
-            (head, sum),
-            "image_latents_head",
-            "image_latents_sum",
-        );
+    // The input at the bucket size and its VAE latents.
+    let prepared = pipe.prepare_input(&input(), opts.resolution).unwrap();
+    assert_eq!(
+        (prepared.height as u64, prepared.width as u64),
+        (i["height"].as_u64().unwrap(), i["width"].as_u64().unwrap()),
+        "{id}: bucket size"
+    );
+    let tokens = prepared.image_latents.dims()[1];
+    assert_eq!(tokens as u64, i["image_latent_tokens"].as_u64().unwrap());
+    let (head, sum) = frame_heads(prepared.image_latents.clone(), 1);
+    check_heads(
+        "image latents",
+        id,
+        (head, sum),
+        "image_latents_head",
+        "image_latents_sum",
+    );
 
-        // The seeded noise, drawn as (1, layers + 1, 16, h, w) and packed per frame.
-        let noise = pipe
-            .prepare_latents(
-                &c.initial_latents(),
-                layers,
-                prepared.height,
-                prepared.width,
-            )
-            .unwrap();
-        assert_eq!(noise.dims()[1], frames * tokens);
-        check_heads(
-            "initial latents",
-            id,
-            frame_heads(noise, frames),
-            "initial_latents_head",
-            "initial_latents_sum",
-        );
+    // The seeded noise, drawn as (1, layers + 1, 16, h, w) and packed per frame.
+    let noise = pipe
+        .prepare_latents(
+            &c.initial_latents(),
+            layers,
+            prepared.height,
+            prepared.width,
+        )
+        .unwrap();
+    assert_eq!(noise.dims()[1], frames * tokens);
+    check_heads(
+        "initial latents",
+        id,
+        frame_heads(noise, frames),
+        "initial_latents_head",
+        "initial_latents_sum",
+    );
 
-        // The schedule: linspace(1, 0, n + 1)[:-1] shifted by mu = sqrt(tokens / 256).
-        let schedule = pipe.schedule(c.num_inference_steps, tokens).unwrap();
-        let g = golden(id);
-        let (sigmas, _) = g.get_f32("sigmas").unwrap();
-        let (timesteps, _) = g.get_f32("timesteps").unwrap();
-        assert!(
-            max_rel_err(&schedule.sigmas, &sigmas) <= 1e-6,
-            "{id}: {schedule:?}"
-        );
-        assert!(
-            max_rel_err(&schedule.timesteps, &timesteps) <= 1e-6,
-            "{id}: {schedule:?}"
-        );
-        assert!((schedule.mu.unwrap() - i["mu"].as_f64().unwrap()).abs() < 1e-12);
+    // The schedule: linspace(1, 0, n + 1)[:-1] shifted by mu = sqrt(tokens / 256).
+    let schedule = pipe.schedule(c.num_inference_steps, tokens).unwrap();
+    let g = golden(id);
+    let (sigmas, _) = g.get_f32("sigmas").unwrap();
+    let (timesteps, _) = g.get_f32("timesteps").unwrap();
+    assert!(
+        max_rel_err(&schedule.sigmas, &sigmas) <= 1e-6,
+        "{id}: {schedule:?}"
+    );
+    assert!(
+        max_rel_err(&schedule.timesteps, &timesteps) <= 1e-6,
+        "{id}: {schedule:?}"
+    );
+    assert!((schedule.mu.unwrap() - i["mu"].as_f64().unwrap()).abs() < 1e-12);
 
-        let out = pipe.generate(&req, &mut |_| {}).unwrap();
+    let out = pipe.generate(&req, &mut |_| {}).unwrap();
 
-        // The prompt used: given, or the caption diffusers made (same ids, same text).
-        match &out.caption {
-            Some(caption) => {
-                assert!(
-                    i["captioned"].as_bool().unwrap(),
-                    "{id}: captioned but diffusers did not"
-                );
-                let want: Vec<u32> = i["caption_ids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap() as u32)
-                    .collect();
-                assert_eq!(caption.ids, want, "{id}: caption ids");
-                assert_eq!(
-                    caption.text,
-                    i["prompt_used"].as_str().unwrap(),
-                    "{id}: caption"
-                );
-                assert_eq!(
-                    caption.prompt_tokens as u64,
-                    i["caption_prompt_len"].as_u64().unwrap()
-                );
-            }
-            None => assert!(
-                !i["captioned"].as_bool().unwrap(),
-                "{id}: diffusers captioned"
-            ),
+    // The prompt used: given, or the caption diffusers made (same ids, same text).
+    match &out.caption {
+        Some(caption) => {
+            assert!(
+                i["captioned"].as_bool().unwrap(),
+                "{id}: captioned but diffusers did not"
+            );
+            let want: Vec<u32> = i["caption_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(caption.ids, want, "{id}: caption ids");
+            assert_eq!(
+                caption.text,
+                i["prompt_used"].as_str().unwrap(),
+                "{id}: caption"
+            );
+            assert_eq!(
+                caption.prompt_tokens as u64,
+                i["caption_prompt_len"].as_u64().unwrap()
+            );
         }
-
-        let step1 = out.latents_after_first_step.clone().unwrap();
-        check_heads(
-            "latents after the first step",
-            id,
-            frame_heads(step1, frames),
-            "latents_step1_head",
-            "latents_step1_sum",
-        );
-
-        assert_eq!(out.layers.len(), layers, "{id}: layer count");
-        for (k, layer) in out.layers.iter().enumerate() {
-            let path = testdata().join(format!("e2e-layered/{id}/layer_{k}.png"));
-            let want = image::open(&path).unwrap().to_rgba8();
-            let psnr = psnr_rgba(layer, &want);
-            eprintln!("{id} layer {k}: psnr {psnr:.2} dB (RGBA)");
-            assert!(psnr >= 40.0, "{id} layer {k}: PSNR {psnr} < 40 dB");
-        }
-
-        // What upstream compares: the first layer, alpha dropped (not composited).
-        assert_eq!(out.image, pipeline::drop_alpha(&out.layers[0]));
-        let gt =
-            metrics::load_rgb(&testdata().join(format!("gt/official_generated/{id}_1gpu.png")))
-                .unwrap();
-        let psnr = metrics::psnr(&out.image, &gt).unwrap();
-        assert!(
-            psnr >= 40.0,
-            "{id}: PSNR {psnr} against the official GT < 40 dB"
-        );
+        None => assert!(
+            !i["captioned"].as_bool().unwrap(),
+            "{id}: diffusers captioned"
+        ),
     }
+
+    let step1 = out.latents_after_first_step.clone().unwrap();
+    check_heads(
+        "latents after the first step",
+        id,
+        frame_heads(step1, frames),
+        "latents_step1_head",
+        "latents_step1_sum",
+    );
+
+    assert_eq!(out.layers.len(), layers, "{id}: layer count");
+    for (k, layer) in out.layers.iter().enumerate() {
+        let path = testdata().join(format!("e2e-layered/{id}/layer_{k}.png"));
+        let want = image::open(&path).unwrap().to_rgba8();
+        let psnr = psnr_rgba(layer, &want);
+        eprintln!("{id} layer {k}: psnr {psnr:.2} dB (RGBA)");
+        assert!(psnr >= 40.0, "{id} layer {k}: PSNR {psnr} < 40 dB");
+    }
+
+    // What upstream compares: the first layer, alpha dropped (not composited).
+    assert_eq!(out.image, pipeline::drop_alpha(&out.layers[0]));
+    let gt = metrics::load_rgb(&testdata().join(format!("gt/official_generated/{id}_1gpu.png")))
+        .unwrap();
+    let psnr = metrics::psnr(&out.image, &gt).unwrap();
+    assert!(
+        psnr >= 40.0,
+        "{id}: PSNR {psnr} against the official GT < 40 dB"
+    );
 }
 
 #[test]

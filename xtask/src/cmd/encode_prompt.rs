@@ -165,14 +165,8 @@ fn encode<B: Backend>(args: &Args, prompts: &[String], dev: &B::Device) -> anyho
             safetensors::tensor::TensorView::new(safetensors::Dtype::I64, mask_shape, &mask)?,
         ),
     ];
-    // Never leave a half-written file behind: write beside it, then rename.
-    let mut tmp = args.output.clone().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    safetensors::serialize_to_file(tensors, None, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.output)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), args.output.display()))?;
+    // Never leave a half-written file behind.
+    crate::util::write_safetensors(&args.output, tensors, None)?;
     eprintln!(
         "{}: prompt_embeds {embeds_shape:?}, real rows per prompt {:?}",
         args.output.display(),

@@ -104,13 +104,7 @@ fn write_output<B: Backend, const D: usize>(
     }
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)?;
-    let mut tmp = path.to_path_buf().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    safetensors::serialize_to_file([(name, view)], None, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    crate::util::write_safetensors(path, [(name, view)], None)
 }
 
 pub fn run(f: Forward) -> anyhow::Result<ExitCode> {

@@ -169,18 +169,5 @@ fn write_sample(
     metadata: HashMap<String, String>,
 ) -> anyhow::Result<()> {
     let view = safetensors::tensor::TensorView::new(dtype, shape, bytes)?;
-    let mut tmp = path.to_path_buf().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let written = safetensors::serialize_to_file([("sample", view)], Some(metadata), &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-        });
-    if written.is_err() {
-        // Never leave a partial file behind.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    crate::util::write_safetensors(path, [("sample", view)], Some(metadata))
 }
