@@ -359,3 +359,74 @@ fn commands_do_not_import_each_other() {
         wrong.join("\n")
     );
 }
+
+/// `cargo tree`'s `name vX [features]` lines → features per package.
+fn features_of(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let o = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args(["tree", "--offline", "--locked", "--prefix", "none"])
+        .args(["--format", "{p} [{f}]"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "cargo tree {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let (Some(open), Some(close)) = (line.find(" ["), line.rfind(']')) else {
+            continue;
+        };
+        let mut words = line[..open].split_whitespace();
+        let (Some(name), Some(version)) = (words.next(), words.next()) else {
+            continue;
+        };
+        out.entry(format!("{name} {version}")).or_default().extend(
+            line[open + 2..close]
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string),
+        );
+    }
+    out
+}
+
+/// `cargo test --workspace` after `cargo xtask consistency` compiles only our test targets and
+/// dev-only crates: every crate both build has the same features (a dev-dependency that turns on
+/// one more, as insta and tempfile did through bitflags/fastrand, rebuilt burn-flex and everything
+/// above it), and the test profile is the dev profile (docs/performance.md, "Build and test").
+#[test]
+fn the_tests_reuse_what_the_main_job_built() {
+    let run = features_of(&["-p", "xtask", "-e", "normal,build"]);
+    let test = features_of(&["--workspace", "-e", "normal,build,dev"]);
+    assert!(run.contains_key("burn-flex v0.21.0"), "{run:?}");
+    let differ: Vec<String> = run
+        .iter()
+        .filter_map(|(p, f)| {
+            let t = test.get(p)?;
+            (t != f).then(|| format!("{p}: `cargo xtask` {f:?}, `cargo test` {t:?}"))
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "features differ, so `cargo test` rebuilds these and all above them:\n{}",
+        differ.join("\n")
+    );
+    let toml: toml::Table = std::fs::read_to_string(root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let test_profile = toml
+        .get("profile")
+        .and_then(|p| p.get("test"))
+        .and_then(|t| t.as_table())
+        .map(|t| t.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert!(
+        test_profile.is_empty(),
+        "[profile.test] sets {test_profile:?}: the tests would recompile the workspace"
+    );
+}

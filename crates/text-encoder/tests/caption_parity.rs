@@ -4,7 +4,7 @@
 //! M-RoPE positions, the raw logits of the first steps and the last within 1e-4, the decode-step
 //! positions, and then the generated ids exactly and the caption text exactly.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Checkpoints in every layout the released models use load to the same model, and broken ones
 //! are refused with an error that names the tensor and the file.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

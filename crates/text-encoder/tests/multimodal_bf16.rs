@@ -3,7 +3,7 @@
 //! the rotation — stays close to the official f32 hidden states, within the tolerance of the
 //! text path's bf16 test (tests/bf16.rs).
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};

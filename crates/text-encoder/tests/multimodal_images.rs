@@ -4,7 +4,7 @@
 //! same files (testdata/text-encoder-mm, made by xtask/reference/gen_text_encoder_mm.py), within
 //! 1e-4 max relative error, with the image embeddings checked on the way.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

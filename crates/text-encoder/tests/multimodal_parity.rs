@@ -7,7 +7,7 @@
 //! The image embeddings are the official vision tower's output stored in the goldens, so this
 //! file tests the language-model side alone.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

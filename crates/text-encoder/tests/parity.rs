@@ -2,7 +2,7 @@
 //! QwenImagePipeline on the tiny pipeline, upcast to f32; see xtask/reference/gen_text_encoder.py),
 //! our text encoder and prompt path match within 1e-4 max relative error, with identical masks.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use common::{B, Goldens, ints, max_rel_err, tiny_pipeline, tiny_text_encoder, values};

@@ -3,7 +3,7 @@
 //! checkpoint with split windows; see xtask/reference/gen_vision.py), our image processor is
 //! exact and our vision tower matches within 1e-4 max relative error at every stage.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Tensor, TensorData};
 use common::{B, Goldens, max_rel_err, testdata, values};

@@ -1,7 +1,7 @@
 //! The class-name rule (slow only for `…Tokenizer`, never for `…Fast`; processors refused), where
 //! the class is read from, and the fallback when the wanted files are missing.
 
-mod common;
+use crate::common;
 
 use common::{copy_files, qwen25, tiny_pipeline};
 use tokenizer_loader::{ClassSource, Error, QwenTokenizer, TokenizerPath, path_for_class};

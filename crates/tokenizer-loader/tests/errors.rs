@@ -1,6 +1,6 @@
 //! Bad inputs give errors that name the file (or folder), never a panic.
 
-mod common;
+use crate::common;
 
 use common::{copy_files, tiny_pipeline};
 use tokenizer_loader::{Error, QwenTokenizer};

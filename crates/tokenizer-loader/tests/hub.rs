@@ -1,6 +1,6 @@
 //! Loading from a Hugging Face repo id through Python's cache layout, offline (no network in tests).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! from tokenizer.json, which agree), both of our paths give exactly the same ids on a 250 KB
 //! mixed corpus and on the Qwen-Image prompt template, including the pipeline's padded batch.
 
-mod common;
+use crate::common;
 
 use common::{copy_files, qwen25, read_i64, testdata, tiny_pipeline};
 use serde_json::Value;

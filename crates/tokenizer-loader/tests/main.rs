@@ -1,0 +1,12 @@
+//! All integration tests of `tokenizer-loader` in one test binary: one link and one build of the
+//! generic code they share instead of one per file, and the tests of every file share
+//! the test threads (`cargo test -p tokenizer-loader --test integration [FILTER]`; a file's tests are
+//! `FILE::name`). Each module is one former `tests/FILE.rs`, unchanged.
+
+mod common;
+
+mod decision;
+mod errors;
+mod fuzz;
+mod hub;
+mod parity;

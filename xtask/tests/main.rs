@@ -1,0 +1,21 @@
+//! All integration tests of `xtask` in one test binary: one link and one build of the
+//! generic burn code they share instead of one per file, and the tests of every file share
+//! the test threads (`cargo test -p xtask --test integration [FILTER]`; a file's tests are
+//! `FILE::name`). Each module is one former `tests/FILE.rs`, unchanged.
+
+mod caption;
+mod cli;
+mod consistency;
+mod encode_prompt_image;
+mod forward_dit;
+mod forward_dit_variants;
+mod forward_vae_encode;
+mod forward_vision;
+mod generate_edit;
+mod generate_layered;
+mod gt;
+mod hf_cache;
+mod hostile;
+mod randn;
+mod sglang_suite;
+mod tidy;
