@@ -3,17 +3,12 @@
 //! oracle case (CFG on/off, non-square, seed-only), and the latents after the first step equal the
 //! oracle's within 1e-4 so that a failure is located.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn::backend::Flex;
 use pipeline::case::Case;
 use pipeline::{InitialLatents, QwenImagePipeline, Request};
 
-type B = Flex;
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+use crate::common::{B, assert_matches_official, testdata};
 
 /// The tiny official cases, read by the consistency runner's own parser (every field, validated).
 fn cases() -> Vec<Case> {
@@ -24,11 +19,6 @@ fn request(c: &Case) -> Request {
     c.request()
 }
 
-fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-}
-
 #[test]
 fn every_tiny_case_matches_the_official_diffusers_image() {
     let dev = Default::default();
@@ -37,28 +27,7 @@ fn every_tiny_case_matches_the_official_diffusers_image() {
     assert!(cases.len() >= 3);
     for c in &cases {
         let out = pipe.generate(&request(c), &mut |_| {}).unwrap();
-
-        let golden =
-            weights::Weights::open(testdata().join(format!("e2e/{}.safetensors", c.id))).unwrap();
-        let (want, shape) = golden.get_f32("latents_step1").unwrap();
-        let got = out.latents_after_first_step.unwrap();
-        assert_eq!(got.dims().to_vec(), shape, "{}: latents shape", c.id);
-        let got = got.into_data().to_vec::<f32>().unwrap();
-        let err = max_rel_err(&got, &want);
-        assert!(
-            err <= 1e-4,
-            "{}: latents after the first step differ: max rel err {err:e}",
-            c.id
-        );
-
-        let gt =
-            metrics::load_rgb(&testdata().join(format!("gt/official_generated/{}_1gpu.png", c.id)))
-                .unwrap();
-        let psnr = metrics::psnr(&out.image, &gt).unwrap();
-        let ssim = metrics::ssim(&out.image, &gt).unwrap();
-        eprintln!("{}: psnr {psnr:.2} dB, ssim {ssim:.5}", c.id);
-        assert!(psnr >= 40.0, "{}: PSNR {psnr} < 40 dB", c.id);
-        assert!(ssim >= 0.99, "{}: SSIM {ssim} < 0.99", c.id);
+        assert_matches_official(&c.id, out, "e2e");
     }
 }
 

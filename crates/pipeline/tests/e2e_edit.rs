@@ -6,9 +6,6 @@
 //! 1e-4; the images' VAE latents are checked on their own so that a failure is located. Goldens:
 //! xtask/reference/gen_e2e_edit.py.
 
-use std::path::{Path, PathBuf};
-
-use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use pipeline::case::Case;
 use pipeline::{
@@ -16,11 +13,7 @@ use pipeline::{
 };
 use qwen_image_vae::QwenImageAutoencoder;
 
-type B = Flex;
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+use crate::common::{B, assert_matches_official, max_rel_err, testdata};
 
 /// The tiny Edit cases, read by the consistency runner's own parser.
 fn cases() -> Vec<Case> {
@@ -36,11 +29,6 @@ fn request(c: &Case) -> Request {
 fn info() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(testdata().join("e2e-edit/cases.json")).unwrap())
         .unwrap()
-}
-
-fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// One case of `tiny_edit.toml` against diffusers' image and first-step latents. One test per
@@ -61,31 +49,9 @@ fn case_matches_the_official_diffusers_image(id: &str) -> PipelineKind {
         c.id
     );
 
-    let golden =
-        weights::Weights::open(testdata().join(format!("e2e-edit/{}.safetensors", c.id))).unwrap();
-    let (want, shape) = golden.get_f32("latents_step1").unwrap();
-    let got = out.latents_after_first_step.unwrap();
-    assert_eq!(got.dims().to_vec(), shape, "{}: latents shape", c.id);
-    let got = got.into_data().to_vec::<f32>().unwrap();
-    let err = max_rel_err(&got, &want);
-    assert!(
-        err <= 1e-4,
-        "{}: latents after the first step differ: max rel err {err:e}",
-        c.id
-    );
-
-    let gt =
-        metrics::load_rgb(&testdata().join(format!("gt/official_generated/{}_1gpu.png", c.id)))
-            .unwrap();
-    let psnr = metrics::psnr(&out.image, &gt).unwrap();
-    let ssim = metrics::ssim(&out.image, &gt).unwrap();
-    eprintln!(
-        "{}: first-step latents max rel err {err:.2e}, psnr {psnr:.2} dB, ssim {ssim:.5}",
-        c.id
-    );
-    assert!(psnr >= 40.0, "{}: PSNR {psnr} < 40 dB", c.id);
-    assert!(ssim >= 0.99, "{}: SSIM {ssim} < 0.99", c.id);
-    pipe.kind()
+    let kind = pipe.kind();
+    assert_matches_official(&c.id, out, "e2e-edit");
+    kind
 }
 
 /// The four tests below are every case of the file: Edit, Edit-Plus and Edit-2511 (Edit-Plus

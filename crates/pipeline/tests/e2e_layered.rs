@@ -6,20 +6,13 @@
 //! latents, the initial noise, the schedule, the caption (the empty-prompt case: the same ids and
 //! text) and the latents after the first step match, so that a failure is located.
 
-use std::path::{Path, PathBuf};
-
-use burn::backend::Flex;
 use burn::tensor::Tensor;
 use image_io::LayeredResolution;
 use pipeline::case::Case;
 use pipeline::{InitialLatents, InputImage, QwenImageLayeredPipeline, Request};
 use serde_json::Value;
 
-type B = Flex;
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+use crate::common::{B, max_rel_err, testdata};
 
 fn pipe() -> QwenImageLayeredPipeline<B> {
     QwenImageLayeredPipeline::<B>::load(
@@ -47,12 +40,6 @@ fn golden(id: &str) -> weights::Weights {
 
 fn input() -> InputImage {
     InputImage::load(testdata().join("caption/image_rgba.png")).unwrap()
-}
-
-fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// The first 8 tokens of each frame `[F, 8, C]` and each frame's f64 sum, as the oracle stores them.

@@ -3,6 +3,8 @@
 //! the test threads (`cargo test -p pipeline --test integration [FILTER]`; a file's tests are
 //! `FILE::name`). Each module is one former `tests/FILE.rs`, unchanged.
 
+mod common;
+
 mod e2e;
 mod e2e_edit;
 mod e2e_layered;
