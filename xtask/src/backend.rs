@@ -64,6 +64,16 @@ pub fn parse(device: &str, dtype: &str) -> anyhow::Result<(Device, Precision)> {
     Ok((d, p))
 }
 
+/// What a caught panic said (its `String` or `&str` payload).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic")
+}
+
 /// Run CUDA work, turning a panic of the CUDA runtime (no driver, no device, no CUDA headers for
 /// NVRTC) into an error that says what to check, instead of a crash with a bare `RecvError`.
 #[cfg(feature = "cuda")]
@@ -71,11 +81,7 @@ pub fn cuda_guard<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T>
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
-            let what = p
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| p.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
+            let what = panic_message(p.as_ref());
             anyhow::bail!(
                 "the CUDA backend failed ({what}). Check that an NVIDIA driver and GPU are present \
                  (nvidia-smi), and that the CUDA headers are found for NVRTC (CUDA_PATH, \
@@ -92,11 +98,7 @@ pub fn wgpu_guard<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T>
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
-            let what = p
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| p.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
+            let what = panic_message(p.as_ref());
             anyhow::bail!(
                 "the wgpu backend failed ({what}). Check that a Vulkan driver is installed \
                  (vulkaninfo; on Debian `mesa-vulkan-drivers` gives the software lavapipe); \

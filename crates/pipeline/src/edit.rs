@@ -17,17 +17,16 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use cfg::Guidance;
-use flow_match::SchedulerConfig;
 use image::RgbImage;
 use image_io::{PipelineImage, Preprocessed};
-use qwen_image_dit::{ImageShape, QwenImageTransformer};
+use qwen_image_dit::ImageShape;
 use qwen_image_vae::QwenImageAutoencoder;
 use text_encoder::{PromptEncoder, VisionPositions};
 use weights::PipelineDir;
 
 use crate::input::InputImage;
 use crate::kind::PipelineKind;
-use crate::stages::{self, Denoiser, PromptEmbeddings, Size};
+use crate::stages::{self, Components, Denoiser, PromptEmbeddings, Size, Warnings};
 use crate::{Error, Event, Output, Request, StageTimings};
 
 /// diffusers' `check_inputs`: `max_sequence_length` above 1024 is refused (the Edit pipelines
@@ -38,19 +37,15 @@ const MAX_SEQUENCE_LENGTH: usize = 1024;
 /// image processor, transformer, VAE (encoder and decoder) and scheduler config.
 pub struct QwenImageEditPipeline<B: Backend> {
     kind: PipelineKind,
-    text: PromptEncoder<B>,
-    transformer: QwenImageTransformer<B>,
+    c: Components<B>,
     vae: QwenImageAutoencoder<B>,
-    scheduler: SchedulerConfig,
-    device: B::Device,
-    cancel: Arc<AtomicBool>,
 }
 
 impl<B: Backend> std::fmt::Debug for QwenImageEditPipeline<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QwenImageEditPipeline")
             .field("kind", &self.kind)
-            .field("scheduler", &self.scheduler)
+            .field("scheduler", &self.c.scheduler)
             .finish_non_exhaustive()
     }
 }
@@ -88,11 +83,8 @@ impl<B: Backend> QwenImageEditPipeline<B> {
             dir,
             "QwenImageEditPipeline",
         )?;
-        let scheduler_dir = dir.component("scheduler")?;
-        let scheduler = SchedulerConfig::from_file(scheduler_dir.join("scheduler_config.json"))?;
-        // The template (Edit or Edit-Plus) comes from the same `_class_name`.
-        let text = PromptEncoder::from_pipeline_dir(dir.root(), device)?;
-        let transformer = QwenImageTransformer::load(&dir.component("transformer")?, device)?;
+        // The prompt template (Edit or Edit-Plus) comes from the same `_class_name`.
+        let c = Components::load(dir, device)?;
         let vae = QwenImageAutoencoder::load(dir.component("vae")?, device)?;
         if vae.config().input_channels != 3 {
             return Err(Error::PipelineClass {
@@ -103,15 +95,7 @@ impl<B: Backend> QwenImageEditPipeline<B> {
                 ),
             });
         }
-        Ok(Self {
-            kind,
-            text,
-            transformer,
-            vae,
-            scheduler,
-            device: device.clone(),
-            cancel: Arc::new(AtomicBool::new(false)),
-        })
+        Ok(Self { kind, c, vae })
     }
 
     /// [`PipelineKind::Edit`] or [`PipelineKind::EditPlus`].
@@ -122,12 +106,12 @@ impl<B: Backend> QwenImageEditPipeline<B> {
     /// A flag that, once set (e.g. from a Ctrl-C handler), stops the loop after the current step
     /// with [`Error::Cancelled`].
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
+        self.c.cancel.clone()
     }
 
     /// Share one cancel flag between several pipelines.
     pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = flag;
+        self.c.cancel = flag;
         self
     }
 
@@ -191,11 +175,7 @@ impl<B: Backend> QwenImageEditPipeline<B> {
         req: &Request,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Output<B>, Error> {
-        let mut warnings = Vec::new();
-        let mut warn = |msg: String, on_event: &mut dyn FnMut(Event)| {
-            on_event(Event::Warning(msg.clone()));
-            warnings.push(msg);
-        };
+        let mut warnings = Warnings::default();
         req.validate()?;
         self.check_images(&req.images)?;
         if req.max_sequence_length > MAX_SEQUENCE_LENGTH {
@@ -206,24 +186,19 @@ impl<B: Backend> QwenImageEditPipeline<B> {
         }
         let (size, floored) = self.size(&req.images, req.height, req.width)?;
         if let Some(msg) = floored {
-            warn(msg, on_event);
+            warnings.warn(msg, on_event);
         }
         let guidance = req.guidance()?;
-        if req.negative_prompt.is_some() && !guidance.is_enabled() {
-            warn(
-                "a negative prompt was given but the CFG scale is ≤ 1: CFG is off".into(),
-                on_event,
-            );
-        }
+        warnings.negative_prompt_unused(req.negative_prompt.as_deref(), &guidance, on_event);
 
         let t0 = Instant::now();
         let prepared = prepare_images(self.kind, &req.images, self.vae_scale_factor())?;
-        let image_latents = encode_image_latents(&self.vae, &prepared, &self.device)?;
+        let image_latents = encode_image_latents(&self.vae, &prepared, &self.c.device)?;
         let image_time = t0.elapsed();
 
         let t1 = Instant::now();
         let prompts = encode_prompts_with_images(
-            &self.text,
+            &self.c.text,
             &req.prompt,
             req.negative_prompt.as_deref(),
             &guidance,
@@ -236,8 +211,8 @@ impl<B: Backend> QwenImageEditPipeline<B> {
             &req.latents,
             size,
             self.vae.config().z_dim,
-            self.transformer.config().in_channels,
-            &self.device,
+            self.c.transformer.config().in_channels,
+            &self.c.device,
         )?;
         // diffusers' img_shapes: the output, then each image's VAE size; mu from the noise
         // tokens only (`latents.shape[1]`, before the image tokens are appended).
@@ -245,23 +220,23 @@ impl<B: Backend> QwenImageEditPipeline<B> {
             .chain(prepared.iter().map(|p| p.shape))
             .collect();
         let plan = stages::plan_loop(
-            &self.scheduler,
-            &self.transformer,
+            &self.c.scheduler,
+            &self.c.transformer,
             req.num_inference_steps,
             size.num_tokens(),
             &img_shapes,
             &prompts,
-            &self.device,
+            &self.c.device,
         )?;
 
         let t2 = Instant::now();
         let denoised = Denoiser {
-            transformer: &self.transformer,
+            transformer: &self.c.transformer,
             guidance: &guidance,
             prompts: &prompts,
             plan: &plan,
-            cancel: &self.cancel,
-            device: &self.device,
+            cancel: &self.c.cancel,
+            device: &self.c.device,
         }
         .run(latents, Some(&image_latents), on_event)?;
         let denoise_time = t2.elapsed();
@@ -282,7 +257,7 @@ impl<B: Backend> QwenImageEditPipeline<B> {
                 denoise: denoise_time,
                 decode: decode_time,
             },
-            warnings,
+            warnings: warnings.into_vec(),
             layers: Vec::new(),
             caption: None,
         })

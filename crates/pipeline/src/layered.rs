@@ -21,18 +21,18 @@ use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use flow_match::{Schedule, SchedulerConfig};
+use flow_match::Schedule;
 use image::{DynamicImage, RgbImage, RgbaImage};
 use image_io::LayeredResolution;
-use qwen_image_dit::{ImageShape, QwenImageTransformer};
+use qwen_image_dit::ImageShape;
 use qwen_image_vae::QwenImageAutoencoder;
-use text_encoder::{Caption, CaptionLanguage, Captioner, PromptEncoder};
+use text_encoder::{Caption, CaptionLanguage, Captioner};
 use weights::PipelineDir;
 
 use crate::input::InputImage;
 use crate::kind::PipelineKind;
 use crate::latents::{InitialLatents, load_latents_file, torch_noise};
-use crate::stages::{self, Denoiser, LoopPlan};
+use crate::stages::{self, Components, Denoiser, LoopPlan, Warnings};
 use crate::{Error, Event, Output, Request, StageTimings};
 
 /// diffusers' `check_inputs`: `max_sequence_length` above 1024 is refused.
@@ -138,20 +138,16 @@ pub struct LayeredInput<B: Backend> {
 /// loaded the first time a prompt is empty.
 pub struct QwenImageLayeredPipeline<B: Backend> {
     root: PathBuf,
-    text: PromptEncoder<B>,
+    c: Components<B>,
     captioner: OnceLock<Captioner<B>>,
-    transformer: QwenImageTransformer<B>,
     vae: QwenImageAutoencoder<B>,
-    scheduler: SchedulerConfig,
-    device: B::Device,
-    cancel: Arc<AtomicBool>,
 }
 
 impl<B: Backend> std::fmt::Debug for QwenImageLayeredPipeline<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QwenImageLayeredPipeline")
             .field("root", &self.root)
-            .field("scheduler", &self.scheduler)
+            .field("scheduler", &self.c.scheduler)
             .field("captioner_loaded", &self.captioner.get().is_some())
             .finish_non_exhaustive()
     }
@@ -182,10 +178,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
             dir,
             "QwenImageLayeredPipeline",
         )?;
-        let scheduler_dir = dir.component("scheduler")?;
-        let scheduler = SchedulerConfig::from_file(scheduler_dir.join("scheduler_config.json"))?;
-        let text = PromptEncoder::from_pipeline_dir(dir.root(), device)?;
-        let transformer = QwenImageTransformer::load(&dir.component("transformer")?, device)?;
+        let c = Components::load(dir, device)?;
         let vae = QwenImageAutoencoder::load(dir.component("vae")?, device)?;
         if vae.config().input_channels != 4 {
             return Err(Error::PipelineClass {
@@ -199,25 +192,21 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         }
         Ok(Self {
             root: dir.root().to_path_buf(),
-            text,
+            c,
             captioner: OnceLock::new(),
-            transformer,
             vae,
-            scheduler,
-            device: device.clone(),
-            cancel: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// A flag that, once set (e.g. from a Ctrl-C handler), stops the loop after the current step
     /// with [`Error::Cancelled`].
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
+        self.c.cancel.clone()
     }
 
     /// Share one cancel flag between several pipelines.
     pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = flag;
+        self.c.cancel = flag;
         self
     }
 
@@ -243,8 +232,8 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         // Share the prompt encoder's language model: loading it again would double the 7B.
         let loaded = Captioner::from_pipeline_dir_with_encoder(
             &self.root,
-            self.text.encoder().clone(),
-            &self.device,
+            self.c.text.encoder().clone(),
+            &self.c.device,
         )?;
         Ok(self.captioner.get_or_init(|| loaded))
     }
@@ -271,11 +260,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         req: &Request,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Output<B>, Error> {
-        let mut warnings = Vec::new();
-        let mut warn = |msg: String, on_event: &mut dyn FnMut(Event)| {
-            on_event(Event::Warning(msg.clone()));
-            warnings.push(msg);
-        };
+        let mut warnings = Warnings::default();
         let opts = req.layered;
         let input = match req.images.as_slice() {
             [one] => one,
@@ -304,12 +289,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
             ));
         }
         let guidance = req.guidance()?.with_norm_rescale(opts.cfg_normalize);
-        if req.negative_prompt.is_some() && !guidance.is_enabled() {
-            warn(
-                "a negative prompt was given but the CFG scale is ≤ 1: CFG is off".into(),
-                on_event,
-            );
-        }
+        warnings.negative_prompt_unused(req.negative_prompt.as_deref(), &guidance, on_event);
 
         // 1. The input at the bucket size: the prompt image and the VAE latents.
         let t0 = Instant::now();
@@ -326,7 +306,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         };
         let prompt = caption.as_ref().map_or(req.prompt.as_str(), |c| &c.text);
         let prompts = stages::encode_prompts(
-            &self.text,
+            &self.c.text,
             prompt,
             req.negative_prompt.as_deref(),
             &guidance,
@@ -341,7 +321,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         let frame = self.frame_shape(height, width);
         let img_shapes: Vec<ImageShape> = std::iter::repeat_n(frame, frames + 1).collect();
         let schedule = self.schedule(req.num_inference_steps, prepared.image_latents.dims()[1])?;
-        let rope = |len: usize| self.transformer.rope(&img_shapes, len, &self.device);
+        let rope = |len: usize| self.c.transformer.rope(&img_shapes, len, &self.c.device);
         let plan = LoopPlan {
             schedule,
             cond_rope: rope(prompts.cond.embeds.dims()[1])?,
@@ -354,14 +334,14 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
 
         // 4. The loop: the condition image's tokens after the noise; is_rgb = 0.
         let t2 = Instant::now();
-        let is_rgb = Tensor::<B, 1, Int>::zeros([1], &self.device);
+        let is_rgb = Tensor::<B, 1, Int>::zeros([1], &self.c.device);
         let denoised = Denoiser {
-            transformer: &self.transformer,
+            transformer: &self.c.transformer,
             guidance: &guidance,
             prompts: &prompts,
             plan: &plan,
-            cancel: &self.cancel,
-            device: &self.device,
+            cancel: &self.c.cancel,
+            device: &self.c.device,
         }
         .run_with_t_cond(
             latents,
@@ -392,7 +372,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
                 denoise: denoise_time,
                 decode: decode_time,
             },
-            warnings,
+            warnings: warnings.into_vec(),
             layers,
             caption,
         })
@@ -431,7 +411,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         let [b, c, ph, pw] = prepared.vae.shape;
         let image = Tensor::<B, 5>::from_data(
             TensorData::new(prepared.vae.data, [b, c, 1, ph, pw]),
-            &self.device,
+            &self.c.device,
         );
         let latents = qwen_image_vae::normalize(self.vae.encode(image)?, self.vae.config())?;
         let image_latents = qwen_image_vae::pack_latents(latents)?;
@@ -464,11 +444,11 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         let frames = layers + 1;
         let frame = self.frame_shape(height, width);
         let z = self.vae.config().z_dim;
-        let channels = self.transformer.config().in_channels;
+        let channels = self.c.transformer.config().in_channels;
         let n = frames * frame.num_tokens();
         let (lh, lw) = (2 * frame.height, 2 * frame.width);
         let seeded = |seed: u64, generator| -> Result<Tensor<B, 3>, Error> {
-            let noise = torch_noise::<B>(seed, generator, [1, frames, z, lh, lw], &self.device)?;
+            let noise = torch_noise::<B>(seed, generator, [1, frames, z, lh, lw], &self.c.device)?;
             // [1, F, z, h, w] → F frames of [z, 1, h, w]: the same memory, packed per frame.
             let per_frame = qwen_image_vae::pack_latents(noise.reshape([frames, z, 1, lh, lw]))?;
             Ok(per_frame.reshape([1, n, 4 * z]))
@@ -496,13 +476,13 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
             InitialLatents::File(path) => {
                 let (v, shape) = load_latents_file(path)?;
                 check(shape, Some(path))?;
-                Ok(Tensor::from_data(TensorData::new(v, shape), &self.device))
+                Ok(Tensor::from_data(TensorData::new(v, shape), &self.c.device))
             }
             InitialLatents::Packed(v, shape) => {
                 check(*shape, None)?;
                 Ok(Tensor::from_data(
                     TensorData::new(v.clone(), *shape),
-                    &self.device,
+                    &self.c.device,
                 ))
             }
         }
@@ -519,6 +499,7 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         let sigmas = flow_match::linspace(1.0, 0.0, steps + 1);
         let mu = (image_tokens as f64 / MU_BASE_TOKENS).sqrt();
         Ok(self
+            .c
             .scheduler
             .schedule_with_sigmas_and_mu(&sigmas[..steps], mu)?)
     }

@@ -8,6 +8,7 @@
 //! several frames decoded.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::backend::Backend;
@@ -18,9 +19,66 @@ use image::RgbImage;
 use qwen_image_dit::{ImageShape, QwenImageTransformer, Rope};
 use qwen_image_vae::{QwenImageVae, denormalize, to_rgb_images, unpack_latents};
 use text_encoder::{PromptEmbeds, PromptEncoder};
+use weights::PipelineDir;
 
 use crate::latents::{InitialLatents, load_latents_file, seeded_latents, torch_noise};
 use crate::{Error, Event};
+
+/// What every pipeline loads the same way: the prompt encoder, the transformer, the scheduler
+/// config, the device and the cancel flag. Each pipeline adds its VAE (and what else it needs).
+pub(crate) struct Components<B: Backend> {
+    pub text: PromptEncoder<B>,
+    pub transformer: QwenImageTransformer<B>,
+    pub scheduler: SchedulerConfig,
+    pub device: B::Device,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl<B: Backend> Components<B> {
+    /// `scheduler/`, the tokenizer and text encoder (their template from the folder's
+    /// `_class_name`) and `transformer/` of an opened pipeline folder.
+    pub fn load(dir: &PipelineDir, device: &B::Device) -> Result<Self, Error> {
+        let scheduler_dir = dir.component("scheduler")?;
+        Ok(Self {
+            scheduler: SchedulerConfig::from_file(scheduler_dir.join("scheduler_config.json"))?,
+            text: PromptEncoder::from_pipeline_dir(dir.root(), device)?,
+            transformer: QwenImageTransformer::load(&dir.component("transformer")?, device)?,
+            device: device.clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// The warnings of one generation: each is sent as [`Event::Warning`] when it happens and kept
+/// for [`crate::Output::warnings`].
+#[derive(Default)]
+pub(crate) struct Warnings(Vec<String>);
+
+impl Warnings {
+    pub fn warn(&mut self, msg: String, on_event: &mut dyn FnMut(Event)) {
+        on_event(Event::Warning(msg.clone()));
+        self.0.push(msg);
+    }
+
+    /// diffusers runs without CFG when the scale is ≤ 1, negative prompt or not: say so.
+    pub fn negative_prompt_unused(
+        &mut self,
+        negative_prompt: Option<&str>,
+        guidance: &Guidance,
+        on_event: &mut dyn FnMut(Event),
+    ) {
+        if negative_prompt.is_some() && !guidance.is_enabled() {
+            self.warn(
+                "a negative prompt was given but the CFG scale is ≤ 1: CFG is off".into(),
+                on_event,
+            );
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
 
 /// The size generated, after diffusers' flooring to a multiple of `2 · vae_scale_factor` (one
 /// packed token per 2×2 patch of latents).

@@ -6,14 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
-use flow_match::SchedulerConfig;
-use qwen_image_dit::QwenImageTransformer;
 use qwen_image_vae::QwenImageVae;
-use text_encoder::PromptEncoder;
 use weights::PipelineDir;
 
 use crate::kind::PipelineKind;
-use crate::stages::{self, Denoiser, Size};
+use crate::stages::{self, Components, Denoiser, Size, Warnings};
 use crate::{Error, Event, Output, Request, StageTimings};
 
 /// diffusers' default output side for text to image (`default_sample_size · vae_scale_factor`).
@@ -21,18 +18,14 @@ const DEFAULT_SIZE: usize = 1024;
 
 /// The loaded pipeline: tokenizer + text encoder, transformer, VAE and scheduler config.
 pub struct QwenImagePipeline<B: Backend> {
-    text: PromptEncoder<B>,
-    transformer: QwenImageTransformer<B>,
+    c: Components<B>,
     vae: QwenImageVae<B>,
-    scheduler: SchedulerConfig,
-    device: B::Device,
-    cancel: Arc<AtomicBool>,
 }
 
 impl<B: Backend> std::fmt::Debug for QwenImagePipeline<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QwenImagePipeline")
-            .field("scheduler", &self.scheduler)
+            .field("scheduler", &self.c.scheduler)
             .finish_non_exhaustive()
     }
 }
@@ -61,31 +54,22 @@ impl<B: Backend> QwenImagePipeline<B> {
             dir,
             "QwenImagePipeline",
         )?;
-        let scheduler_dir = dir.component("scheduler")?;
-        let scheduler = SchedulerConfig::from_file(scheduler_dir.join("scheduler_config.json"))?;
-        let text = PromptEncoder::from_pipeline_dir(dir.root(), device)?;
-        let transformer = QwenImageTransformer::load(&dir.component("transformer")?, device)?;
-        let vae = QwenImageVae::load(dir.component("vae")?, device)?;
         Ok(Self {
-            text,
-            transformer,
-            vae,
-            scheduler,
-            device: device.clone(),
-            cancel: Arc::new(AtomicBool::new(false)),
+            c: Components::load(dir, device)?,
+            vae: QwenImageVae::load(dir.component("vae")?, device)?,
         })
     }
 
     /// A flag that, once set (e.g. from a Ctrl-C handler), stops the loop after the current step
     /// with [`Error::Cancelled`].
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
+        self.c.cancel.clone()
     }
 
     /// Share one cancel flag between several pipelines (e.g. a run over many models, with one
     /// Ctrl-C handler).
     pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = flag;
+        self.c.cancel = flag;
         self
     }
 
@@ -100,11 +84,7 @@ impl<B: Backend> QwenImagePipeline<B> {
         req: &Request,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Output<B>, Error> {
-        let mut warnings = Vec::new();
-        let mut warn = |msg: String, on_event: &mut dyn FnMut(Event)| {
-            on_event(Event::Warning(msg.clone()));
-            warnings.push(msg);
-        };
+        let mut warnings = Warnings::default();
         req.validate()?;
         if !req.images.is_empty() {
             return Err(Error::Request(format!(
@@ -120,19 +100,14 @@ impl<B: Backend> QwenImagePipeline<B> {
             self.vae_scale_factor(),
         )?;
         if let Some(msg) = floored {
-            warn(msg, on_event);
+            warnings.warn(msg, on_event);
         }
         let guidance = req.guidance()?;
-        if req.negative_prompt.is_some() && !guidance.is_enabled() {
-            warn(
-                "a negative prompt was given but the CFG scale is ≤ 1: CFG is off".into(),
-                on_event,
-            );
-        }
+        warnings.negative_prompt_unused(req.negative_prompt.as_deref(), &guidance, on_event);
 
         let t0 = Instant::now();
         let prompts = stages::encode_prompts(
-            &self.text,
+            &self.c.text,
             &req.prompt,
             req.negative_prompt.as_deref(),
             &guidance,
@@ -144,27 +119,27 @@ impl<B: Backend> QwenImagePipeline<B> {
             &req.latents,
             size,
             self.vae.config().z_dim,
-            self.transformer.config().in_channels,
-            &self.device,
+            self.c.transformer.config().in_channels,
+            &self.c.device,
         )?;
         let plan = stages::plan_loop(
-            &self.scheduler,
-            &self.transformer,
+            &self.c.scheduler,
+            &self.c.transformer,
             req.num_inference_steps,
             size.num_tokens(),
             &[size.image_shape()],
             &prompts,
-            &self.device,
+            &self.c.device,
         )?;
 
         let t1 = Instant::now();
         let denoised = Denoiser {
-            transformer: &self.transformer,
+            transformer: &self.c.transformer,
             guidance: &guidance,
             prompts: &prompts,
             plan: &plan,
-            cancel: &self.cancel,
-            device: &self.device,
+            cancel: &self.c.cancel,
+            device: &self.c.device,
         }
         .run(latents, None, on_event)?;
         let denoise_time = t1.elapsed();
@@ -185,7 +160,7 @@ impl<B: Backend> QwenImagePipeline<B> {
                 decode: decode_time,
                 ..StageTimings::default()
             },
-            warnings,
+            warnings: warnings.into_vec(),
             layers: Vec::new(),
             caption: None,
         })
