@@ -1,23 +1,9 @@
 //! The small commands as outside scripts call them: the JSON contracts of `gt resolve`,
 //! `metrics` and `tokenize`, `--help` listing every subcommand, and the exit codes.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn xtask() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.env(
-        "GT_RESOLVER_CACHE_DIR",
-        std::env::temp_dir().join("qwen-xtask-cli-cache"),
-    );
-    c.env_remove("SGLANG_CONSISTENCY_GT_DIR");
-    c.env_remove("SGLANG_DIFFUSION_CONSISTENCY_PLATFORM");
-    c
-}
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+use crate::common::{testdata, xtask};
 
 fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {

@@ -5,33 +5,12 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn xtask() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    // Keep the GT cache of these runs away from the user's.
-    c.env(
-        "GT_RESOLVER_CACHE_DIR",
-        std::env::temp_dir().join("qwen-xtask-test-cache"),
-    );
-    c.env_remove("SGLANG_CONSISTENCY_GT_DIR");
-    c.env_remove("SGLANG_DIFFUSION_CONSISTENCY_PLATFORM");
-    // The 404s of these loopback trees are made on purpose: one attempt each instead of
-    // upstream's five with 15 s of sleeps (the schedule is tested in gt-resolver/tests/probe.rs).
-    c.env("GT_RESOLVER_ATTEMPTS", "1");
-    c
-}
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+use crate::common::{stderr, testdata, xtask};
 
 fn report(out: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn case<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {

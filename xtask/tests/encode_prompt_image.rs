@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+use crate::common::testdata;
 
 fn golden() -> PathBuf {
     testdata().join("text-encoder-mm/mm_embeds.safetensors")

@@ -1,12 +1,10 @@
 //! `cargo xtask forward dit` on the official golden inputs writes the official `sample` (f32, max
 //! relative error ≤ 1e-4), and a broken input file is a clean error naming the file, not a panic.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::common::root;
 
 fn read_f32(path: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -10,9 +10,7 @@ use std::process::{Command, Output};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::common::root;
 
 fn variants() -> PathBuf {
     root().join("testdata/dit-variants")

@@ -3,12 +3,10 @@
 //! channel count, sides not multiples of 8, no `image` tensor) is a clean exit 2 that says why,
 //! with no output file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+use crate::common::testdata;
 
 fn read_f32(path: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

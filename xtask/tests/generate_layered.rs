@@ -3,22 +3,9 @@
 //! official `tiny_layered_caption` case of testdata/e2e-layered); Layered options on another kind
 //! of folder, and sizes on a Layered one, exit 2 before any work.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn xtask() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.env(
-        "GT_RESOLVER_CACHE_DIR",
-        std::env::temp_dir().join("qwen-xtask-cli-cache"),
-    );
-    c.env_remove("SGLANG_DIFFUSION_CONSISTENCY_PLATFORM");
-    c
-}
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+use crate::common::{testdata, xtask};
 
 fn psnr_rgba(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());

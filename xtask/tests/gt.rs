@@ -1,37 +1,16 @@
 //! `cargo xtask gt resolve` exit codes: 0 found, 1 no GT anywhere, 2 the lookup could not run
 //! (a local root that is missing or a file, a GT host that could not be asked at all).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn xtask(cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.env("GT_RESOLVER_CACHE_DIR", cache);
-    // One attempt: the unreachable-host case would otherwise wait out upstream's backoff.
-    c.env("GT_RESOLVER_ATTEMPTS", "1");
-    for var in [
-        "SGLANG_CONSISTENCY_GT_DIR",
-        "SGLANG_DIFFUSION_CONSISTENCY_PLATFORM",
-        "QWEN_GITHUB_API",
-    ] {
-        c.env_remove(var);
-    }
-    c
-}
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+use crate::common::{stderr, testdata, xtask_with_cache as xtask};
 
 fn resolve(cache: &Path, case: &str, root: &str) -> Output {
     xtask(cache)
         .args(["gt", "resolve", "--json", "--case", case, "--gt-root", root])
         .output()
         .expect("run xtask")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

@@ -4,33 +4,12 @@
 //! it: the size is named, not the missing model).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-fn xtask() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.env(
-        "GT_RESOLVER_CACHE_DIR",
-        std::env::temp_dir().join("qwen-xtask-hostile-cache"),
-    );
-    c.env_remove("SGLANG_CONSISTENCY_GT_DIR");
-    c.env_remove("SGLANG_DIFFUSION_CONSISTENCY_PLATFORM");
-    c
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn testdata() -> PathBuf {
-    root().join("testdata")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::common::{root, stderr, testdata, xtask};
 
 /// Exit 2, no panic, and the message contains every needle.
 fn assert_refused(o: &Output, needles: &[&str]) {

@@ -3,6 +3,8 @@
 //! the test threads (`cargo test -p xtask --test integration [FILTER]`; a file's tests are
 //! `FILE::name`). Each module is one former `tests/FILE.rs`, unchanged.
 
+mod common;
+
 mod caption;
 mod cli;
 mod consistency;

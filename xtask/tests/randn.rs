@@ -2,14 +2,12 @@
 //! metadata), the values of both generators, and exit code 2 with no file left on bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use safetensors::{Dtype, SafeTensors};
 use torch_rng::{CudaGenerator, CudaPlatform, Generator, bf16, f16};
 
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-}
+use crate::common::xtask;
 
 /// Runs `randn` with `args` writing to `out`, returning the process output.
 fn randn(args: &[&str], out: &Path) -> Output {

@@ -8,37 +8,18 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pipeline::case::{GeneratorKind, SglangPreset};
 use torch_rng::{CudaGenerator, CudaPlatform};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::common::{root, stderr, testdata, xtask_with_cache as xtask};
 
 fn suite_path() -> PathBuf {
     root().join("cases/sglang-qwen-image.toml")
-}
-
-/// The xtask binary with no GT, platform or GitHub settings inherited, a private GT cache, and one
-/// attempt per probe (a loopback 404 is final).
-fn xtask(cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.env("GT_RESOLVER_CACHE_DIR", cache)
-        .env("GT_RESOLVER_ATTEMPTS", "1")
-        .env_remove("SGLANG_CONSISTENCY_GT_DIR")
-        .env_remove("SGLANG_DIFFUSION_CONSISTENCY_PLATFORM")
-        .env_remove("QWEN_GITHUB_API")
-        .env_remove("GITHUB_TOKEN");
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 // --- The suite file ------------------------------------------------------------------------
@@ -665,10 +646,6 @@ fn the_committed_gt_report_is_what_the_resolver_says() {
 }
 
 // --- The runner: JPEG as PIL sees it, skipped cases -----------------------------------------
-
-fn testdata() -> PathBuf {
-    root().join("testdata")
-}
 
 #[test]
 fn a_jpg_case_is_compared_after_pils_round_trip_and_skips_are_reported() {

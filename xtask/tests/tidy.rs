@@ -5,7 +5,9 @@
 //! tables below.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::common::root;
 
 /// The workspace dependencies each crate may have ([dependencies], [build-dependencies] and
 /// target-specific ones), from ARCHITECTURE.md's code map: dependencies point down only; the
@@ -75,10 +77,6 @@ const ML_BEHIND_FEATURE: &[(&str, &str)] = &[("metrics", "clip")];
 
 fn is_ml(dep: &str) -> bool {
     dep == "burn" || dep.starts_with("burn-") || dep == "tokenizers"
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 struct Manifest {
