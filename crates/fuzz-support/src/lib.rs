@@ -86,3 +86,60 @@ pub fn hostile_json() -> impl Strategy<Value = Value> {
         prop::collection::vec((0i64..70).prop_map(|v| json!(v)), 0..5).prop_map(Value::Array),
     ]
 }
+
+/// Every key path of `v` down to `max_depth` levels (objects only), in document order.
+fn key_paths(v: &Value, max_depth: usize, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    if let Value::Object(m) = v {
+        for (k, child) in m {
+            prefix.push(k.clone());
+            out.push(prefix.clone());
+            if prefix.len() < max_depth {
+                key_paths(child, max_depth, prefix, out);
+            }
+            prefix.pop();
+        }
+    }
+}
+
+/// A real config document with one to three of its keys (down to `max_depth` levels; 1 = the
+/// top level) each replaced by a value of `values` or, one time in ten, removed.
+pub fn edited_config(
+    base: Value,
+    max_depth: usize,
+    values: impl Strategy<Value = Value>,
+) -> impl Strategy<Value = Value> {
+    let mut paths = Vec::new();
+    key_paths(&base, max_depth, &mut Vec::new(), &mut paths);
+    prop::collection::vec(
+        (
+            prop::sample::select(paths),
+            prop::option::weighted(0.9, values),
+        ),
+        1..4,
+    )
+    .prop_map(move |changes| {
+        let mut doc = base.clone();
+        for (path, value) in changes {
+            let (last, parents) = path.split_last().expect("non-empty path");
+            let mut at = Some(&mut doc);
+            for p in parents {
+                at = at.and_then(|v| v.get_mut(p));
+            }
+            if let Some(m) = at.and_then(Value::as_object_mut) {
+                match value {
+                    Some(v) => m.insert(last.clone(), v),
+                    None => m.remove(last),
+                };
+            }
+        }
+        doc
+    })
+}
+
+/// One scratch folder for a whole test binary (a temp dir per input costs more than the parse),
+/// removed when the process ends normally.
+pub fn scratch() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fuzz_support::{edits, hostile_json as generic_hostile, mutate};
+use fuzz_support::{edits, hostile_json as generic_hostile, mutate, scratch};
 use proptest::prelude::*;
 use qwen_image_vae::VaeConfig;
 use serde_json::{Value, json};
@@ -16,32 +16,9 @@ fn config() -> ProptestConfig {
     fuzz_support::config(CI_CASES)
 }
 
-/// The real config with some keys replaced by hostile values (or removed), or with one
-/// unknown key added.
+/// The real config with some top-level keys replaced by hostile values (or removed).
 fn config_document(base: Value) -> impl Strategy<Value = Value> {
-    let keys: Vec<String> = base
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    prop::collection::vec(
-        (
-            prop::sample::select(keys),
-            prop::option::weighted(0.9, hostile()),
-        ),
-        1..4,
-    )
-    .prop_map(move |changes| {
-        let mut doc = base.clone();
-        if let Some(m) = doc.as_object_mut() {
-            for (k, v) in changes {
-                match v {
-                    Some(v) => m.insert(k, v),
-                    None => m.remove(&k),
-                };
-            }
-        }
-        doc
-    })
+    fuzz_support::edited_config(base, 1, hostile())
 }
 
 fn tiny_config() -> PathBuf {
@@ -50,13 +27,6 @@ fn tiny_config() -> PathBuf {
 
 fn base() -> Value {
     serde_json::from_str(&std::fs::read_to_string(tiny_config()).expect("config")).expect("json")
-}
-
-/// One folder for the whole run (a temp dir per input costs more than the parse).
-fn scratch() -> &'static Path {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
 }
 
 fn exercise(bytes: &[u8], file: &str) {

@@ -24,49 +24,9 @@ fn base() -> Value {
     serde_json::from_str(&std::fs::read_to_string(tiny_config()).expect("config")).expect("json")
 }
 
-/// Every key path of `v` (objects only, a few levels deep).
-fn key_paths(v: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-    if let Value::Object(m) = v {
-        for (k, child) in m {
-            prefix.push(k.clone());
-            out.push(prefix.clone());
-            if prefix.len() < 3 {
-                key_paths(child, prefix, out);
-            }
-            prefix.pop();
-        }
-    }
-}
-
-/// The real config with a few keys (at any depth) replaced by hostile values or removed.
+/// The real config with a few keys (down to three levels) replaced by hostile values or removed.
 fn config_document() -> impl Strategy<Value = Value> {
-    let base = base();
-    let mut paths = Vec::new();
-    key_paths(&base, &mut Vec::new(), &mut paths);
-    prop::collection::vec(
-        (
-            prop::sample::select(paths),
-            prop::option::weighted(0.9, hostile()),
-        ),
-        1..4,
-    )
-    .prop_map(move |changes| {
-        let mut doc = base.clone();
-        for (path, value) in changes {
-            let (last, parents) = path.split_last().expect("non-empty path");
-            let mut at = Some(&mut doc);
-            for p in parents {
-                at = at.and_then(|v| v.get_mut(p));
-            }
-            if let Some(m) = at.and_then(Value::as_object_mut) {
-                match value {
-                    Some(v) => m.insert(last.clone(), v),
-                    None => m.remove(last),
-                };
-            }
-        }
-        doc
-    })
+    fuzz_support::edited_config(base(), 3, hostile())
 }
 
 fn exercise(doc: &Value) {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use burn::backend::Flex;
-use fuzz_support::{edits, mutate};
+use fuzz_support::{edits, mutate, scratch};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use weights::Weights;
@@ -18,12 +18,6 @@ fn config() -> ProptestConfig {
 }
 
 /// One folder for the whole run (a fresh temp dir per input costs more than the parse).
-fn scratch() -> &'static Path {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
-}
-
 fn golden() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/vae/postprocess.safetensors")
 }
