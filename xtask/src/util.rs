@@ -25,6 +25,21 @@ pub fn write_with(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    write_via_temp(path, |tmp| {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        fill(&mut w)?;
+        use std::io::Write;
+        w.flush()?;
+        Ok(())
+    })
+}
+
+/// The temp-then-rename of [`write_with`], for writers that want the temp file itself (a path
+/// to write to, as safetensors' `serialize_to_file` does).
+fn write_via_temp(
+    path: &Path,
+    fill: impl FnOnce(&mut tempfile::NamedTempFile) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -42,14 +57,7 @@ pub fn write_with(
     let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let written = (|| {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        fill(&mut w)?;
-        use std::io::Write;
-        w.flush()?;
-        Ok::<_, anyhow::Error>(())
-    })();
-    written.with_context(|| format!("writing {}", path.display()))?;
+    fill(&mut tmp).with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("renaming into {}", path.display()))?;
@@ -81,11 +89,13 @@ pub fn write_safetensors<'a, V: safetensors::View + 'a>(
     tensors: impl IntoIterator<Item = (&'a str, V)>,
     metadata: Option<std::collections::HashMap<String, String>>,
 ) -> anyhow::Result<()> {
-    let bytes = safetensors::serialize(tensors, metadata)
-        .with_context(|| format!("serialising {}", path.display()))?;
-    write_with(path, |w| {
-        use std::io::Write;
-        Ok(w.write_all(&bytes)?)
+    // Straight into the temp file: no second copy of the tensors in memory.
+    write_via_temp(path, |tmp| {
+        Ok(safetensors::serialize_to_file(
+            tensors,
+            metadata,
+            tmp.path(),
+        )?)
     })
 }
 
