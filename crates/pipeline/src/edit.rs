@@ -29,10 +29,6 @@ use crate::kind::PipelineKind;
 use crate::stages::{self, Components, Denoiser, PromptEmbeddings, Size, Warnings};
 use crate::{Error, Event, Output, Request, StageTimings};
 
-/// diffusers' `check_inputs`: `max_sequence_length` above 1024 is refused (the Edit pipelines
-/// otherwise ignore it).
-const MAX_SEQUENCE_LENGTH: usize = 1024;
-
 /// A loaded Edit or Edit-Plus folder: tokenizer + text encoder with the vision tower and the
 /// image processor, transformer, VAE (encoder and decoder) and scheduler config.
 pub struct QwenImageEditPipeline<B: Backend> {
@@ -178,12 +174,6 @@ impl<B: Backend> QwenImageEditPipeline<B> {
         let mut warnings = Warnings::default();
         req.validate()?;
         self.check_images(&req.images)?;
-        if req.max_sequence_length > MAX_SEQUENCE_LENGTH {
-            return Err(Error::Request(format!(
-                "max_sequence_length cannot be greater than {MAX_SEQUENCE_LENGTH} (got {})",
-                req.max_sequence_length
-            )));
-        }
         let (size, floored) = self.size(&req.images, req.height, req.width)?;
         if let Some(msg) = floored {
             warnings.warn(msg, on_event);

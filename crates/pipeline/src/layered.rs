@@ -35,9 +35,6 @@ use crate::latents::{InitialLatents, load_latents_file, torch_noise};
 use crate::stages::{self, Components, Denoiser, LoopPlan, Warnings};
 use crate::{Error, Event, Output, Request, StageTimings};
 
-/// diffusers' `check_inputs`: `max_sequence_length` above 1024 is refused.
-const MAX_SEQUENCE_LENGTH: usize = 1024;
-
 /// `QwenImageLayeredPipeline`'s `base_seqlen = 256 * 256 / 16 / 16`: μ = √(tokens / 256).
 const MU_BASE_TOKENS: f64 = 256.0 * 256.0 / 16.0 / 16.0;
 
@@ -261,6 +258,9 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Output<B>, Error> {
         let mut warnings = Warnings::default();
+        // The shared bounds (steps, max_sequence_length ≤ 1024 as diffusers' check_inputs, CFG
+        // scales); height and width, when given, are bounded too though Layered sizes by bucket.
+        req.validate()?;
         let opts = req.layered;
         let input = match req.images.as_slice() {
             [one] => one,
@@ -276,17 +276,6 @@ impl<B: Backend> QwenImageLayeredPipeline<B> {
                 "layers must be between 1 and {MAX_LAYERS} (got {})",
                 opts.layers
             )));
-        }
-        if req.max_sequence_length > MAX_SEQUENCE_LENGTH {
-            return Err(Error::Request(format!(
-                "max_sequence_length cannot be greater than {MAX_SEQUENCE_LENGTH} (got {})",
-                req.max_sequence_length
-            )));
-        }
-        if req.num_inference_steps == 0 {
-            return Err(Error::Request(
-                "num_inference_steps must be at least 1".into(),
-            ));
         }
         let guidance = req.guidance()?.with_norm_rescale(opts.cfg_normalize);
         warnings.negative_prompt_unused(req.negative_prompt.as_deref(), &guidance, on_event);
