@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 
 pub mod backend;
 mod cmd;
-pub mod consistency;
 mod platform;
 mod util;
 

@@ -154,7 +154,7 @@ fn generate_finds_a_cached_repo_offline_by_branch_and_by_commit() {
     let gt = metrics::load_rgb(&testdata().join("gt/official_generated/tiny_t2i_seed_1gpu.png"))
         .unwrap();
     // The tiny seed-only case: diffusers with torch.Generator("cpu").manual_seed(42).
-    let cases = pipeline::case::load(&testdata().join("cases/tiny.toml")).unwrap();
+    let cases = cases::load(&testdata().join("cases/tiny.toml")).unwrap();
     let c = cases.iter().find(|c| c.id == "tiny_t2i_seed").unwrap();
     for revision in [None, Some(COMMIT)] {
         let out = dir.path().join("img.png");

@@ -13,7 +13,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pipeline::case::{GeneratorKind, SglangPreset};
+use cases::{GeneratorKind, SglangPreset};
 use torch_rng::{CudaGenerator, CudaPlatform};
 
 use crate::common::{root, stderr, testdata, xtask_with_cache as xtask};
@@ -41,7 +41,7 @@ const CASES: &[(&str, bool)] = &[
 
 #[test]
 fn the_suite_is_upstreams_cases_with_sglang_defaults_and_listed_skips() {
-    let suite = pipeline::case::load_suite(&suite_path()).unwrap();
+    let suite = cases::load_suite(&suite_path()).unwrap();
     let ids: Vec<(&str, bool)> = suite
         .cases
         .iter()

@@ -41,6 +41,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "image-io",
         ],
     ),
+    // The case file, mapped onto pipeline requests (the runner's and the server's input).
+    ("cases", &["pipeline", "weights", "torch-rng", "image-io"]),
+    // SGLang's image API in front of one pipeline (generic over the backend; xtask picks it).
+    (
+        "server",
+        &["pipeline", "cases", "text-encoder", "torch-rng", "image-io"],
+    ),
     // xtask composes everything.
     ("xtask", &["*"]),
 ];
@@ -49,7 +56,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// end-to-end test scores the pipeline's images with the metrics crate; every parser's fuzz test
 /// uses the shared proptest scaffolding.
 const ALLOWED_DEV: &[(&str, &[&str])] = &[
-    ("pipeline", &["metrics", "fuzz-support"]),
+    ("cases", &["metrics", "fuzz-support"]),
+    ("server", &["fuzz-support"]),
     ("gt-resolver", &["fuzz-support"]),
     ("image-io", &["fuzz-support"]),
     ("metrics", &["fuzz-support"]),

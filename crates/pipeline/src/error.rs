@@ -1,4 +1,6 @@
-use std::path::{Path, PathBuf};
+//! [`Error`]: why a pipeline could not load or a generation could not run.
+
+use std::path::PathBuf;
 
 /// Why a generation could not run.
 ///
@@ -24,23 +26,12 @@ pub enum Error {
     Latents { path: PathBuf, reason: String },
     #[error("invalid request: {0}")]
     Request(String),
-    /// A case whose values cannot run (`Case::validate`): an impossible size, step count or
-    /// scale, named as the case file names it.
-    #[error("case `{id}`: {reason}")]
-    InvalidCase { id: String, reason: String },
     /// An input image (file or URL, named) that could not be read or prepared.
     #[error("input image {image}: {reason}")]
     InputImage { image: String, reason: String },
     /// A pipeline folder of a class this crate (or this pipeline type) does not run.
     #[error("{}: {reason}", path.display())]
     PipelineClass { path: PathBuf, reason: String },
-    #[error("{}: {reason}", case_location(.path, .line))]
-    CaseFile {
-        path: PathBuf,
-        /// 1-based line at fault, when one is.
-        line: Option<usize>,
-        reason: String,
-    },
     #[error("cancelled after {steps_done} of {steps} steps")]
     Cancelled { steps_done: usize, steps: usize },
 }
@@ -64,11 +55,3 @@ wrap!(
     Cfg(cfg::CfgError),
     Rng(torch_rng::Error),
 );
-
-/// `file:line`, or just the file.
-fn case_location(path: &Path, line: &Option<usize>) -> String {
-    match line {
-        Some(l) => format!("{}:{l}", path.display()),
-        None => path.display().to_string(),
-    }
-}

@@ -16,8 +16,8 @@
 use qwen_image_dit::MAX_IMAGE_TOKENS;
 use text_encoder::MAX_SEQUENCE_LENGTH_LIMIT;
 
-use crate::case::Case;
-use crate::{Error, Request};
+use crate::error::Error;
+use crate::request::Request;
 
 /// The most denoising steps a request may ask for. diffusers has no bound, but its schedulers
 /// are tuned for tens of steps, and `FlowMatchEulerDiscreteScheduler` is trained on 1000
@@ -35,19 +35,14 @@ pub const MAX_PIXELS: usize = MAX_IMAGE_TOKENS * PIXELS_PER_TOKEN_SIDE * PIXELS_
 /// this keeps every RoPE position inside the reference's 4096-row tables.
 pub const MAX_SIDE: usize = 16384;
 
-/// Names of the settings in messages: the CLI's flags or the case file's keys.
-pub(crate) struct Names {
+/// Names of the bounded settings in messages: the CLI's flags, the case file's keys or an API's
+/// fields (exported as `RequestFieldNames`).
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
     pub height: &'static str,
     pub width: &'static str,
     pub steps: &'static str,
 }
-
-/// How the case file spells them.
-const CASE_NAMES: Names = Names {
-    height: "height",
-    width: "width",
-    steps: "num_inference_steps",
-};
 
 /// Output size: each side at least one packed token (`multiple` pixels) and at most
 /// [`MAX_SIDE`], the area at most [`MAX_PIXELS`]. `None` leaves a side to the pipeline.
@@ -115,6 +110,16 @@ impl Request {
     /// [`Self::validate`] with the settings named as `names` says and sides floored to
     /// `multiple` pixels.
     pub(crate) fn validate_as(&self, names: &Names, multiple: usize) -> Result<(), Error> {
+        self.check_sized(names, multiple).map_err(Error::Request)
+    }
+
+    /// [`Self::validate`] with the settings named as `names` says, the reason alone (a caller
+    /// such as the case file wraps it in its own error).
+    pub fn check_named(&self, names: &Names) -> Result<(), String> {
+        self.check_sized(names, PIXELS_PER_TOKEN_SIDE)
+    }
+
+    fn check_sized(&self, names: &Names, multiple: usize) -> Result<(), String> {
         check_size(names, self.height, self.width, multiple)
             .and_then(|()| check_steps(names.steps, self.num_inference_steps))
             .and_then(|()| {
@@ -129,33 +134,19 @@ impl Request {
             })
             .and_then(|()| check_scale("true_cfg_scale", self.true_cfg_scale))
             .and_then(|()| check_scale("guidance_scale", self.guidance_scale))
-            .map_err(Error::Request)
-    }
-}
-
-impl Case {
-    /// Check this case's values (sizes, `num_inference_steps`, `num_gpus`, CFG scales) with the
-    /// case file's key names; a runner calls it before loading the case's model, so that a case
-    /// that cannot run is reported as such while the other cases run.
-    pub fn validate(&self) -> Result<(), Error> {
-        let fail = |reason: String| Error::InvalidCase {
-            id: self.id.clone(),
-            reason,
-        };
-        if self.num_gpus == 0 {
-            return Err(fail("num_gpus must be at least 1".into()));
-        }
-        check_size(&CASE_NAMES, self.height, self.width, PIXELS_PER_TOKEN_SIDE)
-            .and_then(|()| check_steps(CASE_NAMES.steps, self.num_inference_steps))
-            .and_then(|()| check_scale("true_cfg_scale", self.true_cfg_scale))
-            .and_then(|()| check_scale("guidance_scale", self.guidance_scale))
-            .map_err(fail)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How the case file spells them.
+    const CASE_NAMES: Names = Names {
+        height: "height",
+        width: "width",
+        steps: "num_inference_steps",
+    };
 
     #[test]
     fn sizes_are_bounded_with_the_field_named() {

@@ -1,4 +1,5 @@
-//! What a generation is asked ([`Request`]) and what it answers ([`Output`], [`Event`]).
+//! What a generation is asked ([`Request`], with the Layered settings [`LayeredOptions`]) and
+//! what it answers ([`Output`], [`Event`]).
 
 use std::time::Duration;
 
@@ -6,36 +7,38 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use cfg::Guidance;
 use image::{RgbImage, RgbaImage};
+use image_io::LayeredResolution;
 use text_encoder::{Caption, VisionPositions};
 
-use crate::Error;
+use crate::error::Error;
 use crate::input::InputImage;
 use crate::latents::InitialLatents;
-use crate::layered::LayeredOptions;
 
 /// diffusers' default `true_cfg_scale`, used when a negative prompt is given with no scale at all.
 const DEFAULT_TRUE_CFG_SCALE: f32 = 4.0;
 
 /// One generation's settings: [`Request::new`] (text to image) or [`Request::edit`] (Edit /
-/// Edit-Plus), then the chained setters.
+/// Edit-Plus), then the chained setters. The fields are public so that a mapping from another
+/// format (the case file, an HTTP API) can set an optional value as it is and read back what it
+/// built; [`Request::validate`] checks them, and `generate` checks them again.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub(crate) prompt: String,
-    pub(crate) negative_prompt: Option<String>,
-    pub(crate) true_cfg_scale: Option<f32>,
-    pub(crate) guidance_scale: Option<f32>,
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub true_cfg_scale: Option<f32>,
+    pub guidance_scale: Option<f32>,
     /// `None`: the pipeline's default (text to image 1024; Edit: from the last input image).
-    pub(crate) height: Option<usize>,
-    pub(crate) width: Option<usize>,
-    pub(crate) num_inference_steps: usize,
-    pub(crate) max_sequence_length: usize,
-    pub(crate) latents: InitialLatents,
+    pub height: Option<usize>,
+    pub width: Option<usize>,
+    pub num_inference_steps: usize,
+    pub max_sequence_length: usize,
+    pub latents: InitialLatents,
     /// The input images of an Edit / Edit-Plus request, in order (empty for text to image).
-    pub(crate) images: Vec<InputImage>,
+    pub images: Vec<InputImage>,
     /// How the text encoder numbers the tokens of a prompt with images.
-    pub(crate) vision_positions: VisionPositions,
+    pub vision_positions: VisionPositions,
     /// The Layered settings (layers, resolution bucket, CFG normalisation, caption language).
-    pub(crate) layered: LayeredOptions,
+    pub layered: LayeredOptions,
 }
 
 impl Request {
@@ -139,6 +142,72 @@ impl Request {
             self.guidance_scale,
             has_negative,
         )?)
+    }
+}
+
+/// The Layered settings of a [`Request`] (diffusers' `__call__` arguments of the same names);
+/// ignored by the other pipelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayeredOptions {
+    /// Number of RGBA layers to output (diffusers' default 4).
+    pub layers: usize,
+    /// The resolution bucket of the input (and output) size (default 640).
+    pub resolution: LayeredResolution,
+    /// Rescale the CFG combination to the conditional prediction's norm (diffusers' default off).
+    pub cfg_normalize: bool,
+    /// Caption an empty prompt in English rather than Chinese (diffusers' default off: Chinese).
+    pub use_en_prompt: bool,
+}
+
+impl Default for LayeredOptions {
+    /// diffusers' defaults: 4 layers, bucket 640, no CFG normalisation, Chinese caption prompt.
+    fn default() -> Self {
+        Self {
+            layers: 4,
+            resolution: LayeredResolution::R640,
+            cfg_normalize: false,
+            use_en_prompt: false,
+        }
+    }
+}
+
+/// The Layered request and its settings.
+impl Request {
+    /// A Layered request: decompose `image` into RGBA layers. An empty prompt (or a single
+    /// space) makes the pipeline caption the image, as diffusers does; the other settings are
+    /// diffusers' defaults ([`LayeredOptions::default`], 50 steps, CFG off without a negative
+    /// prompt).
+    pub fn layered(prompt: impl Into<String>, image: InputImage) -> Self {
+        Self::edit(prompt, vec![image])
+    }
+
+    /// Number of output layers (Layered).
+    pub fn layers(mut self, n: usize) -> Self {
+        self.layered.layers = n;
+        self
+    }
+
+    /// The resolution bucket (Layered).
+    pub fn resolution(mut self, r: LayeredResolution) -> Self {
+        self.layered.resolution = r;
+        self
+    }
+
+    /// Rescale the CFG combination to the conditional norm (Layered's `cfg_normalize`).
+    pub fn cfg_normalize(mut self, on: bool) -> Self {
+        self.layered.cfg_normalize = on;
+        self
+    }
+
+    /// Caption an empty prompt in English (Layered's `use_en_prompt`; else Chinese).
+    pub fn use_en_prompt(mut self, on: bool) -> Self {
+        self.layered.use_en_prompt = on;
+        self
+    }
+
+    /// The Layered settings.
+    pub fn layered_options(&self) -> LayeredOptions {
+        self.layered
     }
 }
 

@@ -7,8 +7,8 @@
 //! text) and the latents after the first step match, so that a failure is located.
 
 use burn::tensor::Tensor;
+use cases::Case;
 use image_io::LayeredResolution;
-use pipeline::case::Case;
 use pipeline::{InitialLatents, InputImage, QwenImageLayeredPipeline, Request};
 use serde_json::Value;
 
@@ -24,7 +24,7 @@ fn pipe() -> QwenImageLayeredPipeline<B> {
 
 /// The Layered cases, as the consistency runner reads them.
 fn cases() -> Vec<Case> {
-    pipeline::case::load(&testdata().join("cases/tiny_layered.toml")).unwrap()
+    cases::load(&testdata().join("cases/tiny_layered.toml")).unwrap()
 }
 
 /// What the oracle recorded for each case (cases.json).

@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use pipeline::case::Case;
+use cases::Case;
 use pipeline::{InitialLatents, QwenImagePipeline, Request};
 
 use crate::common::{B, assert_matches_official, testdata};
 
 /// The tiny official cases, read by the consistency runner's own parser (every field, validated).
 fn cases() -> Vec<Case> {
-    pipeline::case::load(&testdata().join("cases/tiny.toml")).unwrap()
+    cases::load(&testdata().join("cases/tiny.toml")).unwrap()
 }
 
 fn request(c: &Case) -> Request {

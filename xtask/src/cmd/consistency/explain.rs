@@ -1,9 +1,15 @@
 //! `cargo xtask consistency --resolve-only`: which GT file each case would be compared with, and
 //! why, without loading a model. Skipped cases are resolved too (they are listed, never dropped).
 
-use gt_resolver::{Answer, GtQuery, Resolution};
-use pipeline::case::Case;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cases::Case;
+use gt_resolver::{Answer, GtQuery, Platform, Resolution};
 use serde::Serialize;
+
+use super::settings::Settings;
+use crate::platform::gt_case_id;
 
 /// The whole answer (`--resolve-only --json`).
 #[derive(Debug, Serialize)]
@@ -161,6 +167,62 @@ pub fn print(report: &ResolveReport) {
         println!("  why     {}", c.reason);
         println!("  compare {}", c.compare);
     }
+}
+
+/// `--resolve-only`: resolve every selected case (skipped ones too) and say which GT file it
+/// would be compared with and why; no model is loaded.
+pub(super) fn resolve_only(s: &Settings) -> anyhow::Result<ExitCode> {
+    let platform = s.platform;
+    let (resolver, gt_root) = s.gt.resolver()?;
+    let root_url = match (&s.gt.dir, &gt_root) {
+        (None, Some(r)) => Some(r.base.url()),
+        _ => None,
+    };
+    let queries: Vec<GtQuery> = s.cases.iter().map(|c| query_for(c, platform)).collect();
+    let resolutions = resolver.resolve_many(&queries);
+    let mut rows = Vec::new();
+    for ((case, query), resolution) in s.cases.iter().zip(&queries).zip(resolutions) {
+        let resolution = resolution.with_context(|| format!("resolving GT for {}", case.id))?;
+        rows.push(explain(case, query, &resolution, root_url.as_deref()));
+    }
+    let thresholds = match &s.thresholds {
+        None => "built-in defaults (upstream's code defaults)".to_string(),
+        Some((base, None)) => base.display().to_string(),
+        Some((base, Some(o))) => format!("{} overlaid with {}", base.display(), o.display()),
+    };
+    let report = ResolveReport {
+        gt_root: match (&s.gt.dir, &gt_root) {
+            (Some(d), _) => format!("{} (local override)", d.display()),
+            (None, Some(r)) => r.base.url(),
+            (None, None) => String::new(),
+        },
+        revision: gt_root.and_then(|r| r.revision),
+        platform: platform.to_string(),
+        platform_why: s.run_platform.why.clone(),
+        thresholds,
+        cases: rows,
+    };
+    if s.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(if report.cases.iter().all(|c| c.file.is_some()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The GT lookup of a case: under its upstream alias (`CONSISTENCY_GT_CASE_ALIASES`), for its
+/// num_gpus and output format, platform folder first.
+pub(super) fn query_for(case: &Case, platform: Platform) -> GtQuery {
+    GtQuery::image(
+        gt_case_id(&case.id),
+        case.num_gpus,
+        Some(&case.output_format),
+        platform,
+    )
 }
 
 #[cfg(test)]

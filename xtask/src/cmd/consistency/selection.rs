@@ -1,8 +1,8 @@
 //! Which cases a run takes. The case file itself (schema and validation) is
-//! `pipeline::case`, shared with the pipeline's end-to-end test.
+//! the `cases` crate, shared with the end-to-end tests.
 
 use anyhow::Context;
-use pipeline::case::Case;
+use cases::Case;
 
 /// `K/N` (1-based K): the stable subset of cases a CI shard runs. Cases are ordered by id and
 /// dealt round-robin, so adding a case moves few others.
@@ -34,10 +34,9 @@ mod tests {
 
     #[test]
     fn partitions_are_stable_and_cover_everything() {
-        let all = pipeline::case::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/cases/tiny.toml"),
-        )
-        .unwrap();
+        let all =
+            cases::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/cases/tiny.toml"))
+                .unwrap();
         let mut seen: Vec<String> = (1..=3)
             .flat_map(|k| partition(all.clone(), &format!("{k}/3")).unwrap())
             .map(|c| c.id)

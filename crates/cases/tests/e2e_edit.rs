@@ -7,7 +7,7 @@
 //! xtask/reference/gen_e2e_edit.py.
 
 use burn::tensor::{Tensor, TensorData};
-use pipeline::case::Case;
+use cases::Case;
 use pipeline::{
     InputImage, Pipeline, PipelineKind, QwenImageEditPipeline, QwenImagePipeline, Request,
 };
@@ -17,7 +17,7 @@ use crate::common::{B, assert_matches_official, max_rel_err, testdata};
 
 /// The tiny Edit cases, read by the consistency runner's own parser.
 fn cases() -> Vec<Case> {
-    pipeline::case::load(&testdata().join("cases/tiny_edit.toml")).unwrap()
+    cases::load(&testdata().join("cases/tiny_edit.toml")).unwrap()
 }
 
 /// The case's request with its input images read from disk (the tiny cases use no URL).

@@ -1,4 +1,4 @@
-//! Fuzzing the case file parser (`pipeline::case`) on stable Rust with proptest: random
+//! Fuzzing the case file parser (the `cases` crate) on stable Rust with proptest: random
 //! documents built from the schema's keys with hostile values (huge and negative integers,
 //! NaN/∞, paths that escape, odd unicode), random edits of the real `testdata/cases/tiny.toml`,
 //! and arbitrary text. Whatever comes in: no panic, and a case that [`Case::validate`] accepts is
@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use cases::Case;
 use fuzz_support::{edits, mutate};
-use pipeline::case::{self, Case};
 use pipeline::{MAX_PIXELS, MAX_STEPS};
 use proptest::prelude::*;
 
@@ -136,7 +136,7 @@ fn document() -> impl Strategy<Value = String> {
 /// Everything a runner does with a parsed case before loading a model: none of it may panic,
 /// and an accepted case is inside the bounds.
 fn exercise(text: &str) {
-    let Ok(cases) = case::parse(text, &case_path()) else {
+    let Ok(cases) = cases::parse(text, &case_path()) else {
         return;
     };
     for c in &cases {
@@ -191,7 +191,7 @@ fn known_hostile_case_files() {
         "[[case]]\nid = \"a\"\nmodel = \"../tiny-qwen-image\"\nprompt = \"x\"\ntrue_cfg_scale = nan\n",
         "[[case]]\nid = \"a\"\nmodel = \"../tiny-qwen-image\"\nprompt = \"x\"\nheight = 0\n",
     ] {
-        let cases = case::parse(text, &case_path()).expect("parses; values are checked per case");
+        let cases = cases::parse(text, &case_path()).expect("parses; values are checked per case");
         let e = cases[0].validate().expect_err(text).to_string();
         assert!(e.contains("case `a`"), "{e}");
         check_case(&cases[0]);

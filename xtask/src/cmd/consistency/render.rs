@@ -1,0 +1,244 @@
+//! Writing what a run found: `report.json`, the self-contained `index.html`, and each case's
+//! output / GT / diff images.
+
+use std::path::Path;
+
+use base64::Engine;
+use image::{Rgb, RgbImage};
+
+use super::report::{CaseReport, Report};
+use crate::util::write_atomic;
+
+fn png_bytes(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png)?;
+    Ok(buf.into_inner())
+}
+
+/// A heat map of |output − GT| (mean over channels, ×4 so small drifts show): black → red →
+/// yellow → white.
+pub fn diff_heatmap(a: &RgbImage, b: &RgbImage) -> RgbImage {
+    let (w, h) = a.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+        let d: f32 = (0..3)
+            .map(|c| (p[c] as f32 - q[c] as f32).abs())
+            .sum::<f32>()
+            / 3.0;
+        let t = (d * 4.0 / 255.0).clamp(0.0, 1.0) * 3.0;
+        let ch = |v: f32| (v.clamp(0.0, 1.0) * 255.0) as u8;
+        Rgb([ch(t), ch(t - 1.0), ch(t - 2.0)])
+    })
+}
+
+/// Output | GT | diff side by side with a grey gutter.
+pub fn comparison(output: &RgbImage, gt: &RgbImage, diff: &RgbImage) -> RgbImage {
+    let gap = 8u32;
+    let (w, h) = output.dimensions();
+    let mut canvas = RgbImage::from_pixel(3 * w + 4 * gap, h + 2 * gap, Rgb([96, 96, 96]));
+    for (i, img) in [output, gt, diff].into_iter().enumerate() {
+        image::imageops::overlay(
+            &mut canvas,
+            img,
+            (gap + i as u32 * (w + gap)) as i64,
+            gap as i64,
+        );
+    }
+    canvas
+}
+
+/// Per-case images next to the report: `cases/<id>/{output,gt,diff,comparison}.png`.
+pub fn write_case_images(
+    out: &Path,
+    id: &str,
+    output: &RgbImage,
+    gt: Option<&RgbImage>,
+) -> anyhow::Result<()> {
+    let dir = out.join("cases").join(id);
+    write_atomic(&dir.join("output.png"), &png_bytes(output)?)?;
+    if let Some(gt) = gt.filter(|g| g.dimensions() == output.dimensions()) {
+        let diff = diff_heatmap(output, gt);
+        write_atomic(&dir.join("gt.png"), &png_bytes(gt)?)?;
+        write_atomic(&dir.join("diff.png"), &png_bytes(&diff)?)?;
+        write_atomic(
+            &dir.join("comparison.png"),
+            &png_bytes(&comparison(output, gt, &diff))?,
+        )?;
+    } else if let Some(gt) = gt {
+        write_atomic(&dir.join("gt.png"), &png_bytes(gt)?)?;
+    }
+    Ok(())
+}
+
+/// `PASSED`, `FAILED`, `ERROR` (could not run) or `SKIPPED`, as the table and the log say it.
+pub fn result_word(c: &CaseReport) -> &'static str {
+    match (c.skip_reason.is_some(), c.error.is_some(), c.passed) {
+        (true, ..) => "SKIPPED",
+        (false, true, _) => "ERROR",
+        (false, false, true) => "PASSED",
+        (false, false, false) => "FAILED",
+    }
+}
+
+fn result_class(c: &CaseReport) -> &'static str {
+    match (c.skip_reason.is_some(), c.passed) {
+        (true, _) => "skip",
+        (false, true) => "pass",
+        (false, false) => "fail",
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn data_uri(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+fn fmt_metric(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(x) if x.is_infinite() => "∞".into(),
+        Some(x) => format!("{x:.4}"),
+    }
+}
+
+/// `report.json` and the self-contained `index.html` (images inlined as data URIs): a table of
+/// cases, then per case output, GT and heat-map diff side by side, failures first.
+pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
+    write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(report)?.as_bytes(),
+    )?;
+    let mut h = String::new();
+    head(&mut h, report);
+    summary_table(&mut h, report);
+    for c in &report.cases {
+        case_section(&mut h, out, c);
+    }
+    h.push_str("</body></html>\n");
+    write_atomic(&out.join("index.html"), h.as_bytes())
+}
+
+/// The page head, its style, the run's totals and state.
+fn head(h: &mut String, report: &Report) {
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
+    h.push_str("<title>Qwen-Image consistency report</title>\n<style>\n");
+    h.push_str("body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa;color:#222}\n");
+    h.push_str("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\n");
+    h.push_str(".pass{color:#070}.fail{color:#b00}.case{margin:2em 0;padding:1em;background:#fff;border:1px solid #ddd}\n");
+    h.push_str("figure{display:inline-block;margin:0 1em 0 0}img{image-rendering:pixelated;min-width:128px;border:1px solid #999}\n");
+    h.push_str("</style></head><body>\n");
+    h.push_str(&format!(
+        "<h1>Qwen-Image consistency: <span class=\"pass\">{} passed</span>, <span class=\"fail\">{} failed</span>, {} skipped</h1>\n",
+        report.passed, report.failed, report.skipped
+    ));
+    if report.errors > 0 {
+        h.push_str(&format!(
+            "<p class=\"fail\">{} case(s) could not run (an error of the run, exit code 2)</p>\n",
+            report.errors
+        ));
+    }
+    if !report.complete {
+        h.push_str(
+            "<p class=\"fail\" id=\"partial\">partial report: the run has not finished (or was \
+             stopped); only the cases below have run</p>\n",
+        );
+    }
+    if !report.platform.is_empty() {
+        h.push_str(&format!("<p>platform: {}</p>\n", esc(&report.platform)));
+    }
+}
+
+/// One row per case: result, GT source, metrics.
+fn summary_table(h: &mut String, report: &Report) {
+    h.push_str("<table id=\"summary\"><tr><th>case</th><th>result</th><th>GT source</th><th>clip</th><th>ssim</th><th>psnr</th><th>mean abs diff</th></tr>\n");
+    for c in &report.cases {
+        let m = c.metrics.first().map(|f| f.metrics);
+        h.push_str(&format!(
+            "<tr data-case=\"{id}\"><td><a href=\"#case-{id}\">{id}</a></td><td class=\"{cls}\">{res}</td><td>{src}</td><td>{clip}</td><td>{ssim}</td><td>{psnr}</td><td>{mad}</td></tr>\n",
+            id = esc(&c.id),
+            cls = result_class(c),
+            res = result_word(c),
+            src = esc(&c.gt_source),
+            clip = fmt_metric(m.and_then(|m| m.clip)),
+            ssim = fmt_metric(m.map(|m| m.ssim)),
+            psnr = fmt_metric(m.map(|m| m.psnr)),
+            mad = fmt_metric(m.map(|m| m.mean_abs_diff)),
+        ));
+    }
+    h.push_str("</table>\n");
+}
+
+/// One case: what went wrong, its notes, GT and thresholds, then inputs | output | GT | diff.
+fn case_section(h: &mut String, out: &Path, c: &CaseReport) {
+    h.push_str(&format!(
+        "<section class=\"case\" id=\"case-{id}\"><h2 class=\"{cls}\">{id}: {res}</h2>\n",
+        id = esc(&c.id),
+        cls = result_class(c),
+        res = result_word(c),
+    ));
+    if let Some(why) = &c.skip_reason {
+        h.push_str(&format!("<p>not run: {}</p>\n", esc(why)));
+    }
+    if let Some(why) = &c.error {
+        h.push_str(&format!(
+            "<p class=\"fail\">could not run: {}</p>\n",
+            esc(why)
+        ));
+    }
+    for f in &c.failures {
+        h.push_str(&format!("<p class=\"fail\">{}</p>\n", esc(f)));
+    }
+    for s in &c.skipped {
+        h.push_str(&format!("<p>skipped: {}</p>\n", esc(s)));
+    }
+    for n in &c.notes {
+        h.push_str(&format!("<p>note: {}</p>\n", esc(n)));
+    }
+    h.push_str(&format!(
+        "<p>GT: {} {}</p>\n",
+        esc(&c.gt_source),
+        c.gt_files
+            .iter()
+            .map(|f| format!("<code>{}</code>", esc(&f.url)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    if let Some(t) = &c.thresholds {
+        h.push_str(&format!(
+            "<p>thresholds: clip ≥ {}, ssim ≥ {}, psnr ≥ {}, mean abs diff ≤ {}</p>\n",
+            t.clip, t.ssim, t.psnr, t.mean_abs_diff
+        ));
+    }
+    // An edit's input images first, then output | GT | diff.
+    for (k, rel) in c.inputs.iter().enumerate() {
+        if let Some(uri) = data_uri(&out.join(rel)) {
+            let label = format!("input {}", k + 1);
+            h.push_str(&format!(
+                "<figure class=\"input\"><img src=\"{uri}\" alt=\"{label}\"><figcaption>{label}</figcaption></figure>\n"
+            ));
+        }
+    }
+    let dir = out.join("cases").join(&c.id);
+    for (file, label) in [
+        ("output.png", "output"),
+        ("gt.png", "ground truth"),
+        ("diff.png", "|output − GT| ×4"),
+    ] {
+        if let Some(uri) = data_uri(&dir.join(file)) {
+            h.push_str(&format!(
+                "<figure><img src=\"{uri}\" alt=\"{label}\"><figcaption>{label}</figcaption></figure>\n"
+            ));
+        }
+    }
+    h.push_str("</section>\n");
+}

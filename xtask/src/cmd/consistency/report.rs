@@ -1,0 +1,213 @@
+//! What `report.json` holds (the contract in docs/formats.md plus detail): the run, each case,
+//! its GT files, probes, timings. Writing it is `render`'s job.
+
+use cases::Case;
+use metrics::{CaseThresholds, FrameMetrics};
+use serde::{Deserialize, Serialize};
+use torch_rng::CudaPlatform;
+
+/// The thresholds a case was held to (a serialisable copy of [`CaseThresholds`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ThresholdsReport {
+    pub clip: f64,
+    pub ssim: f64,
+    pub psnr: f64,
+    pub mean_abs_diff: f64,
+}
+
+impl From<CaseThresholds> for ThresholdsReport {
+    fn from(t: CaseThresholds) -> Self {
+        Self {
+            clip: t.clip,
+            ssim: t.ssim,
+            psnr: t.psnr,
+            mean_abs_diff: t.mean_abs_diff,
+        }
+    }
+}
+
+/// The whole run, as `report.json` holds it (docs/formats.md's contract plus extra detail).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Report {
+    pub passed: usize,
+    pub failed: usize,
+    /// Cases listed with `skip = "reason"`: neither run nor counted as passed or failed.
+    #[serde(default)]
+    pub skipped: usize,
+    /// Of the failed cases, those that could not run at all (an impossible size, latents of the
+    /// wrong shape, a model that does not load): each has its `error`. Any makes the exit code 2.
+    #[serde(default)]
+    pub errors: usize,
+    /// `false` while the run is going (the report is rewritten after every case), so that a run
+    /// that was killed leaves a report that says it is partial; `true` once every case is in.
+    #[serde(default = "finished")]
+    pub complete: bool,
+    /// The consistency platform and how it was decided (GT folder, thresholds, CUDA noise layout).
+    #[serde(default)]
+    pub platform: String,
+    pub cases: Vec<CaseReport>,
+}
+
+/// One GT file used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GtFileReport {
+    pub name: String,
+    pub url: String,
+}
+
+/// One probe made while looking for GT.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub url: String,
+    pub answer: String,
+    pub attempts: u32,
+}
+
+/// Seconds per stage.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Timings {
+    pub load: f64,
+    pub text_encoder: f64,
+    /// Edit: preparing and VAE-encoding the input images.
+    #[serde(default)]
+    pub image_encoder: f64,
+    pub denoise: f64,
+    pub decode: f64,
+    pub gt: f64,
+    pub metrics: f64,
+}
+
+/// One case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseReport {
+    pub id: String,
+    pub passed: bool,
+    /// "official" | "sglang" | "legacy" | "none".
+    pub gt_source: String,
+    pub gt_files: Vec<GtFileReport>,
+    pub metrics: Vec<FrameMetrics>,
+    pub thresholds: Option<ThresholdsReport>,
+    pub failures: Vec<String>,
+    /// Metrics that were not checked and why (e.g. CLIP model unavailable).
+    #[serde(default)]
+    pub skipped: Vec<String>,
+    #[serde(default)]
+    pub probes: Vec<ProbeReport>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    #[serde(default)]
+    pub timings: Timings,
+    /// How the initial noise was made (`seed 42 (generator torch-cpu)` or a latents file).
+    #[serde(default)]
+    pub latents: String,
+    /// `"torch-cpu"` when the noise was drawn from a seed (torch's CPU generator, bit for bit).
+    #[serde(default)]
+    pub generator: Option<String>,
+    /// Output image, relative to the report folder.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Input images of an edit case as the pipeline read them, relative to the report folder.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Set for a case listed with `skip = "reason"`: it was not run.
+    #[serde(default)]
+    pub skip_reason: Option<String>,
+    /// Set for a case that could not run (why): an error of the run, not a failed comparison.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Reports written before `complete` existed were only ever written at the end of a run.
+fn finished() -> bool {
+    true
+}
+
+impl CaseReport {
+    /// A case that has not passed yet: no GT, no metrics, no failure, how its noise is made.
+    pub fn new(case: &Case) -> Self {
+        let latents = case.initial_latents();
+        Self {
+            id: case.id.clone(),
+            passed: false,
+            gt_source: "none".into(),
+            gt_files: vec![],
+            metrics: vec![],
+            thresholds: None,
+            failures: vec![],
+            skipped: vec![],
+            probes: vec![],
+            notes: vec![],
+            timings: Timings::default(),
+            latents: latents.describe(),
+            generator: latents.generator(),
+            output: None,
+            inputs: vec![],
+            skip_reason: None,
+            error: None,
+        }
+    }
+
+    /// [`Self::new`] with the noise described for the run's CUDA layout, and a note of the
+    /// fields the case took from defaults.
+    pub fn for_run(case: &Case, cuda_layout: CudaPlatform) -> Self {
+        let latents = case.initial_latents_on(cuda_layout);
+        let mut r = Self::new(case);
+        r.latents = latents.describe();
+        r.generator = latents.generator();
+        if !case.defaulted.is_empty() {
+            let from = case
+                .preset
+                .map_or_else(|| "diffusers".to_string(), |p| p.class_name().to_string());
+            r.notes.push(format!(
+                "defaults from {from}: {}",
+                case.defaulted.join(", ")
+            ));
+        }
+        r
+    }
+
+    /// A case listed but not run (`skip = "reason"`).
+    pub fn skipped(case: &Case, reason: &str) -> Self {
+        Self {
+            skip_reason: Some(reason.to_string()),
+            ..Self::new(case)
+        }
+    }
+}
+
+impl Report {
+    /// 2 when some case could not run (an error of the run), else 1 when some case failed, else 0.
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        if self.errors > 0 {
+            std::process::ExitCode::from(2)
+        } else if self.failed > 0 {
+            std::process::ExitCode::from(1)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    }
+
+    pub fn from_cases(mut cases: Vec<CaseReport>) -> Self {
+        // Failures first: that is what a reader opens the report for.
+        // Skipped cases last: nothing to look at but their reason.
+        cases.sort_by(|a, b| {
+            (a.skip_reason.is_some(), a.passed, &a.id).cmp(&(
+                b.skip_reason.is_some(),
+                b.passed,
+                &b.id,
+            ))
+        });
+        let skipped = cases.iter().filter(|c| c.skip_reason.is_some()).count();
+        let passed = cases.iter().filter(|c| c.passed).count();
+        let errors = cases.iter().filter(|c| c.error.is_some()).count();
+        Self {
+            passed,
+            failed: cases.len() - passed - skipped,
+            skipped,
+            errors,
+            complete: true,
+            platform: String::new(),
+            cases,
+        }
+    }
+}

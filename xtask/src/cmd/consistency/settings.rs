@@ -1,0 +1,263 @@
+//! The command line turned into a run's settings once ([`Settings::from_args`]): the cases
+//! selected, the platform, where GT and thresholds come from, the CLIP model; then what a
+//! comparing run loads from them ([`Mode`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cases::{Case, Suite};
+use gt_resolver::{GtRoot, Platform, Resolver};
+use metrics::{ClipImageEncoder, Thresholds};
+use torch_rng::CudaPlatform;
+
+use super::args::Args;
+use super::selection;
+use crate::backend;
+use crate::platform::RunPlatform;
+use crate::util::{ImageFetcher, repo_root};
+
+/// The embedded default: the tiny official suites, text to image then edit then Layered.
+const DEFAULT_CASE_FILES: &[&str] = &[
+    "testdata/cases/tiny.toml",
+    "testdata/cases/tiny_edit.toml",
+    "testdata/cases/tiny_layered.toml",
+];
+
+/// Everything a run needs to know, decided once from [`Args`].
+pub(super) struct Settings {
+    /// The selected cases (`--case`, `--partition`), skipped ones included, in file order.
+    pub cases: Vec<Case>,
+    /// How the case file(s) are named in messages.
+    pub case_file: String,
+    pub out: PathBuf,
+    pub run_platform: RunPlatform,
+    /// The GT folder / threshold overlay platform.
+    pub platform: Platform,
+    /// The CUDA generator's launch layout for `generator = "cuda"` cases (the platform's GPU).
+    pub cuda_layout: CudaPlatform,
+    pub device: String,
+    pub dtype: String,
+    /// `device/dtype`, as the report and the manifest say it.
+    pub device_label: String,
+    /// Where GT is looked up.
+    pub gt: GtSettings,
+    /// The threshold file and the `<platform>.json` overlay next to it, if any.
+    pub thresholds: Option<(PathBuf, Option<PathBuf>)>,
+    /// The CLIP model (`None`: `--no-clip`).
+    pub clip_model: Option<String>,
+    pub offline: bool,
+    pub gen_gt: bool,
+    pub resolve_only: bool,
+    pub json: bool,
+}
+
+/// The GT lookup of a run: `--gt-root`, else the suite's `gt_root`, else (default cases)
+/// testdata/gt; `--gt-dir` / SGLANG_CONSISTENCY_GT_DIR replaces them all.
+pub(super) struct GtSettings {
+    pub root: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub allow_floating: bool,
+    pub offline: bool,
+}
+
+impl Settings {
+    /// Read the case file(s), select the cases and decide every setting of the run.
+    pub fn from_args(args: Args) -> anyhow::Result<Self> {
+        let root = repo_root();
+        let embedded = args.cases.is_none();
+        let (suite, case_file) = match &args.cases {
+            Some(f) => (cases::load_suite(f)?, f.display().to_string()),
+            None => (default_suite(&root)?, DEFAULT_CASE_FILES.join(" + ")),
+        };
+        let cases = select(&suite, &case_file, &args.case, args.partition.as_deref())?;
+        // Checked before anything runs, so that a typo is not met after the first case.
+        backend::parse(&args.device, &args.dtype)?;
+        let run_platform = RunPlatform::decide(args.platform.as_deref(), &args.device)?;
+        let platform = run_platform.effective();
+        let thresholds = threshold_files(args.thresholds.as_ref(), &suite, platform);
+        let gt = GtSettings {
+            root: args
+                .gt_root
+                .clone()
+                .or_else(|| suite.gt_root.clone())
+                .or_else(|| embedded.then(|| path_string(&root.join("testdata/gt")))),
+            dir: args.gt_dir.clone(),
+            allow_floating: args.allow_floating,
+            offline: args.offline,
+        };
+        let clip_model = (!args.no_clip).then(|| {
+            args.clip_model.clone().unwrap_or_else(|| {
+                if embedded {
+                    path_string(&root.join("testdata/metrics/tiny-clip"))
+                } else {
+                    metrics::DEFAULT_CLIP_MODEL.to_string()
+                }
+            })
+        });
+        Ok(Settings {
+            cases,
+            case_file,
+            out: args.out,
+            cuda_layout: run_platform.cuda_layout(),
+            platform,
+            run_platform,
+            device_label: format!("{}/{}", args.device, args.dtype),
+            device: args.device,
+            dtype: args.dtype,
+            gt,
+            thresholds,
+            clip_model,
+            offline: args.offline,
+            gen_gt: args.gen_gt,
+            resolve_only: args.resolve_only,
+            json: args.json,
+        })
+    }
+
+    /// The fetcher of input images given as URLs (the GT files' verified cache; `--offline`:
+    /// served from it only).
+    pub fn image_fetcher(&self) -> ImageFetcher {
+        ImageFetcher::new(self.offline)
+    }
+}
+
+impl GtSettings {
+    /// The GT resolver and the parsed root (none with only a local `--gt-dir`).
+    pub fn resolver(&self) -> anyhow::Result<(Resolver, Option<GtRoot>)> {
+        let mut b = Resolver::builder()
+            .local_override(self.dir.clone())
+            .offline(self.offline)
+            .progress(true);
+        let parsed = match &self.root {
+            Some(r) => {
+                let parsed = GtRoot::parse(r, self.allow_floating)?;
+                b = b.root(&parsed);
+                Some(parsed)
+            }
+            None if self.dir.is_some() => None,
+            None => bail!(
+                "no ground truth given: pass --gt-root URL|DIR (a folder or http(s) base holding \
+                 official_generated/ and sglang_generated/) or --gt-dir DIR, or give the case file a \
+                 gt_root"
+            ),
+        };
+        Ok((b.build()?, parsed))
+    }
+}
+
+/// What a run does with the images it generates.
+pub(super) enum Mode {
+    /// `--gen-gt`: write them as GT (tree layout + manifest); nothing is compared.
+    GenGt,
+    /// Compare each with its GT and hold it to its thresholds.
+    Compare(Box<Compare>),
+}
+
+/// What a comparing run loads once: the GT resolver, the thresholds and the CLIP model.
+pub(super) struct Compare {
+    pub resolver: Resolver,
+    pub thresholds: Thresholds,
+    pub clip: Clip,
+}
+
+/// The CLIP metric for the whole run.
+pub(super) enum Clip {
+    Ready(Box<ClipImageEncoder<backend::Cpu>>),
+    /// `--no-clip`: not computed, reported as skipped, and no obstacle to a pass.
+    Off,
+    /// Wanted but the model could not be loaded: reported, and no case can pass without it.
+    Unavailable(String),
+}
+
+impl Mode {
+    /// `--gen-gt`, or a comparing run's resolver, thresholds and CLIP model.
+    pub fn for_run(s: &Settings) -> anyhow::Result<Self> {
+        if s.gen_gt {
+            return Ok(Mode::GenGt);
+        }
+        let thresholds = match &s.thresholds {
+            None => Thresholds::builtin(),
+            Some((base, overlay)) => Thresholds::load(base, overlay.as_deref())?,
+        };
+        // A misspelt key leaves the default threshold in force: say so before the run.
+        for w in thresholds.warnings() {
+            eprintln!("warning: {w}");
+        }
+        let (resolver, _) = s.gt.resolver()?;
+        let clip = match &s.clip_model {
+            None => Clip::Off,
+            Some(model) => match ClipImageEncoder::load(model, &Default::default()) {
+                Ok(enc) => Clip::Ready(Box::new(enc)),
+                Err(e) => {
+                    eprintln!("warning: CLIP cannot be computed, so no case can pass: {e}");
+                    Clip::Unavailable(e.to_string())
+                }
+            },
+        };
+        Ok(Mode::Compare(Box::new(Compare {
+            resolver,
+            thresholds,
+            clip,
+        })))
+    }
+
+    pub fn is_gen_gt(&self) -> bool {
+        matches!(self, Mode::GenGt)
+    }
+}
+
+/// `--case` (each must exist) then `--partition`.
+fn select(
+    suite: &Suite,
+    case_file: &str,
+    ids: &[String],
+    partition: Option<&str>,
+) -> anyhow::Result<Vec<Case>> {
+    let mut all = suite.cases.clone();
+    if !ids.is_empty() {
+        for id in ids {
+            if !all.iter().any(|c| &c.id == id) {
+                bail!("--case {id}: no such case in {case_file}");
+            }
+        }
+        all.retain(|c| ids.contains(&c.id));
+    }
+    if let Some(p) = partition {
+        all = selection::partition(all, p)?;
+    }
+    Ok(all)
+}
+
+/// The threshold file a run uses (`--thresholds`, else the suite's) and the `<platform>.json`
+/// overlay next to it, as upstream lays `{platform}.json` over `h100.json`.
+fn threshold_files(
+    given: Option<&PathBuf>,
+    suite: &Suite,
+    platform: Platform,
+) -> Option<(PathBuf, Option<PathBuf>)> {
+    let base = given.cloned().or_else(|| suite.thresholds.clone())?;
+    let overlay = base.with_file_name(format!("{}.json", platform.as_str()));
+    let overlay = (overlay != base && overlay.is_file()).then_some(overlay);
+    Some((base, overlay))
+}
+
+/// The embedded default: every suite of [`DEFAULT_CASE_FILES`] in one (suite-level keys from the
+/// first; a case id may appear once).
+fn default_suite(root: &Path) -> anyhow::Result<Suite> {
+    let mut files = DEFAULT_CASE_FILES.iter();
+    let first = files.next().context("no default case file")?;
+    let mut suite = cases::load_suite(&root.join(first))?;
+    for f in files {
+        for c in cases::load_suite(&root.join(f))?.cases {
+            if suite.cases.iter().any(|x| x.id == c.id) {
+                bail!("case id {} appears in two default case files", c.id);
+            }
+            suite.cases.push(c);
+        }
+    }
+    Ok(suite)
+}
+
+fn path_string(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
