@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Environment variable that overrides the cache folder.
 pub const CACHE_ENV: &str = "GT_RESOLVER_CACHE_DIR";

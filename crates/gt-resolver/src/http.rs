@@ -1,10 +1,13 @@
 //! HTTP: the tri-state existence probe and retried downloads.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::sync::Semaphore;
 
 /// The answer of an existence probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,11 +94,15 @@ fn classify(status: u16) -> Seen {
     }
 }
 
-/// The blocking HTTP client with the crate's timeouts and retry schedule.
+/// The blocking HTTP client with the crate's timeouts and retry schedule. Clones share the
+/// connection pool and the request permits: every part of a resolver holds its own clone, and
+/// together they never have more than `max_in_flight` requests in flight.
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     agent: ureq::Agent,
     backoff: Backoff,
+    /// One permit per request in flight (a probe holds it across its retries).
+    permits: Arc<Semaphore>,
 }
 
 /// How a download attempt ended when it did not succeed. Callers decide on the typed fields,
@@ -136,7 +143,9 @@ pub(crate) fn is_clean_absence(status: u16) -> bool {
 }
 
 impl Http {
-    pub(crate) fn new(timeout: Duration, backoff: Backoff) -> Self {
+    /// A client with per-phase `timeout`s, retrying with `backoff`, at most `max_in_flight`
+    /// requests at once.
+    pub(crate) fn new(timeout: Duration, backoff: Backoff, max_in_flight: usize) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             // We read every status ourselves: 404 vs 429 vs 5xx is the whole point of the probe.
             .http_status_as_error(false)
@@ -150,7 +159,11 @@ impl Http {
             .max_redirects(10)
             .build()
             .into();
-        Http { agent, backoff }
+        Http {
+            agent,
+            backoff,
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+        }
     }
 
     pub(crate) fn backoff(&self) -> Backoff {
@@ -163,8 +176,10 @@ impl Http {
     /// answer it differently). A 200/206 at any time means present. Otherwise, a clean 4xx seen on
     /// any attempt means absent; the attempts go on regardless, because a freshly pinned commit
     /// can 404 on the CDN for a moment before it serves the file. Only transient answers (403,
-    /// 405, 429, 5xx, timeouts, connection errors) on every attempt mean unknown.
+    /// 405, 429, 5xx, timeouts, connection errors) on every attempt mean unknown. One request
+    /// permit is held for the whole probe, retries included.
     pub(crate) fn probe(&self, url: &str) -> Outcome {
+        let _permit = self.permits.acquire();
         let attempts = self.backoff.attempts.max(1);
         let mut absent: Option<u16> = None;
         let mut transient: Vec<String> = Vec::new();
@@ -223,6 +238,7 @@ impl Http {
         headers: &[(&str, String)],
         limit: u64,
     ) -> Result<Vec<u8>, Failure> {
+        let _permit = self.permits.acquire();
         let mut req = self.agent.get(url);
         for (name, value) in headers {
             req = req.header(*name, value);
@@ -251,6 +267,7 @@ impl Http {
         on_len: &mut dyn FnMut(Option<u64>),
         on_progress: &mut dyn FnMut(u64),
     ) -> Result<(), Failure> {
+        let _permit = self.permits.acquire();
         let mut resp = match self.agent.get(url).call() {
             Ok(r) => r,
             Err(e) => {

@@ -1,3 +1,4 @@
+//! Finds a consistency case's ground-truth files: tri-state probes, a verified cache.
 #![doc = include_str!("../README.md")]
 //!
 //! The main types: [`Resolver`] (built with [`ResolverBuilder`]) resolves a [`GtQuery`] against
@@ -27,7 +28,8 @@ pub use naming::{
     CandidateSet, GtKind, GtQuery, PLATFORM_ENV, Platform, image_extensions, preferred_extension,
 };
 pub use resolution::{GtFile, Probe, Resolution};
-pub use resolver::{
-    ATTEMPTS_ENV, DEFAULT_FORCED_OURS, GT_DIR_ENV, Resolver, ResolverBuilder, gt_dir_from_env,
+pub use resolver::{ATTEMPTS_ENV, DEFAULT_FORCED_OURS, Resolver, ResolverBuilder};
+pub use source::{
+    GITHUB_RAW, GT_DIR_ENV, GT_TREE_PATH, GtRoot, Location, Source, SourceKind, gt_dir_from_env,
+    is_commit, is_http_url,
 };
-pub use source::{GITHUB_RAW, GT_TREE_PATH, GtRoot, Location, Source, SourceKind, is_commit};

@@ -15,9 +15,8 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::CacheKey;
-use crate::http::{Answer, Outcome};
-use crate::resolver::Resolver;
+use crate::cache::{Cache, CacheKey};
+use crate::http::{Answer, Http, Outcome};
 use crate::source::{Location, Source, is_commit};
 
 /// The API host for [`GITHUB_API_ENV`]'s default.
@@ -82,9 +81,13 @@ pub(crate) struct GithubApi {
 }
 
 impl GithubApi {
-    /// `base` (default [`GITHUB_API`]) and a bearer token, if any.
+    /// `base` (default: [`GITHUB_API_ENV`], else [`GITHUB_API`]) and a bearer token (default:
+    /// [`GITHUB_TOKEN_ENV`], if set).
     pub(crate) fn new(base: Option<String>, token: Option<String>) -> Self {
+        let env = |name: &str| std::env::var(name).ok();
+        let token = token.or_else(|| env(GITHUB_TOKEN_ENV));
         let base = base
+            .or_else(|| env(GITHUB_API_ENV))
             .filter(|b| !b.trim().is_empty())
             .map(|b| b.trim().trim_end_matches('/').to_string())
             .unwrap_or_else(|| GITHUB_API.to_string());
@@ -155,10 +158,7 @@ fn host_of(url: &str) -> Option<&str> {
 
 /// The listable trees of `sources` (shared when several sources live in one commit) and, for
 /// each source, where it sits in them.
-pub(crate) fn plan_trees(
-    api: &GithubApi,
-    sources: &[Source],
-) -> (Vec<Tree>, Vec<Option<SourceTree>>) {
+fn plan_trees(api: &GithubApi, sources: &[Source]) -> (Vec<Tree>, Vec<Option<SourceTree>>) {
     let mut trees: Vec<Tree> = Vec::new();
     let placed = sources
         .iter()
@@ -202,7 +202,51 @@ struct Stored {
     blobs: Vec<String>,
 }
 
-impl Resolver {
+/// The file lists of the pinned commits a resolver's sources live in, each loaded at most once
+/// (from the cache, else with one API request).
+#[derive(Debug)]
+pub(crate) struct Lister {
+    http: Http,
+    cache: Cache,
+    offline: bool,
+    /// The GitHub API that lists pinned commits.
+    github: GithubApi,
+    /// The commits whose file lists may answer existence.
+    trees: Vec<Tree>,
+    /// Where each source sits in `trees` (indexed like the sources; `None`: probed).
+    source_trees: Vec<Option<SourceTree>>,
+}
+
+impl Lister {
+    /// A lister for `sources` (indexed as given); with `github` `None` (listing turned off) it
+    /// lists nothing and every candidate is probed.
+    pub(crate) fn new(
+        http: Http,
+        cache: Cache,
+        offline: bool,
+        github: Option<GithubApi>,
+        sources: &[Source],
+    ) -> Self {
+        let (github, (trees, source_trees)) = match github {
+            Some(api) => {
+                let planned = plan_trees(&api, sources);
+                (api, planned)
+            }
+            None => (
+                GithubApi::new(None, None),
+                (Vec::new(), vec![None; sources.len()]),
+            ),
+        };
+        Lister {
+            http,
+            cache,
+            offline,
+            github,
+            trees,
+            source_trees,
+        }
+    }
+
     /// Existence of `name` under source `src` from its commit's listing; `None` when the source
     /// is not in a listable tree or the listing is unusable (the caller probes).
     pub(crate) fn listed(&self, src: usize, name: &str) -> Option<Outcome> {
@@ -229,7 +273,7 @@ impl Resolver {
     }
 
     /// One line per tree consulted so far: whether its listing answered, or why not.
-    pub(crate) fn tree_notes(&self) -> Vec<String> {
+    pub(crate) fn notes(&self) -> Vec<String> {
         self.trees
             .iter()
             .filter_map(|t| {
@@ -274,11 +318,7 @@ impl Resolver {
         if let Some(t) = &self.github.token {
             headers.push(("Authorization", format!("Bearer {t}")));
         }
-        let body = {
-            let _permit = self.permits.acquire();
-            self.http.get_bytes(&url, &headers, MAX_LISTING_BYTES)
-        };
-        let body = match body {
+        let body = match self.http.get_bytes(&url, &headers, MAX_LISTING_BYTES) {
             Ok(b) => b,
             Err(f) => return TreeState::Unusable(format!("{url}: {}", f.reason)),
         };

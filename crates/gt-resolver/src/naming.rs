@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Environment variable that picks the platform folder, as upstream.
 pub const PLATFORM_ENV: &str = "SGLANG_DIFFUSION_CONSISTENCY_PLATFORM";

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::error::Error;
 use crate::http::Answer;
 use crate::naming::GtQuery;
-use crate::resolver::GT_DIR_ENV;
-use crate::source::SourceKind;
+use crate::source::{GT_DIR_ENV, Location, Source, SourceKind};
 
 /// One GT file chosen by the resolver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +21,22 @@ pub struct GtFile {
     pub local_path: Option<PathBuf>,
     /// Pinned revision of the tree the URL belongs to (part of the cache key).
     pub revision: Option<String>,
+}
+
+impl GtFile {
+    /// The file `name` (relative to the source base) of `source`.
+    pub(crate) fn in_source(source: &Source, name: &str) -> Self {
+        let loc = source.base.join(name);
+        GtFile {
+            name: name.to_string(),
+            url: loc.url(),
+            local_path: match loc {
+                Location::Local(p) => Some(p),
+                Location::Remote(_) => None,
+            },
+            revision: source.revision.clone(),
+        }
+    }
 }
 
 /// One existence check, in the order the resolver consulted them.

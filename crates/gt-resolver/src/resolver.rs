@@ -1,28 +1,27 @@
 //! The resolver: sources × candidates → the GT files to use, with a log of every probe.
-
 //!
-//! The work is split by job: [`crate::plan`] decides what to try in which order,
-//! [`crate::probe`] answers existence, [`crate::download`] fills the cache, [`crate::record`]
-//! remembers definitive resolutions; this module holds the configuration and drives them.
+//! [`Resolver`] composes owned parts and drives a resolution through them: the
+//! [`Planner`] decides what to try in which order, the [`Lister`] answers existence from commit
+//! file lists, the [`Prober`] answers the rest, the [`Downloader`] fills the cache and the
+//! [`RecordStore`] remembers definitive resolutions. [`ResolverBuilder`] holds the configuration.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Error;
-use crate::cache::{Cache, CacheKey, Lookup};
-use crate::http::{Answer, Backoff, Http, Outcome};
-use crate::listing::{GITHUB_API_ENV, GITHUB_TOKEN_ENV, GithubApi, SourceTree, Tree, plan_trees};
+use crate::cache::Cache;
+use crate::download::Downloader;
+use crate::error::Error;
+use crate::http::{Answer, Backoff, Http};
+use crate::listing::{GithubApi, Lister};
 use crate::naming::GtQuery;
-use crate::plan::CaseMap;
-use crate::probe::{Memo, local_outcome};
+use crate::plan::{Fetchers, Planner};
+use crate::probe::{Choice, Prober};
+use crate::record::RecordStore;
 use crate::resolution::{GtFile, Probe, Resolution};
-use crate::source::{GtRoot, Location, Source, SourceKind};
-use crate::sync::{Semaphore, par_map};
-
-/// Environment variable naming a local GT folder that replaces remote lookup, as upstream.
-pub const GT_DIR_ENV: &str = "SGLANG_CONSISTENCY_GT_DIR";
+use crate::source::{
+    GT_DIR_ENV, GtRoot, Location, Source, SourceKind, check_folder, override_sources,
+};
+use crate::sync::par_map;
 
 /// Environment variable setting how many attempts a probe or download makes (1 to 10; default
 /// 5, as upstream). Lowering it shortens the wait for an unreachable GT host.
@@ -157,7 +156,7 @@ impl ResolverBuilder {
         self
     }
 
-    /// The GitHub API base for tree listings (default: [`GITHUB_API_ENV`], else
+    /// The GitHub API base for tree listings (default: [`crate::GITHUB_API_ENV`], else
     /// [`crate::GITHUB_API`]). Raw URLs on this API's host are recognised as well as
     /// raw.githubusercontent.com ones, so one loopback server can emulate both in tests.
     pub fn github_api(mut self, base: impl Into<String>) -> Self {
@@ -165,7 +164,7 @@ impl ResolverBuilder {
         self
     }
 
-    /// The token sent to the GitHub API (default: [`GITHUB_TOKEN_ENV`], if set).
+    /// The token sent to the GitHub API (default: [`crate::GITHUB_TOKEN_ENV`], if set).
     pub fn github_token(mut self, token: Option<String>) -> Self {
         self.github_token = token;
         self
@@ -189,25 +188,12 @@ impl ResolverBuilder {
         let mut notes = Vec::new();
         let sources = match &self.local_override {
             Some(dir) => {
-                check_folder(dir)?;
+                let sources = override_sources(dir)?;
                 notes.push(format!(
                     "{GT_DIR_ENV}={} replaces remote lookup",
                     dir.display()
                 ));
-                let is_root = dir.join("official_generated").is_dir()
-                    || dir.join("sglang_generated").is_dir();
-                if is_root {
-                    GtRoot {
-                        base: Location::Local(dir.clone()),
-                        revision: None,
-                    }
-                    .sources()
-                } else {
-                    vec![Source::new(
-                        SourceKind::Sglang,
-                        Location::Local(dir.clone()),
-                    )]
-                }
+                sources
             }
             None => {
                 for dir in &self.local_roots {
@@ -227,30 +213,20 @@ impl ResolverBuilder {
             None => Cache::default_dir()?,
         };
         let cache = Cache::open(cache_dir)?;
-        let case_maps = sources.iter().map(|_| OnceLock::new()).collect();
-        let env = |name: &str| std::env::var(name).ok();
-        let github = GithubApi::new(
-            self.github_api.or_else(|| env(GITHUB_API_ENV)),
-            self.github_token.or_else(|| env(GITHUB_TOKEN_ENV)),
-        );
-        let (trees, source_trees) = if self.tree_listing {
-            plan_trees(&github, &sources)
-        } else {
-            (Vec::new(), vec![None; sources.len()])
-        };
+        let backoff = self.backoff.unwrap_or_else(backoff_from_env);
+        let http = Http::new(self.timeout, backoff, self.max_in_flight);
+        let github = self
+            .tree_listing
+            .then(|| GithubApi::new(self.github_api, self.github_token));
+        let offline = self.offline;
         Ok(Resolver {
-            http: Http::new(self.timeout, self.backoff.unwrap_or_else(backoff_from_env)),
-            sources,
-            forced_ours: self.forced_ours.into_iter().collect(),
-            cache,
-            offline: self.offline,
-            progress: self.progress,
+            lister: Lister::new(http.clone(), cache.clone(), offline, github, &sources),
+            prober: Prober::new(http.clone(), cache.clone(), offline, self.max_in_flight > 1),
+            downloader: Downloader::new(http, cache.clone(), offline, self.progress),
+            records: RecordStore::new(cache, &sources),
+            planner: Planner::new(sources, self.forced_ours),
+            offline,
             max_in_flight: self.max_in_flight,
-            permits: Semaphore::new(self.max_in_flight),
-            case_maps,
-            github,
-            trees,
-            source_trees,
             global_notes: notes,
         })
     }
@@ -259,23 +235,19 @@ impl ResolverBuilder {
 /// Finds GT files for consistency cases. Cheap to share across threads (`&Resolver` is `Sync`).
 #[derive(Debug)]
 pub struct Resolver {
-    pub(crate) http: Http,
-    pub(crate) sources: Vec<Source>,
-    pub(crate) forced_ours: HashSet<String>,
-    pub(crate) cache: Cache,
-    pub(crate) offline: bool,
-    pub(crate) progress: bool,
-    pub(crate) max_in_flight: usize,
-    /// One permit per HTTP request in flight, shared by every thread of this resolver.
-    pub(crate) permits: Semaphore,
-    /// The official sources' case maps, loaded at most once (indexed like `sources`).
-    pub(crate) case_maps: Vec<OnceLock<CaseMap>>,
-    /// The GitHub API that lists pinned commits.
-    pub(crate) github: GithubApi,
-    /// The commits whose file lists may answer existence, each loaded at most once.
-    pub(crate) trees: Vec<Tree>,
-    /// Where each source sits in `trees` (indexed like `sources`; `None`: probed).
-    pub(crate) source_trees: Vec<Option<SourceTree>>,
+    /// The sources, and which of them may hold a case in which order.
+    planner: Planner,
+    /// Existence from pinned commits' file lists.
+    lister: Lister,
+    /// Existence from the cache, local folders or HTTP.
+    prober: Prober,
+    /// Files into the verified cache.
+    downloader: Downloader,
+    /// Definitive resolutions kept for warm runs.
+    records: RecordStore,
+    offline: bool,
+    max_in_flight: usize,
+    /// Notes every resolution starts with (the local override).
     global_notes: Vec<String>,
 }
 
@@ -287,12 +259,12 @@ impl Resolver {
 
     /// The sources in priority order.
     pub fn sources(&self) -> &[Source] {
-        &self.sources
+        self.planner.sources()
     }
 
     /// The disk cache.
     pub fn cache(&self) -> &Cache {
-        &self.cache
+        self.downloader.cache()
     }
 
     /// Resolves one query. A query no source satisfies gives `source: None` (see
@@ -301,112 +273,71 @@ impl Resolver {
     /// ([`Error::CaseMapUnavailable`]: "missing" could not be told from "not judged").
     pub fn resolve(&self, query: &GtQuery) -> Result<Resolution, Error> {
         query.validate()?;
-        let mut notes = self.global_notes.clone();
-        let record_key = self.record_key(query);
-        if let Some(key) = &record_key
-            && let Some(mut r) = self.load_record(key)
-        {
-            r.notes.push(
-                "resolution served from the on-disk cache (pinned revision; no network request); \
-                 probes are those recorded when it was first resolved"
-                    .into(),
-            );
-            return Ok(r);
+        let record_key = self.records.key(query, self.planner.is_forced(&query.case));
+        if let Some(recorded) = record_key.as_ref().and_then(|k| self.records.load(k)) {
+            return Ok(recorded);
         }
+        let mut notes = self.global_notes.clone();
         if self.offline {
             notes.push("offline: remote answers come from the cache only".into());
         }
-
-        let (waves, mut definitive) = self.plan(query, &mut notes);
-        let mut memo = Memo::default();
-        let mut chosen: Option<(usize, Vec<String>, bool)> = None;
-
-        'outer: for wave in &waves {
-            if self.max_in_flight > 1 {
-                self.prefetch(wave, &mut memo);
-            }
-            for tier in wave {
-                if let Some((names, via_unknown)) = self.decide(tier, &mut memo) {
-                    if self.sources[tier.source].kind == SourceKind::Legacy {
-                        notes.push(format!(
-                            "no official or sglang GT for {}: falling back to legacy GT at {}",
-                            query.case,
-                            self.sources[tier.source].base.url()
-                        ));
-                    }
-                    chosen = Some((tier.source, names, via_unknown));
-                    break 'outer;
-                }
-            }
+        let fetchers = Fetchers {
+            lister: &self.lister,
+            downloader: &self.downloader,
+        };
+        let (waves, planned_definitively) = self.planner.plan(query, &mut notes, fetchers);
+        let mut probing = self.prober.session(&self.lister);
+        let chosen = waves.iter().find_map(|wave| probing.choose(wave));
+        let sources = self.planner.sources();
+        if let Some(c) = &chosen
+            && sources[c.source].kind == SourceKind::Legacy
+        {
+            notes.push(format!(
+                "no official or sglang GT for {}: falling back to legacy GT at {}",
+                query.case,
+                sources[c.source].base.url()
+            ));
         }
-
-        notes.extend(self.tree_notes());
-        let probes = memo.probes(self);
-        definitive &= probes.iter().all(|p| p.answer != Answer::Unknown);
-        if self.offline {
-            definitive = false;
-        }
-        let revision = self.sources.iter().find_map(|s| s.revision.clone());
-
-        let Some((src, names, via_unknown)) = chosen else {
+        notes.extend(self.lister.notes());
+        let probes = probing.probes();
+        let definitive = planned_definitively
+            && probes.iter().all(|p| p.answer != Answer::Unknown)
+            && !self.offline;
+        let mut resolution = Resolution {
+            case: query.case.clone(),
+            source: None,
+            files: Vec::new(),
+            probes,
+            notes,
+            revision: self.planner.revision(),
+        };
+        let Some(Choice {
+            source,
+            names,
+            via_unknown,
+        }) = chosen
+        else {
             // Official GT was not judged (its case map could not be read): "missing" would be a
             // guess, and a false "GT not found" is what this crate exists to prevent.
-            if !definitive && let Some(reason) = self.unavailable_case_map() {
+            if !definitive && let Some(reason) = self.planner.unavailable_case_map() {
                 return Err(Error::CaseMapUnavailable {
                     case: query.case.clone(),
                     reason,
                 });
             }
-            notes.push(format!("no source holds GT for {}", query.case));
-            return Ok(Resolution {
-                case: query.case.clone(),
-                source: None,
-                files: Vec::new(),
-                probes,
-                notes,
-                revision,
-            });
+            resolution
+                .notes
+                .push(format!("no source holds GT for {}", query.case));
+            return Ok(resolution);
         };
-        let source = &self.sources[src];
+        let source = &sources[source];
         if via_unknown {
-            // Say which files were taken on trust, so a later failure is not a mystery.
-            for name in &names {
-                let url = source.base.join(name).url();
-                if let Some(o) = memo.get(&url)
-                    && o.answer == Answer::Unknown
-                {
-                    notes.push(format!(
-                        "{url}: only transient failures ({}) after {} attempt(s); treated as present",
-                        o.reason, o.attempts
-                    ));
-                }
-            }
+            resolution.notes.extend(probing.trust_notes(source, &names));
         }
-        let files = names
-            .iter()
-            .map(|name| {
-                let loc = source.base.join(name);
-                GtFile {
-                    name: name.clone(),
-                    url: loc.url(),
-                    local_path: match loc {
-                        Location::Local(p) => Some(p),
-                        Location::Remote(_) => None,
-                    },
-                    revision: source.revision.clone(),
-                }
-            })
-            .collect();
-        let resolution = Resolution {
-            case: query.case.clone(),
-            source: Some(source.kind),
-            files,
-            probes,
-            notes,
-            revision,
-        };
+        resolution.source = Some(source.kind);
+        resolution.files = names.iter().map(|n| GtFile::in_source(source, n)).collect();
         if definitive && let Some(key) = &record_key {
-            self.store_record(key, &resolution);
+            self.records.store(key, &resolution);
         }
         Ok(resolution)
     }
@@ -415,18 +346,7 @@ impl Resolver {
     /// retried with backoff), without consulting the cache or a tree listing.
     pub fn exists(&self, url: &str) -> Result<Probe, Error> {
         let loc = Location::parse(url)?;
-        let outcome = match &loc {
-            Location::Local(p) => local_outcome(p),
-            Location::Remote(u) if !self.offline => {
-                let _permit = self.permits.acquire();
-                self.http.probe(u)
-            }
-            Location::Remote(_) => Outcome {
-                answer: Answer::Unknown,
-                attempts: 0,
-                reason: "offline".into(),
-            },
-        };
+        let outcome = self.prober.exists(&loc);
         Ok(Probe {
             url: loc.url(),
             answer: outcome.answer,
@@ -444,34 +364,15 @@ impl Resolver {
     /// The local path of `file`: local files as they are, remote ones through the verified cache
     /// (downloaded with retries when missing or corrupt).
     pub fn fetch(&self, file: &GtFile) -> Result<PathBuf, Error> {
-        if let Some(p) = &file.local_path {
-            return if p.is_file() {
-                Ok(p.clone())
-            } else {
-                Err(Error::io(p, std::io::ErrorKind::NotFound.into()))
-            };
-        }
-        let key = CacheKey::new(&file.url, file.revision.clone());
-        if file.revision.is_some() || self.offline {
-            match self.cache.lookup(&key) {
-                Lookup::Hit(p) => return Ok(p),
-                // Online, a corrupt copy is simply downloaded again below.
-                Lookup::Corrupt(path) if self.offline => {
-                    return Err(Error::CorruptCache {
-                        url: file.url.clone(),
-                        path,
-                    });
-                }
-                Lookup::Corrupt(_) | Lookup::Miss => {}
-            }
-        }
-        if self.offline {
-            return Err(Error::OfflineMiss {
-                url: file.url.clone(),
-                cache: self.cache.root().to_path_buf(),
-            });
-        }
-        self.download(&key)
+        self.downloader.fetch(file)
+    }
+
+    /// The local path of any file named by an http(s) URL, a `file://` URL or a plain path —
+    /// e.g. a consistency case's input image — through the same verified cache, retries and
+    /// offline rules as GT files ([`Resolver::fetch`] of an unpinned URL: downloaded again when
+    /// online, served from the cache when offline). A local file is returned as it is.
+    pub fn fetch_url(&self, url: &str) -> Result<PathBuf, Error> {
+        self.downloader.fetch_url(url)
     }
 }
 
@@ -487,25 +388,4 @@ fn backoff_from_env() -> Backoff {
         b.attempts = n;
     }
     b
-}
-
-/// A local GT root must be an existing folder.
-fn check_folder(dir: &Path) -> Result<(), Error> {
-    let reason = match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => "it is a file, not a folder".to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such folder".to_string(),
-        Err(e) => e.to_string(),
-    };
-    Err(Error::InvalidLocation {
-        input: dir.display().to_string(),
-        reason: format!("{reason} (a GT root holds official_generated/ and sglang_generated/)"),
-    })
-}
-
-/// The local GT folder from [`GT_DIR_ENV`], if set and non-empty.
-pub fn gt_dir_from_env() -> Option<PathBuf> {
-    std::env::var_os(GT_DIR_ENV)
-        .filter(|v| !v.is_empty())
-        .map(|v| std::path::absolute(Path::new(&v)).unwrap_or_else(|_| PathBuf::from(v)))
 }

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::error::Error;
+
+/// Environment variable naming a local GT folder that replaces remote lookup, as upstream.
+pub const GT_DIR_ENV: &str = "SGLANG_CONSISTENCY_GT_DIR";
 
 /// The host upstream reads GT from; [`GtRoot::github`] builds URLs under it by default.
 pub const GITHUB_RAW: &str = "https://raw.githubusercontent.com";
@@ -61,8 +64,7 @@ impl Location {
                 reason: "empty".into(),
             });
         }
-        let lower = s.to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
+        if is_http_url(s) {
             let host = s.split_once("://").map(|(_, rest)| rest).unwrap_or("");
             if host.is_empty() || host.starts_with('/') {
                 return Err(Error::InvalidLocation {
@@ -224,4 +226,57 @@ impl GtRoot {
 /// A full 40-hex git commit id (branch and tag names are floating).
 pub fn is_commit(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `s` is an http(s) URL: after leading whitespace, `http://` or `https://` in any case
+/// (`HTTPS://host/x` counts). This is the test [`Location::parse`] applies before taking a string
+/// as a remote location; it does not check that a host follows.
+pub fn is_http_url(s: &str) -> bool {
+    let s = s.trim_start().as_bytes();
+    let starts = |prefix: &[u8]| {
+        s.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    starts(b"http://") || starts(b"https://")
+}
+
+/// The local GT folder from [`GT_DIR_ENV`], if set and non-empty.
+pub fn gt_dir_from_env() -> Option<PathBuf> {
+    std::env::var_os(GT_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| std::path::absolute(Path::new(&v)).unwrap_or_else(|_| PathBuf::from(v)))
+}
+
+/// The sources of a local override folder (see `ResolverBuilder::local_override`): a folder
+/// holding `official_generated/` or `sglang_generated/` is a GT root, any other one flat folder
+/// of our GT. The folder must exist.
+pub(crate) fn override_sources(dir: &Path) -> Result<Vec<Source>, Error> {
+    check_folder(dir)?;
+    let is_root = dir.join("official_generated").is_dir() || dir.join("sglang_generated").is_dir();
+    Ok(if is_root {
+        GtRoot {
+            base: Location::Local(dir.to_path_buf()),
+            revision: None,
+        }
+        .sources()
+    } else {
+        vec![Source::new(
+            SourceKind::Sglang,
+            Location::Local(dir.to_path_buf()),
+        )]
+    })
+}
+
+/// A local GT root must be an existing folder.
+pub(crate) fn check_folder(dir: &Path) -> Result<(), Error> {
+    let reason = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "it is a file, not a folder".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such folder".to_string(),
+        Err(e) => e.to_string(),
+    };
+    Err(Error::InvalidLocation {
+        input: dir.display().to_string(),
+        reason: format!("{reason} (a GT root holds official_generated/ and sglang_generated/)"),
+    })
 }
