@@ -12,22 +12,28 @@ use crate::common::root;
 /// The workspace dependencies each crate may have ([dependencies], [build-dependencies] and
 /// target-specific ones), from ARCHITECTURE.md's code map: dependencies point down only; the
 /// model crates (text-encoder, qwen-image-dit, qwen-image-vae) never depend on each other; the
-/// small maths crates, gt-resolver and image-io depend on no other crate; only xtask knows them
-/// all (pipeline, metrics and gt-resolver together). `"*"` means any workspace crate.
+/// small maths crates, gt-resolver and image-io depend on no other crate (config-file aside); only
+/// xtask knows them all (pipeline, metrics and gt-resolver together). `"*"` means any workspace
+/// crate.
 const ALLOWED: &[(&str, &[&str])] = &[
     // Test scaffolding (a dev-dependency only, below everything).
     ("fuzz-support", &[]),
-    ("weights", &[]),
+    // Reads a JSON config file, naming it in errors (no ML dependency).
+    ("config-file", &[]),
+    ("weights", &["config-file"]),
     ("torch-rng", &[]),
-    ("flow-match", &[]),
+    ("flow-match", &["config-file"]),
     ("cfg", &[]),
     ("gt-resolver", &[]),
     ("image-io", &[]),
-    ("tokenizer-loader", &["weights"]),
-    ("text-encoder", &["weights", "tokenizer-loader", "image-io"]),
-    ("qwen-image-dit", &["weights"]),
-    ("qwen-image-vae", &["weights", "image-io"]),
-    ("metrics", &["weights", "image-io"]),
+    ("tokenizer-loader", &["weights", "config-file"]),
+    (
+        "text-encoder",
+        &["weights", "tokenizer-loader", "image-io", "config-file"],
+    ),
+    ("qwen-image-dit", &["weights", "config-file"]),
+    ("qwen-image-vae", &["weights", "image-io", "config-file"]),
+    ("metrics", &["weights", "image-io", "config-file"]),
     (
         "pipeline",
         &[
@@ -78,6 +84,7 @@ const NO_ML: &[&str] = &[
     "torch-rng",
     "image-io",
     "fuzz-support",
+    "config-file",
 ];
 
 /// Crates whose ML dependencies sit behind one feature, off without it.

@@ -1,6 +1,6 @@
 //! The scheduler's `scheduler_config.json`, deserialised as diffusers stores it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -93,31 +93,35 @@ impl SchedulerConfig {
     /// Reads and validates a `scheduler_config.json`. Errors name the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, SchedulerError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|error| SchedulerError::Read {
-            path: path.to_path_buf(),
-            error,
+        let config: Self = config_file::read_json(path).map_err(|e| match e {
+            config_file::ConfigFileError::Read { path, error } => {
+                SchedulerError::Read { path, error }
+            }
+            config_file::ConfigFileError::Parse { path, error } => {
+                SchedulerError::Parse { path, error }
+            }
         })?;
-        Self::parse(&text, Some(path))
+        config.checked(path)
     }
 
     /// Parses and validates the JSON text of a scheduler config.
     pub fn from_json_str(json: &str) -> Result<Self, SchedulerError> {
-        Self::parse(json, None)
-    }
-
-    fn parse(json: &str, path: Option<&Path>) -> Result<Self, SchedulerError> {
-        let origin = || path.map_or_else(|| PathBuf::from("<json string>"), Path::to_path_buf);
+        let origin = Path::new("<json string>");
         let config: Self = serde_json::from_str(json).map_err(|error| SchedulerError::Parse {
-            path: origin(),
+            path: origin.to_path_buf(),
             error,
         })?;
-        config
-            .check()
+        config.checked(origin)
+    }
+
+    /// `self` if [`Self::check`] passes; else the reason, naming `origin`.
+    fn checked(self, origin: &Path) -> Result<Self, SchedulerError> {
+        self.check()
             .map_err(|reason| SchedulerError::InvalidConfig {
-                origin: origin().display().to_string(),
+                origin: origin.display().to_string(),
                 reason,
             })?;
-        Ok(config)
+        Ok(self)
     }
 
     /// Checks that this port implements every option that is switched on, and that μ is computable.

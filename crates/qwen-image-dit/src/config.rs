@@ -116,17 +116,22 @@ impl Default for DitConfig {
     }
 }
 
+impl From<config_file::ConfigFileError> for DitError {
+    fn from(e: config_file::ConfigFileError) -> Self {
+        match e {
+            config_file::ConfigFileError::Read { path, error } => Self::Io { path, error },
+            config_file::ConfigFileError::Parse { path, error } => Self::Config {
+                path,
+                reason: error.to_string(),
+            },
+        }
+    }
+}
+
 impl DitConfig {
     /// Read and validate a `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, DitError> {
-        let text = std::fs::read_to_string(path).map_err(|error| DitError::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| DitError::Config {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let cfg: Self = config_file::read_json(path)?;
         cfg.validate().map_err(|reason| DitError::Config {
             path: path.to_path_buf(),
             reason,

@@ -103,14 +103,7 @@ impl VaeConfig {
     /// Read and validate `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let config: Self = config_file::read_json(path)?;
         config.validate().map_err(|reason| Error::Config {
             path: path.to_path_buf(),
             reason,

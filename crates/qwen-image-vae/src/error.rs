@@ -29,3 +29,15 @@ pub enum Error {
         expected: String,
     },
 }
+
+impl From<config_file::ConfigFileError> for Error {
+    fn from(e: config_file::ConfigFileError) -> Self {
+        match e {
+            config_file::ConfigFileError::Read { path, error } => Self::Io { path, error },
+            config_file::ConfigFileError::Parse { path, error } => Self::Config {
+                path,
+                reason: error.to_string(),
+            },
+        }
+    }
+}

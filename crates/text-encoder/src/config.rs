@@ -53,14 +53,7 @@ pub struct TextConfig {
 impl TextConfig {
     /// Read and validate a `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            reason: format!("invalid JSON: {e}"),
-        })?;
+        let json: Value = config_file::read_json(path)?;
         Self::from_json(&json, path)
     }
 

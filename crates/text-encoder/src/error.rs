@@ -51,3 +51,15 @@ pub enum Error {
     #[error("vision input: {0}")]
     VisionInput(String),
 }
+
+impl From<config_file::ConfigFileError> for Error {
+    fn from(e: config_file::ConfigFileError) -> Self {
+        match e {
+            config_file::ConfigFileError::Read { path, error } => Self::Io { path, error },
+            config_file::ConfigFileError::Parse { path, error } => Self::Config {
+                path,
+                reason: format!("invalid JSON: {error}"),
+            },
+        }
+    }
+}

@@ -331,14 +331,7 @@ fn candidates(scores: &[f32], cfg: &GenerationConfig) -> usize {
 }
 
 fn read_json(path: &Path) -> Result<Value, Error> {
-    let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: path.to_path_buf(),
-        reason: format!("invalid JSON: {e}"),
-    })
+    Ok(config_file::read_json(path)?)
 }
 
 /// One id or a list of ids.

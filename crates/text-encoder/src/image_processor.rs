@@ -114,14 +114,7 @@ impl ImageProcessor {
     /// (which win when both are present, as in transformers' constructor).
     pub fn from_preprocessor_config(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let json: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            reason: format!("invalid JSON: {e}"),
-        })?;
+        let json: Value = config_file::read_json(path)?;
         Self::from_json(&json, path)
     }
 

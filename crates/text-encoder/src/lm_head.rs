@@ -113,14 +113,7 @@ impl<B: Backend> LmHead<B> {
 /// (transformers 5 forwards a true one from there, for configs saved by 4.x). Absent = false,
 /// `Qwen2_5_VLConfig`'s default.
 pub fn tie_word_embeddings(config: &Path) -> Result<bool, Error> {
-    let text = std::fs::read_to_string(config).map_err(|error| Error::Io {
-        path: config.to_path_buf(),
-        error,
-    })?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: config.to_path_buf(),
-        reason: format!("invalid JSON: {e}"),
-    })?;
+    let json: Value = config_file::read_json(config)?;
     let flag = |v: Option<&Value>| -> Result<bool, Error> {
         match v {
             None | Some(Value::Null) => Ok(false),

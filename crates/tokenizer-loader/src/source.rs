@@ -109,9 +109,8 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String> {
 
 /// Parse a JSON file, naming it on failure.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|error| Error::Json {
-        path: path.to_owned(),
-        error,
+    config_file::read_json(path).map_err(|e| match e {
+        config_file::ConfigFileError::Read { path, error } => Error::Io { path, error },
+        config_file::ConfigFileError::Parse { path, error } => Error::Json { path, error },
     })
 }

@@ -230,15 +230,7 @@ impl HubRepo {
         };
         for stem in ["diffusion_pytorch_model", "model"] {
             if let Some(path) = self.find(&at(&format!("{stem}.safetensors.index.json")))? {
-                let text = std::fs::read_to_string(&path).map_err(|error| Error::Io {
-                    path: path.clone(),
-                    error,
-                })?;
-                let json: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| Error::BadJson {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let json: serde_json::Value = config_file::read_json(&path)?;
                 let mut shards: Vec<&str> = json
                     .get("weight_map")
                     .and_then(|m| m.as_object())

@@ -83,14 +83,7 @@ impl PipelineDir {
 }
 
 fn read_json(path: &Path) -> Result<Value, Error> {
-    let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::BadJson {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    Ok(config_file::read_json(path)?)
 }
 
 /// A pipeline given as a local folder or as an HF repo id (`Qwen/Qwen-Image`, optional revision).

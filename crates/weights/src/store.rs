@@ -114,14 +114,7 @@ impl Weights {
     /// Open a sharded checkpoint from its `*.safetensors.index.json` (`{"weight_map": {name: shard}}`).
     /// Every shard the index names must exist and hold the tensors the index assigns to it.
     pub fn open_index(index: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(index).map_err(|error| Error::Io {
-            path: index.to_path_buf(),
-            error,
-        })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::BadJson {
-            path: index.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let json: serde_json::Value = config_file::read_json(index)?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
