@@ -1,3 +1,5 @@
+//! The crate's one error type, naming the file, model or image involved, and its `Result`.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate. Each variant names the file, model or image involved.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::PixelMetrics;
+use crate::pixel::PixelMetrics;
 
 /// All four metrics of one output/ground-truth image pair, as `cargo xtask metrics --json` prints
 /// them. `clip` is `None` when the CLIP model was not run (see [`crate::Verdict`]: a missing CLIP

@@ -8,7 +8,7 @@
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// SSIM window side (skimage's default `win_size=7` for a uniform window).
 const WIN: usize = 7;

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use image::RgbImage;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use image_io::Resample;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// How the image is resized before cropping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,116 +87,34 @@ impl ClipPreprocessor {
             path: origin.to_path_buf(),
             error,
         })?;
-        let bad = |key: &str, problem: String| Error::BadValue {
-            path: origin.to_path_buf(),
-            key: key.to_string(),
-            problem,
+        let Value::Object(obj) = &json else {
+            return Err(bad(origin, "(top level)", "must be a JSON object".into()));
         };
-        let Value::Object(obj) = json else {
-            return Err(bad("(top level)", "must be a JSON object".into()));
-        };
-        let flag = |key: &str| -> Result<bool> {
-            match obj.get(key) {
-                None => Ok(true), // every do_* defaults to true for CLIP
-                Some(v) => v
-                    .as_bool()
-                    .ok_or_else(|| bad(key, format!("must be true or false, found {v}"))),
-            }
-        };
-        let side = |key: &str, v: &Value| -> Result<u32> {
-            v.as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|&n| n > 0)
-                .ok_or_else(|| bad(key, format!("must be a positive integer, found {v}")))
-        };
-        let height_width =
-            |key: &str, o: &serde_json::Map<String, Value>| -> Result<Option<(u32, u32)>> {
-                match (o.get("height"), o.get("width")) {
-                    (Some(h), Some(w)) => Ok(Some((side(key, h)?, side(key, w)?))),
-                    _ => Ok(None),
-                }
-            };
-
-        let mut out = Self::default();
-        if !flag("do_resize")? {
-            out.resize = None;
-        } else if let Some(size) = obj.get("size") {
-            // An int means "shortest edge" here, since CLIPImageProcessor sets default_to_square=False.
-            out.resize = Some(match size {
-                Value::Number(_) => ResizeTo::ShortestEdge(side("size", size)?),
-                Value::Object(o) => match (o.get("shortest_edge"), height_width("size", o)?) {
-                    (Some(s), _) => ResizeTo::ShortestEdge(side("size.shortest_edge", s)?),
-                    (None, Some((height, width))) => ResizeTo::Exact { height, width },
-                    (None, None) => {
-                        return Err(bad(
-                            "size",
-                            format!("needs shortest_edge or height and width, found {size}"),
-                        ));
-                    }
-                },
-                _ => {
-                    return Err(bad(
-                        "size",
-                        format!("must be an integer or an object, found {size}"),
-                    ));
-                }
-            });
-        }
-        if let Some(r) = obj.get("resample") {
-            out.resample = r.as_u64().and_then(Resample::from_pil).ok_or_else(|| {
-                bad(
-                    "resample",
-                    format!("must be a PIL convolution filter number 1-5, found {r}"),
-                )
-            })?;
-        }
-        if !flag("do_center_crop")? {
-            out.crop = None;
-        } else if let Some(c) = obj.get("crop_size") {
-            out.crop = Some(match c {
-                Value::Number(_) => (side("crop_size", c)?, side("crop_size", c)?),
-                Value::Object(o) => height_width("crop_size", o)?.ok_or_else(|| {
-                    bad("crop_size", format!("needs height and width, found {c}"))
-                })?,
-                _ => {
-                    return Err(bad(
-                        "crop_size",
-                        format!("must be an integer or an object, found {c}"),
-                    ));
-                }
-            });
-        }
-        if !flag("do_rescale")? {
-            out.rescale = None;
-        } else if let Some(f) = obj.get("rescale_factor") {
-            out.rescale =
-                Some(f.as_f64().ok_or_else(|| {
-                    bad("rescale_factor", format!("must be a number, found {f}"))
-                })?);
-        }
-        if !flag("do_normalize")? {
-            out.normalize = None;
-        } else {
-            let three = |key: &str, default: [f32; 3]| -> Result<[f32; 3]> {
-                let Some(v) = obj.get(key) else {
-                    return Ok(default);
-                };
-                let values: Option<Vec<f32>> = v.as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_f64().map(|x| x as f32))
-                        .collect()
-                });
-                match values {
-                    Some(values) if values.len() == 3 => Ok([values[0], values[1], values[2]]),
-                    _ => Err(bad(key, format!("must be a list of 3 numbers, found {v}"))),
-                }
-            };
-            out.normalize = Some((
-                three("image_mean", OPENAI_CLIP_MEAN)?,
-                three("image_std", OPENAI_CLIP_STD)?,
-            ));
-        }
-        Ok(out)
+        let keys = Keys { obj, origin };
+        let defaults = Self::default();
+        // Read in the file's documented order, so the first bad key is the one reported.
+        Ok(Self {
+            resize: match keys.flag("do_resize")? {
+                false => None,
+                true => keys.resize()?.or(defaults.resize),
+            },
+            resample: keys.resample()?.unwrap_or(defaults.resample),
+            crop: match keys.flag("do_center_crop")? {
+                false => None,
+                true => keys.crop()?.or(defaults.crop),
+            },
+            rescale: match keys.flag("do_rescale")? {
+                false => None,
+                true => keys.number("rescale_factor")?.or(defaults.rescale),
+            },
+            normalize: match keys.flag("do_normalize")? {
+                false => None,
+                true => Some((
+                    keys.three("image_mean", OPENAI_CLIP_MEAN)?,
+                    keys.three("image_std", OPENAI_CLIP_STD)?,
+                )),
+            },
+        })
     }
 
     /// The target (height, width) of the resize step for an image of this size.
@@ -221,7 +139,7 @@ impl ClipPreprocessor {
         let img = match self.resized_size(img.width(), img.height()) {
             // PIL returns a plain copy when the size does not change, whatever the filter.
             Some((h, w)) if (w, h) != img.dimensions() && img.width() > 0 && img.height() > 0 => {
-                resized = crate::resize_like_pil(img, w, h, self.resample);
+                resized = image_io::resize_like_pil(img, w, h, self.resample);
                 &resized
             }
             _ => img,
@@ -269,6 +187,141 @@ impl ClipPreprocessor {
             height: ch,
             width: cw,
             data,
+        }
+    }
+}
+
+/// A [`Error::BadValue`] about `key` of the file `origin`.
+fn bad(origin: &Path, key: &str, problem: String) -> Error {
+    Error::BadValue {
+        path: origin.to_path_buf(),
+        key: key.to_string(),
+        problem,
+    }
+}
+
+/// The keys of a `preprocessor_config.json` object, each read with its own check.
+struct Keys<'a> {
+    obj: &'a Map<String, Value>,
+    origin: &'a Path,
+}
+
+impl Keys<'_> {
+    fn bad(&self, key: &str, problem: String) -> Error {
+        bad(self.origin, key, problem)
+    }
+
+    /// A `do_*` switch; every one defaults to true for CLIP.
+    fn flag(&self, key: &str) -> Result<bool> {
+        match self.obj.get(key) {
+            None => Ok(true),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.bad(key, format!("must be true or false, found {v}"))),
+        }
+    }
+
+    /// A side length in pixels.
+    fn side(&self, key: &str, v: &Value) -> Result<u32> {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| self.bad(key, format!("must be a positive integer, found {v}")))
+    }
+
+    /// `{"height": .., "width": ..}` of the object `o` (at `key`), if it has both.
+    fn height_width(&self, key: &str, o: &Map<String, Value>) -> Result<Option<(u32, u32)>> {
+        match (o.get("height"), o.get("width")) {
+            (Some(h), Some(w)) => Ok(Some((self.side(key, h)?, self.side(key, w)?))),
+            _ => Ok(None),
+        }
+    }
+
+    /// `size`: an integer (shortest edge), `{"shortest_edge": n}` or `{"height", "width"}`.
+    fn resize(&self) -> Result<Option<ResizeTo>> {
+        let Some(size) = self.obj.get("size") else {
+            return Ok(None);
+        };
+        // An int means "shortest edge" here, since CLIPImageProcessor sets default_to_square=False.
+        Ok(Some(match size {
+            Value::Number(_) => ResizeTo::ShortestEdge(self.side("size", size)?),
+            Value::Object(o) => match (o.get("shortest_edge"), self.height_width("size", o)?) {
+                (Some(s), _) => ResizeTo::ShortestEdge(self.side("size.shortest_edge", s)?),
+                (None, Some((height, width))) => ResizeTo::Exact { height, width },
+                (None, None) => {
+                    return Err(self.bad(
+                        "size",
+                        format!("needs shortest_edge or height and width, found {size}"),
+                    ));
+                }
+            },
+            _ => {
+                return Err(self.bad(
+                    "size",
+                    format!("must be an integer or an object, found {size}"),
+                ));
+            }
+        }))
+    }
+
+    /// `resample`: a PIL filter number.
+    fn resample(&self) -> Result<Option<Resample>> {
+        let Some(r) = self.obj.get("resample") else {
+            return Ok(None);
+        };
+        r.as_u64()
+            .and_then(Resample::from_pil)
+            .map(Some)
+            .ok_or_else(|| {
+                self.bad(
+                    "resample",
+                    format!("must be a PIL convolution filter number 1-5, found {r}"),
+                )
+            })
+    }
+
+    /// `crop_size`: an integer (square) or `{"height", "width"}`.
+    fn crop(&self) -> Result<Option<(u32, u32)>> {
+        let Some(c) = self.obj.get("crop_size") else {
+            return Ok(None);
+        };
+        Ok(Some(match c {
+            Value::Number(_) => (self.side("crop_size", c)?, self.side("crop_size", c)?),
+            Value::Object(o) => self.height_width("crop_size", o)?.ok_or_else(|| {
+                self.bad("crop_size", format!("needs height and width, found {c}"))
+            })?,
+            _ => {
+                return Err(self.bad(
+                    "crop_size",
+                    format!("must be an integer or an object, found {c}"),
+                ));
+            }
+        }))
+    }
+
+    /// A number, if present.
+    fn number(&self, key: &str) -> Result<Option<f64>> {
+        let Some(f) = self.obj.get(key) else {
+            return Ok(None);
+        };
+        f.as_f64()
+            .map(Some)
+            .ok_or_else(|| self.bad(key, format!("must be a number, found {f}")))
+    }
+
+    /// A list of three numbers (per-channel mean or std), `default` when absent.
+    fn three(&self, key: &str, default: [f32; 3]) -> Result<[f32; 3]> {
+        let Some(v) = self.obj.get(key) else {
+            return Ok(default);
+        };
+        let values: Option<Vec<f32>> = v.as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_f64().map(|x| x as f32))
+                .collect()
+        });
+        match values {
+            Some(values) if values.len() == 3 => Ok([values[0], values[1], values[2]]),
+            _ => Err(self.bad(key, format!("must be a list of 3 numbers, found {v}"))),
         }
     }
 }

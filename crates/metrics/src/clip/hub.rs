@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use weights::{HubRepo, is_repo_id};
 
 /// The model upstream's consistency tests use (`CLIP_MODEL_NAME` in test_utils.py).

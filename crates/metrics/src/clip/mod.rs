@@ -17,7 +17,8 @@ use weights::Weights;
 pub use config::{Activation, ClipConfig};
 pub use hub::DEFAULT_CLIP_MODEL;
 
-use crate::{ClipPreprocessor, Error, Result};
+use crate::error::{Error, Result};
+use crate::preprocess::ClipPreprocessor;
 
 /// Weight-name prefixes a `CLIPModel` checkpoint has besides the image tower.
 const TEXT_PREFIXES: [&str; 4] = [
