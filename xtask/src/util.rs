@@ -74,6 +74,43 @@ pub fn create_parent(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The bytes of a regular file of at most `max` bytes. Anything else is refused by name, before a
+/// byte is read: a folder, a FIFO (which would block), a device such as `/dev/zero` (endless), a
+/// missing file, a file over `max`.
+pub fn read_regular_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!("{} does not exist", path.display()),
+        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+    })?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        anyhow::bail!("{} is {what}: only regular files are read", path.display());
+    }
+    if meta.len() > max {
+        anyhow::bail!(
+            "{} is {} bytes, over the {max}-byte limit",
+            path.display(),
+            meta.len()
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!(
+            "{} grew over the {max}-byte limit while read",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
 /// Write a file through a temp name and a rename ([`write_with`]), creating its folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     create_parent(path)?;
@@ -214,7 +251,7 @@ pub fn load_input_images(sources: &[String], offline: bool) -> anyhow::Result<Ve
     sources
         .iter()
         .map(|src| {
-            if is_url(src) {
+            if gt_resolver::is_http_url(src) {
                 let path = fetcher.fetch(src)?;
                 Ok(InputImage::load_as(&path, src.as_str())?)
             } else {
@@ -222,12 +259,6 @@ pub fn load_input_images(sources: &[String], offline: bool) -> anyhow::Result<Ve
             }
         })
         .collect()
-}
-
-/// An http(s) URL (anything else is a path).
-pub fn is_url(s: &str) -> bool {
-    let l = s.trim_start().to_ascii_lowercase();
-    l.starts_with("http://") || l.starts_with("https://")
 }
 
 /// Median of the runs, in ms, written as `{"median_ms", "runs_ms"}` when asked.

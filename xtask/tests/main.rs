@@ -18,6 +18,7 @@ mod generate_layered;
 mod gt;
 mod hf_cache;
 mod hostile;
+mod merge;
 mod randn;
 mod sglang_suite;
 mod tidy;

@@ -16,7 +16,7 @@
 //! be listed but not run (`skip = "reason"`). [`load_suite`] gives all of it, [`load`] the cases.
 //!
 //! One job per module: `preset` (the defaults and generators), `schema` (the TOML as written),
-//! `parse` (the file and its suite keys), `resolve` (one case: defaults filled, paths checked),
+//! `parse` (the file and its suite keys), `source` (the file's path, folder and line index), `resolve` (one case: defaults filled, paths checked),
 //! `case` (the resolved case and its request), `error`.
 
 mod case;
@@ -25,6 +25,7 @@ mod parse;
 mod preset;
 mod resolve;
 mod schema;
+mod source;
 
 pub use case::{Case, ImageSource, Suite};
 pub use error::Error;

@@ -6,31 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::resolve::resolve_case;
 use crate::schema::File;
+use crate::source::Source;
 use crate::{Case, Defaults, Error, Suite};
-
-/// The file being parsed: its path (for messages), its folder (which relative paths are joined
-/// to) and where its lines start (so that naming the line of each of many cases stays linear).
-pub(crate) struct Source<'a> {
-    pub path: &'a Path,
-    pub base: &'a Path,
-    newlines: Vec<usize>,
-}
-
-impl Source<'_> {
-    /// An error naming the file and, when known, the line.
-    pub fn fail(&self, line: Option<usize>, reason: String) -> Error {
-        Error::CaseFile {
-            path: self.path.to_path_buf(),
-            line,
-            reason,
-        }
-    }
-
-    /// The 1-based line of a byte offset.
-    pub fn line(&self, offset: usize) -> Option<usize> {
-        Some(self.newlines.partition_point(|&n| n < offset) + 1)
-    }
-}
 
 /// A case id may only use `[A-Za-z0-9_.-]` (it becomes file names and URLs).
 pub fn valid_id(id: &str) -> bool {
@@ -67,16 +44,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Case>, Error> {
 
 /// [`parse`] with the suite-level settings (`defaults`, `gt_root`, `thresholds`).
 pub fn parse_suite(text: &str, path: &Path) -> Result<Suite, Error> {
-    let src = Source {
-        path,
-        base: path.parent().unwrap_or(Path::new(".")),
-        newlines: text
-            .bytes()
-            .enumerate()
-            .filter(|&(_, b)| b == b'\n')
-            .map(|(i, _)| i)
-            .collect(),
-    };
+    let src = Source::new(text, path);
     let file: File = toml::from_str(text).map_err(|e| {
         src.fail(
             e.span().and_then(|s| src.line(s.start)),

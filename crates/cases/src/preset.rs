@@ -186,4 +186,22 @@ impl SglangPreset {
 
     /// The seed when a case gives none: 42.
     pub const SEED: u64 = 42;
+
+    /// The prompt a Layered request hands the pipeline under SGLang's rule: SGLang captions the
+    /// input image for any whitespace-only prompt (Python's `prompt.isspace()`), where diffusers
+    /// (and the pipeline) caption only `None`, `""` and `" "`; so a whitespace-only prompt becomes
+    /// `""`, which the pipeline captions. Other prompts, and other presets, are unchanged.
+    pub fn layered_prompt(self, prompt: &str) -> String {
+        if self == SglangPreset::Layered && prompt.chars().all(is_python_space) {
+            String::new()
+        } else {
+            prompt.to_string()
+        }
+    }
+}
+
+/// Python's `str.isspace()` for one character: Unicode whitespace, plus the four information
+/// separators U+001C..U+001F that Python counts and Rust's `char::is_whitespace` does not.
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use image_io::LayeredResolution;
 use pipeline::{LayeredOptions, MAX_LAYERS};
 
-use crate::parse::Source;
 use crate::schema::{OneOrMany, RawCase};
+use crate::source::Source;
 use crate::{Case, Defaults, Error, GeneratorKind, ImageSource, SglangPreset};
 
 /// The fields a case took from defaults, as `name = value` (for reports).
@@ -100,7 +100,11 @@ fn sampling(
     notes: &mut Notes,
 ) -> Result<Case, String> {
     let prompt = match (&raw.prompt, preset.and_then(SglangPreset::prompt)) {
-        (Some(p), _) => p.clone(),
+        (Some(p), _) => match preset {
+            // SGLang captions any whitespace-only Layered prompt (the pipeline: "" only).
+            Some(preset) => preset.layered_prompt(p),
+            None => p.clone(),
+        },
         (None, Some(p)) => {
             notes.note("prompt", format!("{p:?}"));
             p.to_string()
@@ -218,8 +222,7 @@ fn image_sources(raw: Option<OneOrMany>, base: &Path) -> Result<Vec<ImageSource>
     };
     list.into_iter()
         .map(|s| {
-            let lower = s.trim().to_ascii_lowercase();
-            if lower.starts_with("http://") || lower.starts_with("https://") {
+            if gt_resolver::is_http_url(s.trim()) {
                 Ok(ImageSource::Url(s.trim().to_string()))
             } else if s.trim().is_empty() || s.contains("://") {
                 Err(format!("image `{s}` is neither a file nor an http(s) URL"))

@@ -237,3 +237,24 @@ fn suite_keys_and_new_fields_are_checked() {
         InitialLatents::Seeded(0, GeneratorDevice::Cuda(CudaPlatform::H100))
     ));
 }
+
+#[test]
+fn a_whitespace_only_layered_prompt_is_captioned_as_sglang_does_under_its_defaults() {
+    let case = |defaults: &str, prompt: &str| {
+        let text = format!(
+            "{defaults}[[case]]\nid = \"l\"\nmodel = \"Qwen/Qwen-Image-Layered\"\nprompt = {prompt:?}\nlayers = 2\n"
+        );
+        parse(&text, Path::new("/nowhere/s.toml")).unwrap()[0].request()
+    };
+    // SGLang: `prompt.isspace()` → captioned (the pipeline captions "").
+    for p in ["\t\n ", "  ", "\u{3000}", "\u{1f}"] {
+        let r = case("defaults = \"sglang\"\n", p);
+        assert_eq!(r.prompt, "", "{p:?}");
+        assert!(pipeline::needs_caption(Some(&r.prompt)));
+    }
+    assert_eq!(case("defaults = \"sglang\"\n", " a cat ").prompt, " a cat ");
+    // diffusers: only None, "" and " " are captioned; two spaces are a prompt.
+    let r = case("", "  ");
+    assert_eq!(r.prompt, "  ");
+    assert!(!pipeline::needs_caption(Some(&r.prompt)));
+}

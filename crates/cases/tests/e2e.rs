@@ -8,7 +8,7 @@ use std::path::Path;
 use cases::Case;
 use pipeline::{InitialLatents, QwenImagePipeline, Request};
 
-use crate::common::{B, assert_matches_official, testdata};
+use crate::common::{B, assert_matches_official, load, testdata};
 
 /// The tiny official cases, read by the consistency runner's own parser (every field, validated).
 fn cases() -> Vec<Case> {
@@ -22,7 +22,7 @@ fn request(c: &Case) -> Request {
 #[test]
 fn every_tiny_case_matches_the_official_diffusers_image() {
     let dev = Default::default();
-    let pipe = QwenImagePipeline::<B>::load(testdata().join("tiny-qwen-image"), &dev).unwrap();
+    let pipe = load::<QwenImagePipeline<B>>(testdata().join("tiny-qwen-image"), &dev).unwrap();
     let cases = cases();
     assert!(cases.len() >= 3);
     for c in &cases {
@@ -45,7 +45,7 @@ fn a_missing_component_or_bad_latents_is_a_clear_error() {
     ] {
         copy_all(&src.join(entry), &dir.path().join(entry));
     }
-    let msg = QwenImagePipeline::<B>::load(dir.path(), &dev)
+    let msg = load::<QwenImagePipeline<B>>(dir.path(), &dev)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("vae"), "{msg}");
@@ -57,13 +57,13 @@ fn a_missing_component_or_bad_latents_is_a_clear_error() {
         .join("transformer/diffusion_pytorch_model.safetensors");
     let bytes = std::fs::read(&shard).unwrap();
     std::fs::write(&shard, &bytes[..bytes.len() / 3]).unwrap();
-    let msg = QwenImagePipeline::<B>::load(dir.path(), &dev)
+    let msg = load::<QwenImagePipeline<B>>(dir.path(), &dev)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("diffusion_pytorch_model.safetensors"), "{msg}");
 
     // Latents of the wrong size name the file and the expected shape.
-    let pipe = QwenImagePipeline::<B>::load(&src, &dev).unwrap();
+    let pipe = load::<QwenImagePipeline<B>>(&src, &dev).unwrap();
     let c = &cases()[0];
     let req = request(c).latents(InitialLatents::File(
         testdata().join("e2e/latents/tiny_t2i_nonsquare.safetensors"),
@@ -78,7 +78,7 @@ fn a_missing_component_or_bad_latents_is_a_clear_error() {
 #[test]
 fn sizes_are_floored_to_multiples_of_16_with_a_warning() {
     let dev = Default::default();
-    let pipe = QwenImagePipeline::<B>::load(testdata().join("tiny-qwen-image"), &dev).unwrap();
+    let pipe = load::<QwenImagePipeline<B>>(testdata().join("tiny-qwen-image"), &dev).unwrap();
     let req = Request::new("a", 70, 50)
         .steps(2)
         .latents(InitialLatents::Seed(1));

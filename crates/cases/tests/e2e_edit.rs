@@ -13,7 +13,7 @@ use pipeline::{
 };
 use qwen_image_vae::QwenImageAutoencoder;
 
-use crate::common::{B, assert_matches_official, max_rel_err, testdata};
+use crate::common::{B, assert_matches_official, load, max_rel_err, testdata};
 
 /// The tiny Edit cases, read by the consistency runner's own parser.
 fn cases() -> Vec<Case> {
@@ -170,7 +170,7 @@ fn default_output_size_follows_the_last_image() {
     let info = info();
     for folder in ["tiny-qwen-image-edit", "tiny-qwen-image-edit-plus"] {
         let d = &info["default_size"][folder];
-        let pipe = QwenImageEditPipeline::<B>::load(testdata().join(folder), &dev).unwrap();
+        let pipe = load::<QwenImageEditPipeline<B>>(testdata().join(folder), &dev).unwrap();
         let images: Vec<InputImage> = d["images"]
             .as_array()
             .unwrap()
@@ -211,14 +211,14 @@ fn kinds_and_image_counts_are_checked() {
     }
 
     // An Edit folder is not a text-to-image pipeline, and vice versa.
-    let msg = QwenImagePipeline::<B>::load(testdata().join("tiny-qwen-image-edit"), &dev)
+    let msg = load::<QwenImagePipeline<B>>(testdata().join("tiny-qwen-image-edit"), &dev)
         .unwrap_err()
         .to_string();
     assert!(
         msg.contains("QwenImageEditPipeline") && msg.contains("model_index.json"),
         "{msg}"
     );
-    let msg = QwenImageEditPipeline::<B>::load(testdata().join("tiny-qwen-image"), &dev)
+    let msg = load::<QwenImageEditPipeline<B>>(testdata().join("tiny-qwen-image"), &dev)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("QwenImagePipeline"), "{msg}");

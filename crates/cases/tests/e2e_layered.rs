@@ -12,10 +12,10 @@ use image_io::LayeredResolution;
 use pipeline::{InitialLatents, InputImage, QwenImageLayeredPipeline, Request};
 use serde_json::Value;
 
-use crate::common::{B, max_rel_err, testdata};
+use crate::common::{B, load, max_rel_err, testdata};
 
 fn pipe() -> QwenImageLayeredPipeline<B> {
-    QwenImageLayeredPipeline::<B>::load(
+    load::<QwenImageLayeredPipeline<B>>(
         testdata().join("tiny-qwen-image-layered"),
         &Default::default(),
     )
@@ -303,7 +303,7 @@ fn bad_requests_are_clear_errors() {
     );
 
     // A folder of another class is refused by name.
-    let m = QwenImageLayeredPipeline::<B>::load(
+    let m = load::<QwenImageLayeredPipeline<B>>(
         testdata().join("tiny-qwen-image"),
         &Default::default(),
     )

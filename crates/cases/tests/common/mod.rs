@@ -4,12 +4,21 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use pipeline::Output;
+use pipeline::{Output, Pipeline};
 
 pub type B = Flex;
 
 pub fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// A concrete pipeline loaded through the one load path ([`Pipeline::load`]), taken as `P`
+/// (a folder of another kind is an error naming its class).
+pub fn load<P>(model: impl AsRef<Path>, dev: &burn::tensor::Device<B>) -> Result<P, pipeline::Error>
+where
+    P: TryFrom<Pipeline<B>, Error = pipeline::Error>,
+{
+    Pipeline::<B>::load(model, dev).and_then(P::try_from)
 }
 
 /// Largest absolute difference over the reference's largest magnitude.

@@ -1,4 +1,4 @@
-//! The command line of `cargo xtask consistency` (clap); [`super::settings::Settings`] is what a
+//! The command line of `cargo xtask consistency` (clap); `settings::Settings` is what a
 //! run makes of it.
 
 use std::path::PathBuf;
@@ -67,6 +67,54 @@ pub struct Args {
     /// With --resolve-only: print JSON instead of the table.
     #[arg(long, requires = "resolve_only")]
     pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Judging servers that speak SGLang's image API instead of running the pipeline in process
+/// (docs/formats.md, "Judging a server").
+#[derive(clap::Args, Debug, Default)]
+pub struct ServerArgs {
+    /// Send each case to this server (`http://host:port`, repeatable): text to image to
+    /// /v1/images/generations, image cases to /v1/images/edits. A case goes to a server whose
+    /// /v1/models lists its model; --device/--dtype are then not used.
+    #[arg(long = "server", value_name = "URL")]
+    pub servers: Vec<String>,
+    /// A file holding the servers' API key (sent as `Authorization: Bearer KEY`).
+    #[arg(long, value_name = "FILE", requires = "servers")]
+    pub api_key_file: Option<PathBuf>,
+    /// Requests in flight at once per server.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub per_server: usize,
+    /// Seconds to wait for each server's /health before the first case (upstream's 1200).
+    #[arg(long, value_name = "S", default_value_t = 1200.0)]
+    pub server_wait: f64,
+    /// Seconds a request may take before its case fails (upstream's 1800).
+    #[arg(long, value_name = "S", default_value_t = 1800.0)]
+    pub request_timeout: f64,
+    /// Serve a case's model under another id: `--model-map Qwen/Qwen-Image=qwen` (CASE_MODEL is
+    /// the case's `model`, or a local folder's name). Repeatable.
+    #[arg(
+        long = "model-map",
+        value_name = "CASE_MODEL=SERVED_ID",
+        requires = "servers"
+    )]
+    pub model_map: Vec<String>,
+    /// Send only what SGLang's tests send (prompt, n, size, output_format and the fields the case
+    /// sets itself), so that the server's own defaults are judged too.
+    #[arg(long, requires = "servers")]
+    pub sglang_request: bool,
+    /// SGLang's perf_baselines/<platform>.json: a case slower than its scenario by more than the
+    /// file's `pr_test` tolerance (or --perf-tolerance) is marked slow.
+    #[arg(long, value_name = "FILE", requires = "servers")]
+    pub perf_baseline: Option<PathBuf>,
+    /// Allowed slowdown over the baseline as a fraction (0.25) or a percentage (25%), for every
+    /// timing, instead of the file's `pr_test` tolerances.
+    #[arg(long, value_name = "P", requires = "perf_baseline")]
+    pub perf_tolerance: Option<String>,
+    /// Exit 1 when some case was slow.
+    #[arg(long, requires = "perf_baseline")]
+    pub fail_on_slow: bool,
 }
 
 /// `cargo xtask consistency merge OUT1 OUT2 …`

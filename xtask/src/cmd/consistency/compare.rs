@@ -29,8 +29,10 @@ pub(super) fn compare(
     describe_output(&mut report, &g);
     record_resolution(&mut report, &resolution);
     // What upstream compares: the server's encoded output as PIL decodes it. For jpg that is our
-    // image after PIL's save(quality=75) and decode, not its raw pixels.
-    let image = if case.output_format == "jpg" {
+    // image after PIL's save(quality=75) and decode, not its raw pixels; a server's answer
+    // already is that (`raw_answer`), and is kept as it came.
+    let raw = g.raw_answer;
+    let image = if case.output_format == "jpg" && !raw {
         report.notes.push(explain::comparison(case));
         jpeg_as_pil_sees_it(&g.image)?
     } else {
@@ -39,7 +41,7 @@ pub(super) fn compare(
     let found = match resolution.into_found(&query_for(case, s.platform)) {
         Ok(f) => f,
         Err(e) => {
-            render::write_case_images(&s.out, &case.id, &image, None)?;
+            render::write_case_images(&s.out, &case.id, &image, None, raw)?;
             report.failures.push(format!("GT not found: {e}"));
             report.failures.push(format!(
                 "generate GT for this case with: cargo xtask consistency --gen-gt --case {} --out DIR \
@@ -55,7 +57,7 @@ pub(super) fn compare(
     report.timings.gt = t_gt.elapsed().as_secs_f64();
 
     let t_m = Instant::now();
-    render::write_case_images(&s.out, &case.id, &image, Some(&gt))?;
+    render::write_case_images(&s.out, &case.id, &image, Some(&gt), raw)?;
     judge(&mut report, case, &image, &gt, &file.url, c)?;
     report.timings.metrics = t_m.elapsed().as_secs_f64();
     Ok(report)

@@ -19,7 +19,12 @@ pub(super) fn write_gt(
 ) -> anyhow::Result<serde_json::Value> {
     let name = gt_file_name(case);
     let path = s.out.join("gt/sglang_generated").join(&name);
-    save_image(&g.image, &path)?;
+    if g.raw_answer {
+        // A server's answer is its output file: written as GT byte for byte.
+        write_atomic(&path, &std::fs::read(s.out.join(&g.output_rel))?)?;
+    } else {
+        save_image(&g.image, &path)?;
+    }
     let bytes = std::fs::read(&path)?;
     Ok(serde_json::json!({
         "case": case.id,

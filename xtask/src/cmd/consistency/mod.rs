@@ -8,8 +8,9 @@
 //! replaced at the start and rewritten after every case with `"complete": false` until the end.
 //!
 //! One job per module: the command line (`args`) becomes [`settings::Settings`] once (`settings`); a
-//! [`target::Target`] turns a case into an output image (`target`: today in process on a
-//! backend); `runner` drives the cases; `compare` judges one output against its GT; `gt_write`
+//! [`target::Target`] turns a case into an output image (`target`: in process on a backend;
+//! `server`: servers that speak SGLang's image API, `perf` their baseline); `runner` drives the
+//! cases; `compare` judges one output against its GT; `gt_write`
 //! is `--gen-gt`; `explain` is `--resolve-only`; `report` and `print` say what happened;
 //! `merge` joins partitioned runs; `selection` picks the cases.
 
@@ -18,15 +19,19 @@ mod compare;
 mod explain;
 mod gt_write;
 mod merge;
+mod perf;
 mod print;
 mod render;
 mod report;
 mod runner;
 mod selection;
+mod server;
 mod settings;
 mod target;
 
 use std::process::ExitCode;
+
+use cases::Case;
 
 pub use args::{Args, Sub};
 use report::{CaseReport, Report};
@@ -46,9 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A previous run's report must not stand next to this run's images: replace it at once with
     // an empty partial one (`"complete": false`), rewritten after every case.
     runner::start_report(&s, &mode)?;
-    // Listed with `skip = "reason"`: reported, never run, never silently dropped.
-    let (skipped, runnable): (Vec<_>, Vec<_>) =
-        s.cases.iter().cloned().partition(|c| c.skip.is_some());
+    let (server, runnable, skipped) = targets(&s)?;
     eprintln!(
         "running {} case(s) from {} on {}, platform {}{}",
         runnable.len(),
@@ -61,9 +64,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             format!("; {} listed case(s) skipped", skipped.len())
         }
     );
-    let mut reports = target::in_process(&s, |t| runner::run_cases(t, &runnable, &s, &mode))?;
-    for case in &skipped {
-        let r = CaseReport::skipped(case, case.skip.as_deref().unwrap_or_default());
+    let mut reports = match server {
+        Some(mut t) => runner::run_cases(&mut t, &runnable, &s, &mode)?,
+        None => target::in_process(&s, |t| runner::run_cases(t, &runnable, &s, &mode))?,
+    };
+    for (case, why) in &skipped {
+        let r = CaseReport::skipped(case, why);
         print::case_line(&r, mode.is_gen_gt());
         reports.push(r);
     }
@@ -83,5 +89,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         s.out.join("report.json").display(),
         s.out.join("index.html").display()
     );
-    Ok(report.exit_code())
+    let slow_fails = s.server.as_ref().is_some_and(|sv| sv.fail_on_slow) && report.slow > 0;
+    Ok(if report.errors == 0 && report.failed == 0 && slow_fails {
+        ExitCode::from(1)
+    } else {
+        report.exit_code()
+    })
+}
+
+/// The cases to run, the server target when there is one, and the cases skipped with why:
+/// listed with `skip = "reason"` (reported, never run, never silently dropped), or not sendable
+/// to the servers.
+#[allow(clippy::type_complexity)]
+fn targets(
+    s: &Settings,
+) -> anyhow::Result<(Option<server::ServerTarget>, Vec<Case>, Vec<(Case, String)>)> {
+    let (listed, runnable): (Vec<_>, Vec<_>) =
+        s.cases.iter().cloned().partition(|c| c.skip.is_some());
+    let mut skipped: Vec<(Case, String)> = listed
+        .into_iter()
+        .map(|c| {
+            let why = c.skip.clone().unwrap_or_default();
+            (c, why)
+        })
+        .collect();
+    if s.server.is_none() {
+        return Ok((None, runnable, skipped));
+    }
+    let (target, not_sent) = server::connect(s, &runnable)?;
+    let sent = runnable
+        .into_iter()
+        .filter(|c| !not_sent.iter().any(|(n, _)| n.id == c.id))
+        .collect();
+    skipped.extend(not_sent);
+    Ok((Some(target), sent, skipped))
 }

@@ -47,15 +47,19 @@ pub fn comparison(output: &RgbImage, gt: &RgbImage, diff: &RgbImage) -> RgbImage
     canvas
 }
 
-/// Per-case images next to the report: `cases/<id>/{output,gt,diff,comparison}.png`.
+/// Per-case images next to the report: `cases/<id>/{output,gt,diff,comparison}.png`. With
+/// `keep_png` an `output.png` already there (a server's PNG answer, as it came) is left alone.
 pub fn write_case_images(
     out: &Path,
     id: &str,
     output: &RgbImage,
     gt: Option<&RgbImage>,
+    keep_png: bool,
 ) -> anyhow::Result<()> {
     let dir = out.join("cases").join(id);
-    write_atomic(&dir.join("output.png"), &png_bytes(output)?)?;
+    if !(keep_png && dir.join("output.png").is_file()) {
+        write_atomic(&dir.join("output.png"), &png_bytes(output)?)?;
+    }
     if let Some(gt) = gt.filter(|g| g.dimensions() == output.dimensions()) {
         let diff = diff_heatmap(output, gt);
         write_atomic(&dir.join("gt.png"), &png_bytes(gt)?)?;

@@ -45,6 +45,9 @@ pub struct Report {
     /// The consistency platform and how it was decided (GT folder, thresholds, CUDA noise layout).
     #[serde(default)]
     pub platform: String,
+    /// Cases slower than their `--perf-baseline` scenario (judged as usual otherwise).
+    #[serde(default)]
+    pub slow: usize,
     pub cases: Vec<CaseReport>,
 }
 
@@ -75,6 +78,60 @@ pub struct Timings {
     pub decode: f64,
     pub gt: f64,
     pub metrics: f64,
+    /// A server target: the request's wall time, answer read (warm-up excluded).
+    #[serde(default)]
+    pub request: f64,
+}
+
+/// What produced a case's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetReport {
+    /// The pipeline in this process.
+    InProcess { device: String, dtype: String },
+    /// A server speaking SGLang's image API.
+    Server {
+        /// Its base URL.
+        url: String,
+        /// The model id the request named (from its `/v1/models`).
+        model: String,
+        /// That model's `/v1/models` entry as the server gave it (version fields included).
+        #[serde(default)]
+        card: serde_json::Value,
+        /// The answer's `id` (or `x-request-id`).
+        #[serde(default)]
+        request_id: Option<String>,
+    },
+}
+
+/// A case's speed against SGLang's perf baseline (`--perf-baseline`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct PerfReport {
+    /// The request's wall time, ms.
+    pub e2e_ms: f64,
+    /// The answer's `timings` as the server gave them.
+    #[serde(default)]
+    pub server_timings: Option<serde_json::Value>,
+    /// The baseline scenario compared with (the case id), if the file has one.
+    #[serde(default)]
+    pub scenario: Option<String>,
+    /// Each timing compared: its name, what it took, the baseline and the allowed limit.
+    #[serde(default)]
+    pub checks: Vec<PerfCheck>,
+    /// Some timing was over its limit.
+    #[serde(default)]
+    pub slow: bool,
+}
+
+/// One timing held to its baseline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PerfCheck {
+    pub name: String,
+    pub actual_ms: f64,
+    pub expected_ms: f64,
+    /// `max(expected · (1 + tolerance), expected + absolute pad)`, as upstream bounds it.
+    pub limit_ms: f64,
+    pub tolerance: f64,
 }
 
 /// One case.
@@ -115,6 +172,15 @@ pub struct CaseReport {
     /// Set for a case that could not run (why): an error of the run, not a failed comparison.
     #[serde(default)]
     pub error: Option<String>,
+    /// What produced the output (a server, or in process with its device).
+    #[serde(default)]
+    pub target: Option<TargetReport>,
+    /// A server target: the request's fields as sent (uploaded images by file name).
+    #[serde(default)]
+    pub request: Option<serde_json::Value>,
+    /// A server target: its timings, and against `--perf-baseline` whether it was slow.
+    #[serde(default)]
+    pub perf: Option<PerfReport>,
 }
 
 /// Reports written before `complete` existed were only ever written at the end of a run.
@@ -144,7 +210,15 @@ impl CaseReport {
             inputs: vec![],
             skip_reason: None,
             error: None,
+            target: None,
+            request: None,
+            perf: None,
         }
+    }
+
+    /// Marked slow against the perf baseline.
+    pub fn is_slow(&self) -> bool {
+        self.perf.as_ref().is_some_and(|p| p.slow)
     }
 
     /// [`Self::new`] with the noise described for the run's CUDA layout, and a note of the
@@ -200,6 +274,7 @@ impl Report {
         let skipped = cases.iter().filter(|c| c.skip_reason.is_some()).count();
         let passed = cases.iter().filter(|c| c.passed).count();
         let errors = cases.iter().filter(|c| c.error.is_some()).count();
+        let slow = cases.iter().filter(|c| c.is_slow()).count();
         Self {
             passed,
             failed: cases.len() - passed - skipped,
@@ -207,6 +282,7 @@ impl Report {
             errors,
             complete: true,
             platform: String::new(),
+            slow,
             cases,
         }
     }

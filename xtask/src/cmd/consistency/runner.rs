@@ -10,7 +10,7 @@ use gt_resolver::GtQuery;
 use super::explain::query_for;
 use super::report::{CaseReport, Report};
 use super::settings::{Mode, Settings};
-use super::target::Target;
+use super::target::{Misbehaved, Target};
 use super::{compare, gt_write, print, render};
 
 /// The start of a run: the previous report in the output folder is replaced by an empty partial
@@ -55,6 +55,16 @@ pub(super) fn could_not_run(e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(CouldNotRun(e))
 }
 
+/// A target's error: a failed case when the target answered wrongly ([`Misbehaved`]), else a
+/// case that could not run.
+fn produce_error(e: anyhow::Error) -> anyhow::Error {
+    if e.is::<Misbehaved>() {
+        e
+    } else {
+        could_not_run(e)
+    }
+}
+
 /// Produce every case with `target`, then write it as GT or compare it, per `mode`.
 pub(super) fn run_cases(
     target: &mut dyn Target,
@@ -65,8 +75,9 @@ pub(super) fn run_cases(
     match mode {
         Mode::GenGt => {
             let mut manifest = Vec::new();
-            let reports = each_case(all.iter().map(|c| (c, ())), s, mode, |case, ()| {
-                let g = target.produce(case, &s.out).map_err(could_not_run)?;
+            let items = all.iter().map(|c| (c, ()));
+            let reports = each_case(target, items, s, mode, |target, case, ()| {
+                let g = target.produce(case, &s.out).map_err(produce_error)?;
                 manifest.push(gt_write::write_gt(case, &g, s).map_err(could_not_run)?);
                 Ok(gt_write::written_report(case, &g, s))
             });
@@ -81,11 +92,12 @@ pub(super) fn run_cases(
             let resolutions = c.resolver.resolve_many(&queries);
             let gt_probe_time = t_gt.elapsed().as_secs_f64() / all.len().max(1) as f64;
             Ok(each_case(
+                target,
                 all.iter().zip(resolutions),
                 s,
                 mode,
-                |case, resolution| {
-                    let g = target.produce(case, &s.out).map_err(could_not_run)?;
+                |target, case, resolution| {
+                    let g = target.produce(case, &s.out).map_err(produce_error)?;
                     let mut report = compare::compare(case, g, resolution?, c, s)?;
                     report.timings.gt += gt_probe_time;
                     Ok(report)
@@ -96,12 +108,13 @@ pub(super) fn run_cases(
 }
 
 /// Run `f` on every case under one progress bar: a case that fails becomes a failed report and
-/// the run goes on.
+/// the run goes on; the target says in each report what produced it.
 fn each_case<'c, T>(
+    target: &mut dyn Target,
     items: impl ExactSizeIterator<Item = (&'c Case, T)>,
     s: &Settings,
     mode: &Mode,
-    mut f: impl FnMut(&'c Case, T) -> anyhow::Result<CaseReport>,
+    mut f: impl FnMut(&mut dyn Target, &'c Case, T) -> anyhow::Result<CaseReport>,
 ) -> Vec<CaseReport> {
     let gen_gt = mode.is_gen_gt();
     let overall = indicatif::ProgressBar::new(items.len() as u64);
@@ -112,17 +125,19 @@ fn each_case<'c, T>(
     overall.set_prefix("consistency");
     let mut reports = Vec::new();
     for (case, item) in items {
-        let report = f(case, item).unwrap_or_else(|e| match e.downcast::<CouldNotRun>() {
-            Ok(CouldNotRun(e)) => CaseReport {
-                error: Some(format!("{e:#}")),
-                ..CaseReport::for_run(case, s.cuda_layout)
-            },
-            Err(e) => {
-                let mut r = CaseReport::for_run(case, s.cuda_layout);
-                r.failures.push(format!("{e:#}"));
-                r
-            }
-        });
+        let mut report =
+            f(target, case, item).unwrap_or_else(|e| match e.downcast::<CouldNotRun>() {
+                Ok(CouldNotRun(e)) => CaseReport {
+                    error: Some(format!("{e:#}")),
+                    ..CaseReport::for_run(case, s.cuda_layout)
+                },
+                Err(e) => {
+                    let mut r = CaseReport::for_run(case, s.cuda_layout);
+                    r.failures.push(format!("{e:#}"));
+                    r
+                }
+            });
+        target.annotate(case, &mut report);
         overall.suspend(|| print::case_line(&report, gen_gt));
         overall.inc(1);
         reports.push(report);

@@ -3,6 +3,7 @@
 //! comparing run loads from them ([`Mode`]).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cases::{Case, Suite};
@@ -10,7 +11,7 @@ use gt_resolver::{GtRoot, Platform, Resolver};
 use metrics::{ClipImageEncoder, Thresholds};
 use torch_rng::CudaPlatform;
 
-use super::args::Args;
+use super::args::{Args, ServerArgs};
 use super::selection;
 use crate::backend;
 use crate::platform::RunPlatform;
@@ -49,6 +50,29 @@ pub(super) struct Settings {
     pub gen_gt: bool,
     pub resolve_only: bool,
     pub json: bool,
+    /// `--server …`: the servers that produce the outputs (`None`: in process on `device`).
+    pub server: Option<ServerSettings>,
+}
+
+/// How a run talks to the servers it judges (`--server` and the options around it).
+pub(super) struct ServerSettings {
+    /// Base URLs (`http://host:port`, no trailing slash), in the order given.
+    pub urls: Vec<String>,
+    pub api_key: Option<String>,
+    /// Requests in flight at once per server (at least 1).
+    pub per_server: usize,
+    /// How long each server's /health is waited for.
+    pub wait: Duration,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+    /// `--model-map CASE_MODEL=SERVED_ID`.
+    pub model_map: Vec<(String, String)>,
+    /// `--sglang-request`: only what SGLang's tests send.
+    pub sglang_request: bool,
+    /// `--perf-baseline` and the tolerance that replaces the file's (a fraction).
+    pub perf_baseline: Option<PathBuf>,
+    pub perf_tolerance: Option<f64>,
+    pub fail_on_slow: bool,
 }
 
 /// The GT lookup of a run: `--gt-root`, else the suite's `gt_root`, else (default cases)
@@ -94,6 +118,11 @@ impl Settings {
                 }
             })
         });
+        let server = ServerSettings::from_args(&args.server)?;
+        let device_label = match &server {
+            Some(sv) => format!("server {}", sv.urls.join(" ")),
+            None => format!("{}/{}", args.device, args.dtype),
+        };
         Ok(Settings {
             cases,
             case_file,
@@ -101,7 +130,7 @@ impl Settings {
             cuda_layout: run_platform.cuda_layout(),
             platform,
             run_platform,
-            device_label: format!("{}/{}", args.device, args.dtype),
+            device_label,
             device: args.device,
             dtype: args.dtype,
             gt,
@@ -111,6 +140,7 @@ impl Settings {
             gen_gt: args.gen_gt,
             resolve_only: args.resolve_only,
             json: args.json,
+            server,
         })
     }
 
@@ -119,6 +149,89 @@ impl Settings {
     pub fn image_fetcher(&self) -> ImageFetcher {
         ImageFetcher::new(self.offline)
     }
+}
+
+impl ServerSettings {
+    /// The server options checked (URLs, counts, durations, the key file, the model map);
+    /// `None` without `--server`.
+    fn from_args(a: &ServerArgs) -> anyhow::Result<Option<Self>> {
+        if a.servers.is_empty() {
+            return Ok(None);
+        }
+        let urls = a
+            .servers
+            .iter()
+            .map(|u| server_url(u))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if a.per_server == 0 {
+            bail!("--per-server must be at least 1");
+        }
+        let api_key = match &a.api_key_file {
+            None => None,
+            Some(f) => {
+                let key = std::fs::read_to_string(f)
+                    .with_context(|| format!("--api-key-file {}", f.display()))?;
+                Some(key.trim().to_string()).filter(|k| !k.is_empty())
+            }
+        };
+        let model_map = a
+            .model_map
+            .iter()
+            .map(|m| match m.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+                    Ok((k.trim().to_string(), v.trim().to_string()))
+                }
+                _ => bail!("--model-map `{m}`: expected CASE_MODEL=SERVED_ID"),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(Self {
+            urls,
+            api_key,
+            per_server: a.per_server,
+            wait: seconds("--server-wait", a.server_wait)?,
+            request_timeout: seconds("--request-timeout", a.request_timeout)?,
+            model_map,
+            sglang_request: a.sglang_request,
+            perf_baseline: a.perf_baseline.clone(),
+            perf_tolerance: a.perf_tolerance.as_deref().map(tolerance).transpose()?,
+            fail_on_slow: a.fail_on_slow,
+        }))
+    }
+}
+
+/// A `--server` value as a base URL: http(s), a host, no query; the trailing slash dropped.
+fn server_url(given: &str) -> anyhow::Result<String> {
+    let u = given.trim().trim_end_matches('/');
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', ' ']) => {
+            Ok(u.to_string())
+        }
+        _ => bail!("--server `{given}`: not a server URL (expected http://HOST:PORT)"),
+    }
+}
+
+fn seconds(flag: &str, s: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} {s}: expected a positive number of seconds"))
+}
+
+/// `0.25` or `25%` as a fraction.
+fn tolerance(s: &str) -> anyhow::Result<f64> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    };
+    v.ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .with_context(|| {
+            format!("--perf-tolerance `{s}`: expected a fraction (0.25) or a percentage (25%)")
+        })
 }
 
 impl GtSettings {

@@ -1,7 +1,6 @@
-//! What produces a case's output: a [`Target`] turns a case into the image that is judged. Today
-//! the one target is the pipeline in process on a backend ([`InProcess`]); a server that speaks
-//! SGLang's image API is the other kind the runner is built to take (the same comparison and
-//! report follow either).
+//! What produces a case's output: a [`Target`] turns a case into the image that is judged: the
+//! pipeline in process on a backend ([`InProcess`]), or servers that speak SGLang's image API
+//! (`server`). The same comparison and report follow either.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +14,7 @@ use image::RgbImage;
 use pipeline::Pipeline;
 use torch_rng::CudaPlatform;
 
-use super::report::Timings;
+use super::report::{CaseReport, TargetReport, Timings};
 use super::settings::Settings;
 use crate::util::{ImageFetcher, generate_with_progress, install_ctrlc, save_image, save_rgba_png};
 use crate::{backend, with_backend};
@@ -37,13 +36,33 @@ pub(super) struct Produced {
     pub inputs_rel: Vec<String>,
     /// Layered: every RGBA layer (`cases/<id>/layer_<k>.png`), relative to the output folder.
     pub layers_rel: Vec<String>,
+    /// `output_rel` holds the encoded bytes the target answered and `image` is them as PIL
+    /// decodes them: judged as they are (a JPEG answer is not encoded again) and kept as they are.
+    pub raw_answer: bool,
 }
 
 /// Turns cases into outputs.
 pub(super) trait Target {
     /// Generate `case` and save what it gave under `out_dir/cases/<id>/`.
     fn produce(&mut self, case: &Case, out_dir: &Path) -> anyhow::Result<Produced>;
+
+    /// Say in `report` what produced `case` (and, for a server, what was sent and how long it
+    /// took), whether it was produced, failed or could not run.
+    fn annotate(&mut self, case: &Case, report: &mut CaseReport);
 }
+
+/// A target that answered, wrongly (an HTTP error status, a body that is not an image, no answer
+/// in time): the case failed, as opposed to a case that could not run.
+#[derive(Debug)]
+pub(super) struct Misbehaved(pub String);
+
+impl std::fmt::Display for Misbehaved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Misbehaved {}
 
 /// Run `f` with the in-process target on the run's device and dtype.
 pub(super) fn in_process<T>(
@@ -51,10 +70,15 @@ pub(super) fn in_process<T>(
     f: impl FnOnce(&mut dyn Target) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let (device, precision) = backend::parse(&s.device, &s.dtype)?;
+    let label = TargetReport::InProcess {
+        device: s.device.clone(),
+        dtype: s.dtype.clone(),
+    };
     with_backend!(device, precision, |B, dev| f(&mut InProcess::<B>::new(
         &dev,
         s.cuda_layout,
-        s.image_fetcher()
+        s.image_fetcher(),
+        label
     )))
 }
 
@@ -68,10 +92,17 @@ struct InProcess<'d, B: Backend> {
     cuda_layout: CudaPlatform,
     /// Fetches input images given as URLs.
     inputs: ImageFetcher,
+    /// The device and dtype, as the report names them.
+    label: TargetReport,
 }
 
 impl<'d, B: Backend> InProcess<'d, B> {
-    fn new(device: &'d B::Device, cuda_layout: CudaPlatform, inputs: ImageFetcher) -> Self {
+    fn new(
+        device: &'d B::Device,
+        cuda_layout: CudaPlatform,
+        inputs: ImageFetcher,
+        label: TargetReport,
+    ) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));
         install_ctrlc(cancel.clone());
         Self {
@@ -80,11 +111,16 @@ impl<'d, B: Backend> InProcess<'d, B> {
             device,
             cuda_layout,
             inputs,
+            label,
         }
     }
 }
 
 impl<B: Backend> Target for InProcess<'_, B> {
+    fn annotate(&mut self, _case: &Case, report: &mut CaseReport) {
+        report.target = Some(self.label.clone());
+    }
+
     fn produce(&mut self, case: &Case, out_dir: &Path) -> anyhow::Result<Produced> {
         // Sizes, steps and scales are refused before the case's model is loaded.
         case.validate()?;
@@ -137,6 +173,7 @@ impl<B: Backend> Target for InProcess<'_, B> {
             output_rel,
             inputs_rel,
             layers_rel,
+            raw_answer: false,
         })
     }
 }
