@@ -5,11 +5,11 @@ use std::path::Path;
 
 use burn::backend::Flex;
 use criterion::{Criterion, criterion_group, criterion_main};
-use pipeline::{InitialLatents, QwenImagePipeline, Request};
+use pipeline::{InitialLatents, Pipeline, Request};
 
 fn tiny(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
-    let pipe = QwenImagePipeline::<Flex>::load(root.join("tiny-qwen-image"), &Default::default())
+    let pipe = Pipeline::<Flex>::load(root.join("tiny-qwen-image"), &Default::default())
         .expect("tiny pipeline");
     let req = Request::new("Doraemon is eating dorayaki", 64, 64)
         .negative_prompt(" ")

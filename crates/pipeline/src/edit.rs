@@ -9,9 +9,6 @@
 //! text encoder from the same `_class_name`). Edit-2511's `zero_cond_t` is the transformer's
 //! config: the pipeline is Edit-Plus.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
@@ -24,24 +21,24 @@ use qwen_image_vae::QwenImageAutoencoder;
 use text_encoder::{PromptEncoder, VisionPositions};
 use weights::PipelineDir;
 
+use crate::error::Error;
 use crate::input::InputImage;
 use crate::kind::PipelineKind;
+use crate::request::{Event, Output, Request, StageTimings};
 use crate::stages::{self, Components, Denoiser, PromptEmbeddings, Size, Warnings};
-use crate::{Error, Event, Output, Request, StageTimings};
 
 /// A loaded Edit or Edit-Plus folder: tokenizer + text encoder with the vision tower and the
-/// image processor, transformer, VAE (encoder and decoder) and scheduler config.
+/// image processor, transformer, VAE (encoder and decoder) and scheduler config. Loaded through
+/// [`crate::Pipeline`] (and taken out of it with `try_from`).
 pub struct QwenImageEditPipeline<B: Backend> {
-    kind: PipelineKind,
-    c: Components<B>,
+    pub(crate) c: Components<B>,
     vae: QwenImageAutoencoder<B>,
 }
 
 impl<B: Backend> std::fmt::Debug for QwenImageEditPipeline<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QwenImageEditPipeline")
-            .field("kind", &self.kind)
-            .field("scheduler", &self.c.scheduler)
+            .field("c", &self.c)
             .finish_non_exhaustive()
     }
 }
@@ -55,33 +52,10 @@ struct Prepared {
 }
 
 impl<B: Backend> QwenImageEditPipeline<B> {
-    /// Load a local diffusers-layout folder or an HF repo id (through the shared HF cache).
-    pub fn load(model: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
-        Self::load_revision(&model.as_ref().to_string_lossy(), None, device)
-    }
-
-    /// [`Self::load`] with an HF revision (branch, tag or commit) for a repo id; `None` = `main`.
-    pub fn load_revision(
-        model: &str,
-        revision: Option<&str>,
-        device: &B::Device,
-    ) -> Result<Self, Error> {
-        let dir = weights::resolve_pipeline(model, revision)?;
-        Self::from_dir(&dir, device)
-    }
-
-    /// Load from an opened pipeline folder declaring `QwenImageEditPipeline` or
-    /// `QwenImageEditPlusPipeline`. Every component must be present, `processor/` included.
-    pub fn from_dir(dir: &PipelineDir, device: &B::Device) -> Result<Self, Error> {
-        let kind = PipelineKind::of(dir)?;
-        kind.expect_one_of(
-            &[PipelineKind::Edit, PipelineKind::EditPlus],
-            dir,
-            "QwenImageEditPipeline",
-        )?;
-        // The prompt template (Edit or Edit-Plus) comes from the same `_class_name`.
-        let c = Components::load(dir, device)?;
-        let vae = QwenImageAutoencoder::load(dir.component("vae")?, device)?;
+    /// The Edit pipeline of a folder whose shared parts are loaded (its prompt template, Edit or
+    /// Edit-Plus, came from the same `_class_name`): adds the RGB VAE, encoder and decoder.
+    pub(crate) fn from_dir(c: Components<B>, dir: &PipelineDir) -> Result<Self, Error> {
+        let vae = QwenImageAutoencoder::load(dir.component("vae")?, &c.device)?;
         if vae.config().input_channels != 3 {
             return Err(Error::PipelineClass {
                 path: dir.root().join("vae/config.json"),
@@ -91,34 +65,17 @@ impl<B: Backend> QwenImageEditPipeline<B> {
                 ),
             });
         }
-        Ok(Self { kind, c, vae })
+        Ok(Self { c, vae })
     }
 
     /// [`PipelineKind::Edit`] or [`PipelineKind::EditPlus`].
     pub fn kind(&self) -> PipelineKind {
-        self.kind
-    }
-
-    /// A flag that, once set (e.g. from a Ctrl-C handler), stops the loop after the current step
-    /// with [`Error::Cancelled`].
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.c.cancel.clone()
-    }
-
-    /// Share one cancel flag between several pipelines.
-    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.c.cancel = flag;
-        self
-    }
-
-    /// The VAE's spatial compression (8 for Qwen-Image); sizes are floored to twice this.
-    pub fn vae_scale_factor(&self) -> usize {
-        self.vae.config().scale_factor()
+        self.c.kind
     }
 
     /// The images this kind takes: Edit exactly one, Edit-Plus at least one.
     fn check_images(&self, images: &[InputImage]) -> Result<(), Error> {
-        match (self.kind, images.len()) {
+        match (self.c.kind, images.len()) {
             (PipelineKind::Edit, 1) => Ok(()),
             (PipelineKind::Edit, n) => Err(Error::Request(format!(
                 "QwenImageEditPipeline takes exactly one input image, got {n} (Edit-Plus \
@@ -126,7 +83,7 @@ impl<B: Backend> QwenImageEditPipeline<B> {
             ))),
             (_, 0) => Err(Error::Request(format!(
                 "{} needs at least one input image",
-                self.kind.class_name()
+                self.c.kind.class_name()
             ))),
             _ => Ok(()),
         }
@@ -161,7 +118,7 @@ impl<B: Backend> QwenImageEditPipeline<B> {
         Size::floor(
             height.unwrap_or(h as usize),
             width.unwrap_or(w as usize),
-            self.vae_scale_factor(),
+            self.c.vae_scale_factor,
         )
     }
 
@@ -182,7 +139,7 @@ impl<B: Backend> QwenImageEditPipeline<B> {
         warnings.negative_prompt_unused(req.negative_prompt.as_deref(), &guidance, on_event);
 
         let t0 = Instant::now();
-        let prepared = prepare_images(self.kind, &req.images, self.vae_scale_factor())?;
+        let prepared = prepare_images(self.c.kind, &req.images, self.c.vae_scale_factor)?;
         let image_latents = encode_image_latents(&self.vae, &prepared, &self.c.device)?;
         let image_time = t0.elapsed();
 
@@ -209,26 +166,25 @@ impl<B: Backend> QwenImageEditPipeline<B> {
         let img_shapes: Vec<ImageShape> = std::iter::once(size.image_shape())
             .chain(prepared.iter().map(|p| p.shape))
             .collect();
+        let schedule = self
+            .c
+            .scheduler
+            .schedule(req.num_inference_steps, size.num_tokens())?;
         let plan = stages::plan_loop(
-            &self.c.scheduler,
+            schedule,
             &self.c.transformer,
-            req.num_inference_steps,
-            size.num_tokens(),
             &img_shapes,
             &prompts,
             &self.c.device,
         )?;
 
         let t2 = Instant::now();
-        let denoised = Denoiser {
-            transformer: &self.c.transformer,
-            guidance: &guidance,
-            prompts: &prompts,
-            plan: &plan,
-            cancel: &self.c.cancel,
-            device: &self.c.device,
-        }
-        .run(latents, Some(&image_latents), on_event)?;
+        let denoised = Denoiser::new(&self.c, &guidance, &prompts, &plan).run(
+            latents,
+            Some(&image_latents),
+            None,
+            on_event,
+        )?;
         let denoise_time = t2.elapsed();
 
         on_event(Event::Decode);

@@ -6,7 +6,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, metadata::Orientation};
 use image_io::{Image, Mode};
 
-use crate::Error;
+use crate::error::Error;
 
 /// One input image of an Edit / Edit-Plus request, as the pipelines receive it from
 /// `diffusers.utils.load_image`: EXIF orientation applied (`ImageOps.exif_transpose`), then PIL's

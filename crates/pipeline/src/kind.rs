@@ -1,19 +1,11 @@
-//! Which pipeline a folder is ([`PipelineKind`], from `_class_name` in `model_index.json`) and
-//! one type that loads and runs any of them ([`Pipeline`]).
+//! Which pipeline a folder is: [`PipelineKind`], from `_class_name` in `model_index.json`.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-use burn::tensor::backend::Backend;
 use weights::PipelineDir;
 
-use crate::edit::QwenImageEditPipeline;
-use crate::layered::QwenImageLayeredPipeline;
-use crate::{Error, Event, Output, QwenImagePipeline, Request};
+use crate::error::Error;
 
-/// The diffusers pipeline class a folder declares. New kinds (Layered) are added as variants
-/// here, with their class name in [`PipelineKind::ALL`] and a [`Pipeline`] variant.
+/// The diffusers pipeline class a folder declares. A new kind is a variant here, with its class
+/// name in [`PipelineKind::ALL`], and a [`crate::Pipeline`] variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PipelineKind {
@@ -85,138 +77,11 @@ impl PipelineKind {
             .collect::<Vec<_>>()
             .join(", ")
     }
-
-    /// `Ok` when `self` is one of `wanted`, else an error naming the folder's class and the type
-    /// that loads it.
-    pub(crate) fn expect_one_of(
-        self,
-        wanted: &[PipelineKind],
-        dir: &PipelineDir,
-        loader: &str,
-    ) -> Result<(), Error> {
-        if wanted.contains(&self) {
-            return Ok(());
-        }
-        Err(Error::PipelineClass {
-            path: dir.root().join("model_index.json"),
-            reason: format!(
-                "the folder declares {}, which {loader} does not run (pipeline::Pipeline loads \
-                 any kind)",
-                self.class_name()
-            ),
-        })
-    }
 }
 
 impl std::fmt::Display for PipelineKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.class_name())
-    }
-}
-
-/// Any Qwen-Image pipeline, chosen by the folder's `_class_name`: what the CLI and the
-/// consistency runner load when they do not know the model in advance. (Each pipeline is boxed:
-/// they differ in size, and a pipeline is moved around whole.)
-///
-/// ```no_run
-/// use burn::backend::Flex;
-/// use pipeline::{InputImage, Pipeline, PipelineKind, Request};
-///
-/// let pipe = Pipeline::<Flex>::load("testdata/tiny-qwen-image-edit", &Default::default())?;
-/// assert_eq!(pipe.kind(), PipelineKind::Edit);
-/// let req = Request::edit("Make the sky purple", vec![InputImage::load("in.png")?]).steps(4);
-/// let out = pipe.generate(&req, &mut |_| {})?;
-/// # Ok::<(), pipeline::Error>(())
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Pipeline<B: Backend> {
-    /// [`PipelineKind::TextToImage`].
-    TextToImage(Box<QwenImagePipeline<B>>),
-    /// [`PipelineKind::Edit`] and [`PipelineKind::EditPlus`].
-    Edit(Box<QwenImageEditPipeline<B>>),
-    /// [`PipelineKind::Layered`].
-    Layered(Box<QwenImageLayeredPipeline<B>>),
-}
-
-impl<B: Backend> Pipeline<B> {
-    /// Load a local diffusers-layout folder or an HF repo id (through the shared HF cache).
-    pub fn load(model: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
-        Self::load_revision(&model.as_ref().to_string_lossy(), None, device)
-    }
-
-    /// [`Self::load`] with an HF revision (branch, tag or commit) for a repo id; `None` = `main`.
-    pub fn load_revision(
-        model: &str,
-        revision: Option<&str>,
-        device: &B::Device,
-    ) -> Result<Self, Error> {
-        let dir = weights::resolve_pipeline(model, revision)?;
-        Self::from_dir(&dir, device)
-    }
-
-    /// Load from an opened pipeline folder, as its `_class_name` says.
-    pub fn from_dir(dir: &PipelineDir, device: &B::Device) -> Result<Self, Error> {
-        Ok(match PipelineKind::of(dir)? {
-            PipelineKind::TextToImage => {
-                Self::TextToImage(Box::new(QwenImagePipeline::from_dir(dir, device)?))
-            }
-            PipelineKind::Edit | PipelineKind::EditPlus => {
-                Self::Edit(Box::new(QwenImageEditPipeline::from_dir(dir, device)?))
-            }
-            PipelineKind::Layered => {
-                Self::Layered(Box::new(QwenImageLayeredPipeline::from_dir(dir, device)?))
-            }
-        })
-    }
-
-    /// What was loaded.
-    pub fn kind(&self) -> PipelineKind {
-        match self {
-            Self::TextToImage(_) => PipelineKind::TextToImage,
-            Self::Edit(p) => p.kind(),
-            Self::Layered(_) => PipelineKind::Layered,
-        }
-    }
-
-    /// Run one generation (see each pipeline's `generate`).
-    pub fn generate(
-        &self,
-        req: &Request,
-        on_event: &mut dyn FnMut(Event),
-    ) -> Result<Output<B>, Error> {
-        match self {
-            Self::TextToImage(p) => p.generate(req, on_event),
-            Self::Edit(p) => p.generate(req, on_event),
-            Self::Layered(p) => p.generate(req, on_event),
-        }
-    }
-
-    /// A flag that, once set, stops the loop after the current step with [`Error::Cancelled`].
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        match self {
-            Self::TextToImage(p) => p.cancel_flag(),
-            Self::Edit(p) => p.cancel_flag(),
-            Self::Layered(p) => p.cancel_flag(),
-        }
-    }
-
-    /// Share one cancel flag between several pipelines.
-    pub fn with_cancel_flag(self, flag: Arc<AtomicBool>) -> Self {
-        match self {
-            Self::TextToImage(p) => Self::TextToImage(Box::new(p.with_cancel_flag(flag))),
-            Self::Edit(p) => Self::Edit(Box::new(p.with_cancel_flag(flag))),
-            Self::Layered(p) => Self::Layered(Box::new(p.with_cancel_flag(flag))),
-        }
-    }
-
-    /// The VAE's spatial compression (8 for Qwen-Image).
-    pub fn vae_scale_factor(&self) -> usize {
-        match self {
-            Self::TextToImage(p) => p.vae_scale_factor(),
-            Self::Edit(p) => p.vae_scale_factor(),
-            Self::Layered(p) => p.vae_scale_factor(),
-        }
     }
 }
 

@@ -1,10 +1,13 @@
+//! [`InitialLatents`]: where a generation's starting noise comes from, drawn as torch draws it
+//! ([`torch_noise`]) or given exactly (a latents file, values in memory).
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Element, Tensor, TensorData};
 use torch_rng::{GeneratorDevice, TorchGenerator, bf16, randn_tensor};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Where the initial noise comes from.
 #[derive(Debug, Clone)]
@@ -39,6 +42,16 @@ impl InitialLatents {
         match generator {
             GeneratorDevice::Cpu => Self::Seed(seed),
             g => Self::Seeded(seed, g),
+        }
+    }
+
+    /// The seed and the generator it is drawn on (the CPU one for [`InitialLatents::Seed`]);
+    /// `None` for given latents.
+    pub(crate) fn seed(&self) -> Option<(u64, GeneratorDevice)> {
+        match self {
+            Self::Seed(s) => Some((*s, GeneratorDevice::Cpu)),
+            Self::Seeded(s, g) => Some((*s, *g)),
+            Self::File(_) | Self::Packed(..) => None,
         }
     }
 
@@ -80,6 +93,41 @@ pub fn load_latents_file(path: &Path) -> Result<(Vec<f32>, [usize; 3]), Error> {
             reason: format!("`latents` has shape {other:?}, expected [1, N, 4·z]"),
         }),
     }
+}
+
+/// Latents given exactly (a file or values in memory) as a tensor on `device`, checked to have
+/// the packed shape `expected`; `needs` names what needs that shape in the error ("this size
+/// needs"). A seed is refused: its noise is drawn, not given.
+pub(crate) fn given_latents<B: Backend>(
+    source: &InitialLatents,
+    expected: [usize; 3],
+    needs: &str,
+    device: &B::Device,
+) -> Result<Tensor<B, 3>, Error> {
+    let (values, shape, path) = match source {
+        InitialLatents::File(path) => {
+            let (v, shape) = load_latents_file(path)?;
+            (v, shape, Some(path))
+        }
+        InitialLatents::Packed(v, shape) => (v.clone(), *shape, None),
+        InitialLatents::Seed(_) | InitialLatents::Seeded(..) => {
+            return Err(Error::Request(format!(
+                "{} gives no latents to read",
+                source.describe()
+            )));
+        }
+    };
+    if shape != expected {
+        let reason = format!("latents have shape {shape:?}, but {needs} {expected:?} (packed)");
+        return Err(match path {
+            Some(p) => Error::Latents {
+                path: p.clone(),
+                reason,
+            },
+            None => Error::Request(reason),
+        });
+    }
+    Ok(Tensor::from_data(TensorData::new(values, shape), device))
 }
 
 /// diffusers' `prepare_latents` for a seed: `randn_tensor((1, 1, z, h, w), generator, dtype)` on a

@@ -1,13 +1,14 @@
-//! The stages of one generation, one function each: prompt embeddings, initial latents, schedule +
-//! RoPE tables, the denoising loop, decode.
+//! The parts every pipeline shares ([`Components`]) and the stages of one generation, one
+//! function each: prompt embeddings, initial latents, schedule + RoPE tables, the denoising loop,
+//! decode.
 //!
 //! Each stage takes the components it uses rather than a whole pipeline, so that another pipeline
 //! (Edit, Layered) can reuse the stages it shares with text-to-image and replace the others: its
-//! own prompt stage (text + images), image-latent tokens appended after the noise in the loop
-//! ([`Denoiser::run`]'s `image_latents`, with their shapes in [`plan_loop`]'s `img_shapes`),
-//! several frames decoded.
+//! own prompt stage (text + images), its own schedule ([`plan_loop`] takes it made), image-latent
+//! tokens appended after the noise in the loop ([`Denoiser::run`]'s `image_latents`, with their
+//! shapes in [`plan_loop`]'s `img_shapes`), several frames decoded.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,36 +17,68 @@ use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use cfg::Guidance;
 use flow_match::{Schedule, SchedulerConfig};
 use image::RgbImage;
-use qwen_image_dit::{ImageShape, QwenImageTransformer, Rope};
-use qwen_image_vae::{QwenImageVae, denormalize, to_rgb_images, unpack_latents};
+use qwen_image_dit::{DitInputs, ImageShape, QwenImageTransformer, Rope};
+use qwen_image_vae::{QwenImageVae, VaeConfig, denormalize, to_rgb_images, unpack_latents};
 use text_encoder::{PromptEmbeds, PromptEncoder};
 use weights::PipelineDir;
 
-use crate::latents::{InitialLatents, load_latents_file, seeded_latents, torch_noise};
-use crate::{Error, Event};
+use crate::error::Error;
+use crate::kind::PipelineKind;
+use crate::latents::{InitialLatents, given_latents, torch_noise};
+use crate::request::Event;
 
-/// What every pipeline loads the same way: the prompt encoder, the transformer, the scheduler
-/// config, the device and the cancel flag. Each pipeline adds its VAE (and what else it needs).
+/// What every pipeline loads and holds the same way: the folder's kind and path, the prompt
+/// encoder, the transformer, the scheduler config, the VAE's scale factor, the device and the
+/// cancel flag. Each pipeline adds its VAE half (and what else it needs); [`crate::Pipeline`]
+/// reaches these through one accessor rather than one forwarding method per pipeline.
 pub(crate) struct Components<B: Backend> {
+    pub kind: PipelineKind,
+    /// The pipeline folder (what the Layered captioner is loaded from on first use).
+    pub root: PathBuf,
     pub text: PromptEncoder<B>,
     pub transformer: QwenImageTransformer<B>,
     pub scheduler: SchedulerConfig,
+    /// The VAE's spatial compression (8 for Qwen-Image); sizes are floored to twice this.
+    pub vae_scale_factor: usize,
     pub device: B::Device,
+    /// Checked before every step; set means stop with [`Error::Cancelled`].
     pub cancel: Arc<AtomicBool>,
 }
 
+impl<B: Backend> std::fmt::Debug for Components<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Components")
+            .field("kind", &self.kind)
+            .field("root", &self.root)
+            .field("scheduler", &self.scheduler)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: Backend> Components<B> {
+    /// `vae/config.json` (for the scale factor; the pipeline loads the VAE half it runs),
     /// `scheduler/`, the tokenizer and text encoder (their template from the folder's
-    /// `_class_name`) and `transformer/` of an opened pipeline folder.
-    pub fn load(dir: &PipelineDir, device: &B::Device) -> Result<Self, Error> {
+    /// `_class_name`) and `transformer/` of an opened pipeline folder of this `kind`.
+    pub fn load(dir: &PipelineDir, kind: PipelineKind, device: &B::Device) -> Result<Self, Error> {
+        let vae = VaeConfig::from_file(dir.component("vae")?.join("config.json"))?;
         let scheduler_dir = dir.component("scheduler")?;
         Ok(Self {
+            kind,
+            root: dir.root().to_path_buf(),
             scheduler: SchedulerConfig::from_file(scheduler_dir.join("scheduler_config.json"))?,
             text: PromptEncoder::from_pipeline_dir(dir.root(), device)?,
             transformer: QwenImageTransformer::load(&dir.component("transformer")?, device)?,
+            vae_scale_factor: vae.scale_factor(),
             device: device.clone(),
             cancel: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The token grid of one frame of a `height × width` output (sides already multiples of
+    /// `2 · vae_scale_factor`).
+    pub fn frame_shape(&self, height: usize, width: usize) -> ImageShape {
+        let per_token = 2 * self.vae_scale_factor;
+        ImageShape::new(1, height / per_token, width / per_token)
     }
 }
 
@@ -157,7 +190,8 @@ pub(crate) fn encode_prompts<B: Backend>(
 }
 
 /// Stage 2: the packed initial latents `[1, tokens, channels]`: drawn from a seed as diffusers
-/// draws them (unpacked `[1, z, 1, h, w]`, then packed), or given exactly (shape checked).
+/// draws them (`(1, 1, z, h, w)`, which with one frame is `[1, z, 1, h, w]` in memory, then
+/// packed), or given exactly (shape checked).
 pub(crate) fn initial_latents<B: Backend>(
     source: &InitialLatents,
     size: Size,
@@ -165,53 +199,16 @@ pub(crate) fn initial_latents<B: Backend>(
     channels: usize,
     device: &B::Device,
 ) -> Result<Tensor<B, 3>, Error> {
-    let n_tokens = size.num_tokens();
-    Ok(match source {
-        InitialLatents::Seed(seed) => {
-            let shape = size.image_shape();
-            let noise =
-                seeded_latents::<B>(*seed, z_dim, 2 * shape.height, 2 * shape.width, device)?;
-            qwen_image_vae::pack_latents(noise)?
-        }
-        InitialLatents::Seeded(seed, generator) => {
-            // diffusers draws (1, 1, z, h, w); with one frame that is [1, z, 1, h, w] in memory.
-            let shape = size.image_shape();
-            let (h, w) = (2 * shape.height, 2 * shape.width);
-            let noise = torch_noise::<B>(*seed, *generator, [1, 1, z_dim, h, w], device)?
-                .reshape([1, z_dim, 1, h, w]);
-            qwen_image_vae::pack_latents(noise)?
-        }
-        InitialLatents::File(path) => {
-            let (v, shape) = load_latents_file(path)?;
-            check_latents_shape(shape, n_tokens, channels, Some(path))?;
-            Tensor::from_data(TensorData::new(v, shape), device)
-        }
-        InitialLatents::Packed(v, shape) => {
-            check_latents_shape(*shape, n_tokens, channels, None)?;
-            Tensor::from_data(TensorData::new(v.clone(), *shape), device)
-        }
-    })
-}
-
-fn check_latents_shape(
-    shape: [usize; 3],
-    n_tokens: usize,
-    channels: usize,
-    path: Option<&Path>,
-) -> Result<(), Error> {
-    if shape == [1, n_tokens, channels] {
-        return Ok(());
-    }
-    let reason = format!(
-        "latents have shape {shape:?}, but this size needs [1, {n_tokens}, {channels}] (packed)"
-    );
-    Err(match path {
-        Some(p) => Error::Latents {
-            path: p.to_path_buf(),
-            reason,
-        },
-        None => Error::Request(reason),
-    })
+    let Some((seed, generator)) = source.seed() else {
+        let expected = [1, size.num_tokens(), channels];
+        return given_latents(source, expected, "this size needs", device);
+    };
+    let shape = size.image_shape();
+    let (h, w) = (2 * shape.height, 2 * shape.width);
+    let noise = torch_noise::<B>(seed, generator, [1, 1, z_dim, h, w], device)?;
+    Ok(qwen_image_vae::pack_latents(
+        noise.reshape([1, z_dim, 1, h, w]),
+    )?)
 }
 
 /// What the loop needs that no step changes: the schedule and the RoPE tables of each pass.
@@ -221,19 +218,17 @@ pub(crate) struct LoopPlan<B: Backend> {
     pub uncond_rope: Option<Rope<B>>,
 }
 
-/// Stage 3: the schedule for `steps` steps (its shift from `image_seq_len`, the noise tokens
-/// only, as diffusers computes `mu` from `latents.shape[1]`), and the RoPE tables for
-/// `img_shapes` (the output first, then any condition images) and each pass's text length.
+/// Stage 3: the loop's plan from its `schedule` (text to image and Edit:
+/// [`SchedulerConfig::schedule`] with the noise tokens only, as diffusers computes `mu` from
+/// `latents.shape[1]`; Layered: its own sigmas and μ) and the RoPE tables for `img_shapes` (the
+/// output first, then any condition images) and each pass's text length.
 pub(crate) fn plan_loop<B: Backend>(
-    scheduler: &SchedulerConfig,
+    schedule: Schedule,
     transformer: &QwenImageTransformer<B>,
-    steps: usize,
-    image_seq_len: usize,
     img_shapes: &[ImageShape],
     prompts: &PromptEmbeddings<B>,
     device: &B::Device,
 ) -> Result<LoopPlan<B>, Error> {
-    let schedule = scheduler.schedule(steps, image_seq_len)?;
     let rope = |text: &PromptEmbeds<B>| transformer.rope(img_shapes, text.embeds.dims()[1], device);
     let cond_rope = rope(&prompts.cond)?;
     let uncond_rope = prompts.uncond.as_ref().map(rope).transpose()?;
@@ -246,13 +241,13 @@ pub(crate) fn plan_loop<B: Backend>(
 
 /// The loop's fixed inputs; [`Denoiser::run`] is stage 4.
 pub(crate) struct Denoiser<'a, B: Backend> {
-    pub transformer: &'a QwenImageTransformer<B>,
-    pub guidance: &'a Guidance,
-    pub prompts: &'a PromptEmbeddings<B>,
-    pub plan: &'a LoopPlan<B>,
+    transformer: &'a QwenImageTransformer<B>,
+    guidance: &'a Guidance,
+    prompts: &'a PromptEmbeddings<B>,
+    plan: &'a LoopPlan<B>,
     /// Checked before every step; set means stop with [`Error::Cancelled`].
-    pub cancel: &'a AtomicBool,
-    pub device: &'a B::Device,
+    cancel: &'a AtomicBool,
+    device: &'a B::Device,
 }
 
 /// The loop's result.
@@ -263,26 +258,33 @@ pub(crate) struct Denoised<B: Backend> {
     pub after_first_step: Option<Tensor<B, 3>>,
 }
 
-impl<B: Backend> Denoiser<'_, B> {
-    /// Stage 4: the flow-match Euler loop over the DiT with true CFG.
-    ///
-    /// `image_latents` `[1, M, channels]` (Edit's reference images, already packed) are appended
-    /// after the noise tokens at every step and the prediction is cut back to the noise tokens,
-    /// as diffusers' Edit pipelines do; their shapes must follow the output's in the plan's
-    /// `img_shapes`.
-    pub fn run(
-        &self,
-        latents: Tensor<B, 3>,
-        image_latents: Option<&Tensor<B, 3>>,
-        on_event: &mut dyn FnMut(Event),
-    ) -> Result<Denoised<B>, Error> {
-        self.run_with_t_cond(latents, image_latents, None, on_event)
+impl<'a, B: Backend> Denoiser<'a, B> {
+    /// The loop of `c`'s transformer (with its device and cancel flag) under this guidance, these
+    /// prompts and this plan.
+    pub fn new(
+        c: &'a Components<B>,
+        guidance: &'a Guidance,
+        prompts: &'a PromptEmbeddings<B>,
+        plan: &'a LoopPlan<B>,
+    ) -> Self {
+        Self {
+            transformer: &c.transformer,
+            guidance,
+            prompts,
+            plan,
+            cancel: &c.cancel,
+            device: &c.device,
+        }
     }
 
-    /// [`Self::run`] with the DiT's `additional_t_cond` `[1]` at every step (Layered: 0 = RGB,
-    /// looked up in `addition_t_embedding`; a transformer without `use_additional_t_cond`
-    /// ignores it).
-    pub fn run_with_t_cond(
+    /// Stage 4: the flow-match Euler loop over the DiT with true CFG.
+    ///
+    /// `image_latents` `[1, M, channels]` (Edit's reference images, Layered's input, already
+    /// packed) are appended after the noise tokens at every step and the prediction is cut back
+    /// to the noise tokens, as diffusers' Edit and Layered pipelines do; their shapes must follow
+    /// the output's in the plan's `img_shapes`. `additional_t_cond` `[1]` goes to the DiT at every
+    /// step (Layered: 0 = RGB, looked up in `addition_t_embedding`).
+    pub fn run(
         &self,
         mut latents: Tensor<B, 3>,
         image_latents: Option<&Tensor<B, 3>>,
@@ -310,22 +312,18 @@ impl<B: Backend> Denoiser<'_, B> {
                 None => latents.clone(),
             };
             let predict = |text: &PromptEmbeds<B>, rope: &Rope<B>, t: Tensor<B, 1>| {
-                let v = self.transformer.forward_with_rope_t_cond(
-                    input.clone(),
-                    text.embeds.clone(),
-                    text.mask_if_needed(),
-                    t,
-                    additional_t_cond.clone(),
-                    rope,
-                );
-                match image_latents {
+                let inputs = DitInputs::new(input.clone(), text.embeds.clone(), t, rope)
+                    .encoder_mask(text.mask_if_needed())
+                    .additional_t_cond(additional_t_cond.clone());
+                let v = self.transformer.forward(inputs)?;
+                Ok::<_, Error>(match image_latents {
                     Some(_) => v.narrow(1, 0, n_noise),
                     None => v,
-                }
+                })
             };
-            let v_cond = predict(&self.prompts.cond, &self.plan.cond_rope, t.clone());
+            let v_cond = predict(&self.prompts.cond, &self.plan.cond_rope, t.clone())?;
             let v_uncond = match (&self.prompts.uncond, &self.plan.uncond_rope) {
-                (Some(u), Some(rope)) => Some(predict(u, rope, t)),
+                (Some(u), Some(rope)) => Some(predict(u, rope, t)?),
                 _ => None,
             };
             let v = self.guidance.combine(v_cond, v_uncond)?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::backend::Flex;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
-use qwen_image_dit::{AttentionImpl, ImageShape, QwenImageTransformer};
+use qwen_image_dit::{AttentionImpl, DitInputs, ImageShape, QwenImageTransformer};
 
 type B = Flex;
 
@@ -41,8 +41,8 @@ fn bench(c: &mut Criterion) {
             let m = model.clone().with_attention(imp);
             c.bench_function(&format!("dit_tiny_forward_{name}_{imp:?}"), |bch| {
                 bch.iter(|| {
-                    let out = m.forward_with_rope(x.clone(), enc.clone(), None, t.clone(), &rope);
-                    out.into_data()
+                    let inputs = DitInputs::new(x.clone(), enc.clone(), t.clone(), &rope);
+                    m.forward(inputs).expect("valid inputs").into_data()
                 })
             });
         }

@@ -1,3 +1,5 @@
+//! [`DitError`]: what loading or running the transformer can fail with.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading or running the transformer.

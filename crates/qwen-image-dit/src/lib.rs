@@ -7,11 +7,14 @@
 //! `[text, image]` order with an optional text key mask, and `norm_out` in scale-then-shift order.
 //! The Edit / Edit-Plus (several images per sample), Edit-2511 (`zero_cond_t`) and Layered
 //! (`use_layer3d_rope`, `use_additional_t_cond`) variants are config flags; see the README.
+//! There is one forward pass, [`QwenImageTransformer::forward`], taking [`DitInputs`] (RoPE as
+//! image shapes or precomputed tables, optional text mask and Layered `additional_t_cond`);
+//! [`QwenImageTransformer::forward_traced`] runs the same pass and keeps its intermediates.
 //!
 //! ```no_run
 //! use burn::backend::Flex;
 //! use burn::tensor::Tensor;
-//! use qwen_image_dit::{ImageShape, QwenImageTransformer};
+//! use qwen_image_dit::{DitInputs, ImageShape, QwenImageTransformer};
 //!
 //! let dev = Default::default();
 //! let model = QwenImageTransformer::<Flex>::load("testdata/tiny-qwen-image/transformer", &dev)?;
@@ -21,7 +24,7 @@
 //! let latents = Tensor::<Flex, 3>::zeros([1, 16, c.in_channels], &dev);
 //! let text = Tensor::<Flex, 3>::zeros([1, 7, c.joint_attention_dim], &dev);
 //! let t = Tensor::<Flex, 1>::from_floats([0.5], &dev); // sigma = timestep / 1000
-//! let v = model.forward_with_rope(latents, text, None, t, &rope);
+//! let v = model.forward(DitInputs::new(latents, text, t, &rope))?;
 //! assert_eq!(v.dims(), [1, 16, c.proj_out_dim()]);
 //! # Ok::<(), qwen_image_dit::DitError>(())
 //! ```
@@ -30,6 +33,7 @@ mod attention;
 mod block;
 mod config;
 mod error;
+mod inputs;
 mod layers;
 mod model;
 mod rope;
@@ -37,6 +41,7 @@ mod rope;
 pub use attention::AttentionImpl;
 pub use config::{CLASS_NAME, DitConfig, MAX_CHANNELS, MAX_INNER_DIM};
 pub use error::DitError;
+pub use inputs::{DitInputs, RopeInput};
 pub use model::{Intermediates, QwenImageTransformer};
 pub use rope::{ImageShape, MAX_IMAGE_TOKENS, MAX_ROPE_POSITION, Rope};
 

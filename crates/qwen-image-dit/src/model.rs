@@ -12,9 +12,8 @@ use weights::nn::RmsNorm;
 
 use crate::attention::AttentionImpl;
 use crate::block::TransformerBlock;
-use crate::layers::{
-    ADDITION_T_CLASSES, AdaLayerNormContinuous, EPS, TimestepProjEmbeddings, time_proj,
-};
+use crate::inputs::{DitInputs, RopeInput};
+use crate::layers::{AdaLayerNormContinuous, EPS, TimestepProjEmbeddings, time_proj};
 use crate::rope::{ImageShape, Rope};
 use crate::{DitConfig, DitError};
 
@@ -124,7 +123,7 @@ impl<B: Backend> QwenImageTransformer<B> {
     /// `layers + 1` output frames, then the input image; every sample of a batch shares them)
     /// and `txt_len` text tokens (the padded length of `encoder_hidden_states`). The config picks
     /// the layout (`use_layer3d_rope`). Compute once per image sizes and text length and pass
-    /// to every [`Self::forward_with_rope`]; they also tell `zero_cond_t` which tokens are
+    /// to every [`Self::forward`] (as [`RopeInput::Table`]); they also tell `zero_cond_t` which tokens are
     /// condition tokens.
     pub fn rope(
         &self,
@@ -135,198 +134,49 @@ impl<B: Backend> QwenImageTransformer<B> {
         Rope::for_config(&self.config, img_shapes, txt_len, device)
     }
 
-    /// Predict the flow-matching velocity `[B, N, patch² · out_channels]`.
-    ///
-    /// * `hidden_states` `[B, N, in_channels]`: packed latents (Edit/Layered: the noisy tokens
-    ///   followed by the condition images' tokens, in `img_shapes` order).
-    /// * `encoder_hidden_states` `[B, L, joint_attention_dim]`: text embeddings.
-    /// * `encoder_mask` `[B, L]`: 1 = real token, 0 = padding. Padded text keys get exactly zero
-    ///   attention weight for every head and query (the diffusers ≥ 0.37 / SGLang alignment fix).
-    ///   `None` or all ones means no mask.
-    /// * `timestep` `[B]`: the scheduler's timestep divided by 1000 (the model multiplies by 1000
-    ///   again inside the sinusoid).
-    /// * `rope`: from [`Self::rope`] for these image shapes and `L`.
-    ///
-    /// For a Layered model (`use_additional_t_cond`) use [`Self::forward_with_rope_t_cond`].
-    ///
-    /// # Panics
-    /// If the tensor shapes disagree with each other, the config or `rope`, or the model needs
-    /// `additional_t_cond`; [`Self::forward`] checks them and returns an error instead.
-    pub fn forward_with_rope(
-        &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        rope: &Rope<B>,
-    ) -> Tensor<B, 3> {
-        self.forward_with_rope_t_cond(
-            hidden_states,
-            encoder_hidden_states,
-            encoder_mask,
-            timestep,
-            None,
-            rope,
-        )
+    /// Predict the flow-matching velocity `[B, N, patch² · out_channels]` (see [`DitInputs`]
+    /// for what each input is). Every shape is checked against the config, the other inputs and
+    /// the RoPE tables, and `additional_t_cond` against `use_additional_t_cond`; a mismatch is a
+    /// [`DitError::Input`], never a panic.
+    pub fn forward(&self, inputs: DitInputs<'_, B>) -> Result<Tensor<B, 3>, DitError> {
+        Ok(self.run(inputs, false)?.0)
     }
 
-    /// [`Self::forward_with_rope`] with the Layered variant's `additional_t_cond` `[B]` (the
-    /// `addition_t_embedding` class per sample; the Layered pipeline passes 0 = RGB). Required
-    /// when the config has `use_additional_t_cond`, ignored otherwise (as upstream).
-    ///
-    /// # Panics
-    /// As [`Self::forward_with_rope`], and for a class outside `0..2`; [`Self::forward_t_cond`]
-    /// checks them and returns an error instead.
-    pub fn forward_with_rope_t_cond(
+    /// [`Self::forward`] that also returns the intermediate tensors, for locating a parity
+    /// failure (the same pass: the tensors are kept as it goes).
+    pub fn forward_traced(
         &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        additional_t_cond: Option<Tensor<B, 1, Int>>,
-        rope: &Rope<B>,
-    ) -> Tensor<B, 3> {
-        self.run(
-            hidden_states,
-            encoder_hidden_states,
-            encoder_mask,
-            timestep,
-            additional_t_cond,
-            rope,
-            false,
-        )
-        .0
+        inputs: DitInputs<'_, B>,
+    ) -> Result<(Tensor<B, 3>, Intermediates<B>), DitError> {
+        let (out, trace) = self.run(inputs, true)?;
+        Ok((out, trace.expect("run returns intermediates when asked to")))
     }
 
-    /// [`Self::forward_with_rope`] that also returns the intermediate tensors.
-    pub fn forward_with_intermediates(
-        &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        rope: &Rope<B>,
-    ) -> (Tensor<B, 3>, Intermediates<B>) {
-        self.forward_with_intermediates_t_cond(
-            hidden_states,
-            encoder_hidden_states,
-            encoder_mask,
-            timestep,
-            None,
-            rope,
-        )
-    }
-
-    /// [`Self::forward_with_rope_t_cond`] that also returns the intermediate tensors.
-    pub fn forward_with_intermediates_t_cond(
-        &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        additional_t_cond: Option<Tensor<B, 1, Int>>,
-        rope: &Rope<B>,
-    ) -> (Tensor<B, 3>, Intermediates<B>) {
-        let (out, trace) = self.run(
-            hidden_states,
-            encoder_hidden_states,
-            encoder_mask,
-            timestep,
-            additional_t_cond,
-            rope,
-            true,
-        );
-        (out, trace.expect("run returns intermediates when asked to"))
-    }
-
-    /// Check shapes, build the RoPE tables and run [`Self::forward_with_rope`]. Convenient for
-    /// one-off calls; a denoising loop should build the tables once with [`Self::rope`].
-    pub fn forward(
-        &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        img_shapes: &[ImageShape],
-    ) -> Result<Tensor<B, 3>, DitError> {
-        self.forward_t_cond(
-            hidden_states,
-            encoder_hidden_states,
-            encoder_mask,
-            timestep,
-            None,
-            img_shapes,
-        )
-    }
-
-    /// [`Self::forward`] with the Layered variant's `additional_t_cond` `[B]`: checks every shape,
-    /// that the class is given exactly when the config uses it and lies in `0..2`, builds the
-    /// tables and runs [`Self::forward_with_rope_t_cond`].
-    pub fn forward_t_cond(
-        &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        additional_t_cond: Option<Tensor<B, 1, Int>>,
-        img_shapes: &[ImageShape],
-    ) -> Result<Tensor<B, 3>, DitError> {
-        let l = encoder_hidden_states.dims()[1];
-        let rope = self.rope(img_shapes, l, &hidden_states.device())?;
-        self.check_inputs(
-            hidden_states.dims(),
-            encoder_hidden_states.dims(),
-            encoder_mask.as_ref().map(|m| m.dims()),
-            timestep.dims(),
-            &rope,
-        )?;
-        let classes = match &additional_t_cond {
-            Some(c) => Some(
-                c.clone()
-                    .into_data()
-                    .convert::<i64>()
-                    .to_vec::<i64>()
-                    .map_err(|e| DitError::Input(format!("reading `additional_t_cond`: {e:?}")))?,
-            ),
-            None => None,
-        };
-        self.config
-            .check_additional_t_cond(classes.as_deref(), timestep.dims()[0])?;
-        Ok(self.forward_with_rope_t_cond(
-            hidden_states,
-            encoder_hidden_states,
-            encoder_mask,
-            timestep,
-            additional_t_cond,
-            &rope,
-        ))
-    }
-
-    /// Validate input shapes against the config, each other and `rope` (see
-    /// [`DitConfig::check_inputs`], which needs no weights).
-    pub fn check_inputs(
-        &self,
-        hidden: [usize; 3],
-        encoder: [usize; 3],
-        mask: Option<[usize; 2]>,
-        timestep: [usize; 1],
-        rope: &Rope<B>,
-    ) -> Result<(), DitError> {
-        self.config
-            .check_inputs(hidden, encoder, mask, timestep, rope)
-    }
-
-    #[allow(clippy::too_many_arguments)]
+    /// The forward pass: checks, then the stem, the blocks and `norm_out`; the intermediates are
+    /// kept when `keep_intermediates`.
     fn run(
         &self,
-        hidden_states: Tensor<B, 3>,
-        encoder_hidden_states: Tensor<B, 3>,
-        encoder_mask: Option<Tensor<B, 2, Int>>,
-        timestep: Tensor<B, 1>,
-        additional_t_cond: Option<Tensor<B, 1, Int>>,
-        rope: &Rope<B>,
+        inputs: DitInputs<'_, B>,
         keep_intermediates: bool,
-    ) -> (Tensor<B, 3>, Option<Intermediates<B>>) {
+    ) -> Result<(Tensor<B, 3>, Option<Intermediates<B>>), DitError> {
+        let built;
+        let rope = match inputs.rope {
+            RopeInput::Table(rope) => rope,
+            RopeInput::Shapes(shapes) => {
+                let l = inputs.encoder_hidden_states.dims()[1];
+                built = self.rope(shapes, l, &inputs.hidden_states.device())?;
+                &built
+            }
+        };
+        inputs.check(&self.config, rope)?;
+        let DitInputs {
+            hidden_states,
+            encoder_hidden_states,
+            encoder_mask,
+            timestep,
+            additional_t_cond,
+            ..
+        } = inputs;
         let n_img = hidden_states.dims()[1];
         let batch = timestep.dims()[0];
         let zero_cond_t = self.config.zero_cond_t;
@@ -336,31 +186,7 @@ impl<B: Backend> QwenImageTransformer<B> {
             .forward(self.txt_norm.forward(encoder_hidden_states));
         let key_mask = encoder_mask.and_then(|m| joint_key_mask(m, n_img));
 
-        // zero_cond_t: the batch of timesteps is doubled to [t; t·0] (t·0, not zeros, as upstream:
-        // a NaN timestep stays NaN in both halves).
-        let timestep = if zero_cond_t {
-            Tensor::cat(vec![timestep.clone(), timestep.mul_scalar(0.0)], 0)
-        } else {
-            timestep
-        };
-        // The sinusoid runs in f32 on the (model-dtype) timestep, as upstream.
-        let proj = time_proj(timestep);
-        let mut temb = self.time_text_embed.forward(proj.clone());
-        if self.config.use_additional_t_cond {
-            let classes = additional_t_cond.expect(
-                "a use_additional_t_cond model needs additional_t_cond (forward_t_cond checks it)",
-            );
-            if let Some(add) = self.time_text_embed.addition(classes) {
-                // With zero_cond_t as well, both halves get the sample's class embedding (upstream
-                // broadcasts [B, D] onto [2B, D], which it can only do for B = 1).
-                let add = if zero_cond_t {
-                    Tensor::cat(vec![add.clone(), add], 0)
-                } else {
-                    add
-                };
-                temb = temb + add;
-            }
-        }
+        let (proj, temb) = self.timestep_embedding(timestep, additional_t_cond);
         // Every block's modulation and norm_out start with SiLU(temb): compute it once.
         let temb_silu = silu(temb.clone());
         // The condition-image tokens (after the first image) take the t = 0 half.
@@ -395,95 +221,42 @@ impl<B: Backend> QwenImageTransformer<B> {
         };
         // The text stream's last update is discarded, as upstream.
         let out = self.proj_out.forward(self.norm_out.forward(img, out_temb));
-        (out, trace)
-    }
-}
-
-impl DitConfig {
-    /// Validate the shapes of a forward call against this config, each other and `rope`, before
-    /// any weight is loaded.
-    pub fn check_inputs<B: Backend>(
-        &self,
-        hidden: [usize; 3],
-        encoder: [usize; 3],
-        mask: Option<[usize; 2]>,
-        timestep: [usize; 1],
-        rope: &Rope<B>,
-    ) -> Result<(), DitError> {
-        let [b, n, c_in] = hidden;
-        let err = |m: String| Err(DitError::Input(m));
-        if c_in != self.in_channels {
-            return err(format!(
-                "hidden_states {hidden:?}: last dim must be in_channels = {}",
-                self.in_channels
-            ));
-        }
-        if n != rope.num_img_tokens() {
-            return err(format!(
-                "hidden_states {hidden:?} has {n} tokens but img_shapes give {}",
-                rope.num_img_tokens()
-            ));
-        }
-        if encoder[0] != b || encoder[2] != self.joint_attention_dim {
-            return err(format!(
-                "encoder_hidden_states {encoder:?} must be [{b}, L, {}]",
-                self.joint_attention_dim
-            ));
-        }
-        if encoder[1] != rope.txt_len() {
-            return err(format!(
-                "encoder_hidden_states has {} tokens but the RoPE tables were built for {}",
-                encoder[1],
-                rope.txt_len()
-            ));
-        }
-        if let Some(m) = mask
-            && m != [b, encoder[1]]
-        {
-            return err(format!(
-                "encoder_hidden_states_mask {m:?} must be [{b}, {}]",
-                encoder[1]
-            ));
-        }
-        if timestep != [b] {
-            return err(format!("timestep {timestep:?} must be [{b}]"));
-        }
-        Ok(())
+        Ok((out, trace))
     }
 
-    /// The Layered variant's `additional_t_cond` (one class per sample, `batch` samples): required
-    /// when `use_additional_t_cond`, refused otherwise (upstream ignores it there, which would
-    /// hide a mismatched model/input pair), and each class must index `addition_t_embedding`'s
-    /// two rows.
-    pub fn check_additional_t_cond(
+    /// The sinusoidal projection and the embedding `temb` of the timestep (plus the Layered
+    /// class embedding); doubled to `[t; t·0]` for `zero_cond_t`.
+    fn timestep_embedding(
         &self,
-        classes: Option<&[i64]>,
-        batch: usize,
-    ) -> Result<(), DitError> {
-        let err = |m: String| Err(DitError::Input(m));
-        match (self.use_additional_t_cond, classes) {
-            (false, None) => Ok(()),
-            (false, Some(_)) => err(
-                "`additional_t_cond` given, but this model has no addition_t_embedding \
-                 (`use_additional_t_cond` is false)"
-                    .into(),
-            ),
-            (true, None) => err(
-                "this model (`use_additional_t_cond` = true, Layered) needs `additional_t_cond` [B] \
-                 (0 = RGB, what the Layered pipeline passes)"
-                    .into(),
-            ),
-            (true, Some(c)) if c.len() != batch => err(format!(
-                "`additional_t_cond` has {} entries, expected one per sample ({batch})",
-                c.len()
-            )),
-            (true, Some(c)) => match c.iter().find(|&&v| !(0..ADDITION_T_CLASSES as i64).contains(&v)) {
-                Some(v) => err(format!(
-                    "`additional_t_cond` value {v} is not a class of addition_t_embedding (0..{ADDITION_T_CLASSES})"
-                )),
-                None => Ok(()),
-            },
+        timestep: Tensor<B, 1>,
+        additional_t_cond: Option<Tensor<B, 1, Int>>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let zero_cond_t = self.config.zero_cond_t;
+        // zero_cond_t: the batch of timesteps is doubled to [t; t·0] (t·0, not zeros, as upstream:
+        // a NaN timestep stays NaN in both halves).
+        let timestep = if zero_cond_t {
+            Tensor::cat(vec![timestep.clone(), timestep.mul_scalar(0.0)], 0)
+        } else {
+            timestep
+        };
+        // The sinusoid runs in f32 on the (model-dtype) timestep, as upstream.
+        let proj = time_proj(timestep);
+        let mut temb = self.time_text_embed.forward(proj.clone());
+        if self.config.use_additional_t_cond {
+            let classes = additional_t_cond
+                .expect("check_additional_t_cond refuses a missing additional_t_cond");
+            if let Some(add) = self.time_text_embed.addition(classes) {
+                // With zero_cond_t as well, both halves get the sample's class embedding (upstream
+                // broadcasts [B, D] onto [2B, D], which it can only do for B = 1).
+                let add = if zero_cond_t {
+                    Tensor::cat(vec![add.clone(), add], 0)
+                } else {
+                    add
+                };
+                temb = temb + add;
+            }
         }
+        (proj, temb)
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
-use qwen_image_dit::{AttentionImpl, ImageShape, QwenImageTransformer};
+use qwen_image_dit::{AttentionImpl, DitInputs, ImageShape, QwenImageTransformer};
 use weights::{CastFloats, Weights};
 
 // burn Flex runs bf16 tensors inside its f32 backend type: every parameter and input is cast to
@@ -55,7 +55,9 @@ fn run(file: &str, imp: AttentionImpl) -> (Vec<f32>, Vec<f32>, DType) {
         shapes[1] as usize,
         shapes[2] as usize,
     )];
-    let out = model.forward(hidden, enc, mask, t, &img).unwrap();
+    let out = model
+        .forward(DitInputs::new(hidden, enc, t, &img).encoder_mask(mask))
+        .unwrap();
     let dtype = out.dtype();
     let ours = out.into_data().convert::<f32>().to_vec::<f32>().unwrap();
     let (want, _) = g.get_f32("sample").unwrap();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
-use qwen_image_dit::{DitError, ImageShape, QwenImageTransformer};
+use qwen_image_dit::{DitError, DitInputs, ImageShape, QwenImageTransformer};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -305,20 +305,25 @@ fn inputs_that_do_not_fit_the_model_are_errors_not_panics() {
     let shapes = [ImageShape::new(1, 4, 4)];
     // 16 tokens do not fit a 4x5 image.
     let err = model
-        .forward(x(), enc(), None, t(), &[ImageShape::new(1, 4, 5)])
+        .forward(DitInputs::new(x(), enc(), t(), &[ImageShape::new(1, 4, 5)]))
         .unwrap_err();
     assert!(err.to_string().contains("tokens"), "{err}");
     // A timestep per sample.
     let err = model
-        .forward(x(), enc(), None, Tensor::zeros([2], &dev), &shapes)
+        .forward(DitInputs::new(
+            x(),
+            enc(),
+            Tensor::zeros([2], &dev),
+            &shapes,
+        ))
         .unwrap_err();
     assert!(err.to_string().contains("timestep"), "{err}");
     // A mask as long as the text.
     let mask = Tensor::<B, 2, burn::tensor::Int>::ones([1, 4], &dev);
     let err = model
-        .forward(x(), enc(), Some(mask), t(), &shapes)
+        .forward(DitInputs::new(x(), enc(), t(), &shapes).encoder_mask(Some(mask)))
         .unwrap_err();
     assert!(err.to_string().contains("mask"), "{err}");
     // No image at all.
-    assert!(model.forward(x(), enc(), None, t(), &[]).is_err());
+    assert!(model.forward(DitInputs::new(x(), enc(), t(), &[])).is_err());
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use burn::tensor::{Int, Tensor, TensorData};
-use qwen_image_dit::{AttentionImpl, ImageShape, QwenImageTransformer};
+use qwen_image_dit::{AttentionImpl, DitInputs, ImageShape, QwenImageTransformer};
 use weights::Weights;
 
 type B = Flex;
@@ -100,13 +100,12 @@ fn check_case(file: &str, imp: AttentionImpl) {
         g.float("rope_txt_sin"),
     );
 
-    let (sample, parts) = model.forward_with_intermediates(
-        g.float("hidden_states"),
-        enc,
-        g.mask(),
-        g.float("timestep"),
-        &rope,
-    );
+    let (sample, parts) = model
+        .forward_traced(
+            DitInputs::new(g.float("hidden_states"), enc, g.float("timestep"), &rope)
+                .encoder_mask(g.mask()),
+        )
+        .expect("golden inputs are valid");
     assert_close("timestep sinusoid", parts.time_proj, g.float("time_proj"));
     assert_close("timestep embedding", parts.temb, g.float("temb"));
     assert_close("img_in", parts.img_in, g.float("img_in"));
@@ -150,13 +149,12 @@ fn released_layout_bf16_shards_with_index_load_and_match_diffusers() {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let g = Golden::open("bf16_sharded.safetensors");
     let out = model
-        .forward(
+        .forward(DitInputs::new(
             g.float("hidden_states"),
             g.float("encoder_hidden_states"),
-            None,
             g.float("timestep"),
             &g.img_shapes(),
-        )
+        ))
         .expect("golden inputs are valid");
     assert_close("sample (bf16 weights)", out, g.float("sample"));
 }
@@ -170,11 +168,13 @@ fn an_all_ones_mask_means_no_mask() {
     let ones = Tensor::<B, 2, Int>::ones([b, l], &Default::default());
     let out = model
         .forward(
-            g.float("hidden_states"),
-            enc,
-            Some(ones),
-            g.float("timestep"),
-            &g.img_shapes(),
+            DitInputs::new(
+                g.float("hidden_states"),
+                enc,
+                g.float("timestep"),
+                &g.img_shapes(),
+            )
+            .encoder_mask(Some(ones)),
         )
         .expect("golden inputs are valid");
     assert_close("sample with an all-ones mask", out, g.float("sample"));
@@ -201,11 +201,13 @@ fn with_the_mask_padded_text_rows_do_not_change_the_output() {
     for imp in [AttentionImpl::Fused, AttentionImpl::Explicit] {
         let out = tiny_model(imp)
             .forward(
-                g.float("hidden_states"),
-                b2_with_new_padding(&g),
-                g.mask(),
-                g.float("timestep"),
-                &g.img_shapes(),
+                DitInputs::new(
+                    g.float("hidden_states"),
+                    b2_with_new_padding(&g),
+                    g.float("timestep"),
+                    &g.img_shapes(),
+                )
+                .encoder_mask(g.mask()),
             )
             .expect("golden inputs are valid");
         assert_close("sample after changing padded rows", out, g.float("sample"));
@@ -218,13 +220,12 @@ fn without_the_mask_padded_text_rows_do_change_the_output() {
     let model = tiny_model(AttentionImpl::Fused);
     let run = |enc: Tensor<B, 3>| {
         model
-            .forward(
+            .forward(DitInputs::new(
                 g.float("hidden_states"),
                 enc,
-                None,
                 g.float("timestep"),
                 &g.img_shapes(),
-            )
+            ))
             .expect("golden inputs are valid")
     };
     // Unmasked, we still agree with diffusers run without the mask ...

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
-use qwen_image_dit::{AttentionImpl, ImageShape, QwenImageTransformer, Rope};
+use qwen_image_dit::{AttentionImpl, DitInputs, ImageShape, QwenImageTransformer, Rope};
 use weights::{CastFloats, Weights};
 
 type B = Flex;
@@ -113,14 +113,13 @@ fn check_case(model_name: &str, file: &str, imp: AttentionImpl) {
         .expect("golden shapes are valid");
     assert_tables(file, &rope, &g, "rope_");
 
-    let (sample, parts) = m.forward_with_intermediates_t_cond(
-        g.float("hidden_states"),
-        enc,
-        Some(g.int("encoder_hidden_states_mask")),
-        g.float("timestep"),
-        g.t_cond(),
-        &rope,
-    );
+    let (sample, parts) = m
+        .forward_traced(
+            DitInputs::new(g.float("hidden_states"), enc, g.float("timestep"), &rope)
+                .encoder_mask(Some(g.int("encoder_hidden_states_mask")))
+                .additional_t_cond(g.t_cond()),
+        )
+        .expect("golden inputs are valid");
     assert_close(
         &format!("{file}: timestep sinusoid"),
         parts.time_proj,
@@ -215,11 +214,13 @@ fn zero_cond_t_modulates_exactly_the_condition_tokens_with_t_zero() {
     // The variant really changes the output: diffusers' plain model on the same inputs differs.
     let plain = model("edit", AttentionImpl::Fused)
         .forward(
-            g.float("hidden_states"),
-            g.float("encoder_hidden_states"),
-            Some(g.int("encoder_hidden_states_mask")),
-            g.float("timestep"),
-            &g.img_shapes("img_shapes"),
+            DitInputs::new(
+                g.float("hidden_states"),
+                g.float("encoder_hidden_states"),
+                g.float("timestep"),
+                &g.img_shapes("img_shapes"),
+            )
+            .encoder_mask(Some(g.int("encoder_hidden_states_mask"))),
         )
         .expect("golden inputs are valid");
     assert_close(
@@ -241,11 +242,13 @@ fn zero_cond_t_with_only_the_output_image_equals_the_plain_model() {
     let run = |name: &str| {
         model(name, AttentionImpl::Fused)
             .forward(
-                hidden.clone(),
-                g.float("encoder_hidden_states"),
-                Some(g.int("encoder_hidden_states_mask")),
-                g.float("timestep"),
-                &[first],
+                DitInputs::new(
+                    hidden.clone(),
+                    g.float("encoder_hidden_states"),
+                    g.float("timestep"),
+                    &[first],
+                )
+                .encoder_mask(Some(g.int("encoder_hidden_states_mask"))),
             )
             .expect("valid inputs")
     };
@@ -262,18 +265,20 @@ fn layered_additional_t_cond_selects_the_embedding_row() {
     let m = model("layered", AttentionImpl::Fused);
     let shapes = g.img_shapes("img_shapes");
     let run = |cond: Option<Tensor<B, 1, Int>>| {
-        m.forward_t_cond(
-            g.float("hidden_states"),
-            g.float("encoder_hidden_states"),
-            Some(g.int("encoder_hidden_states_mask")),
-            g.float("timestep"),
-            cond,
-            &shapes,
+        m.forward(
+            DitInputs::new(
+                g.float("hidden_states"),
+                g.float("encoder_hidden_states"),
+                g.float("timestep"),
+                &shapes,
+            )
+            .encoder_mask(Some(g.int("encoder_hidden_states_mask")))
+            .additional_t_cond(cond),
         )
     };
     let golden = run(g.t_cond()).expect("golden inputs are valid");
     assert_close(
-        "layered sample via forward_t_cond",
+        "layered sample via forward with additional_t_cond",
         golden.clone(),
         g.float("sample"),
     );
@@ -304,13 +309,15 @@ fn bf16_err(model_name: &str, file: &str, imp: AttentionImpl) -> f32 {
     let g = Golden::open(file);
     let bf16 = |t: Tensor<B, 3>| t.cast(FloatDType::BF16);
     let out = m
-        .forward_t_cond(
-            bf16(g.float("hidden_states")),
-            bf16(g.float("encoder_hidden_states")),
-            Some(g.int("encoder_hidden_states_mask")),
-            g.float::<1>("timestep").cast(FloatDType::BF16),
-            g.t_cond(),
-            &g.img_shapes("img_shapes"),
+        .forward(
+            DitInputs::new(
+                bf16(g.float("hidden_states")),
+                bf16(g.float("encoder_hidden_states")),
+                g.float::<1>("timestep").cast(FloatDType::BF16),
+                &g.img_shapes("img_shapes"),
+            )
+            .encoder_mask(Some(g.int("encoder_hidden_states_mask")))
+            .additional_t_cond(g.t_cond()),
         )
         .expect("golden inputs are valid");
     assert_eq!(

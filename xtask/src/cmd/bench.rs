@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use qwen_image_dit::{DitConfig, ImageShape, QwenImageTransformer};
+use qwen_image_dit::{DitConfig, DitInputs, ImageShape, QwenImageTransformer};
 
 use crate::util::report_timings;
 use crate::{backend, with_backend};
@@ -91,17 +91,23 @@ fn dit_step<B: Backend>(a: &DitStep, dev: &B::Device) -> anyhow::Result<ExitCode
         dev,
     );
     let ts = Tensor::<B, 1>::from_data(TensorData::new(vec![0.5f32], [1]), dev);
-    model.check_inputs(hidden.dims(), cond.dims(), None, ts.dims(), &rope)?;
-    let step = || {
-        let a = model.forward_with_rope(hidden.clone(), cond.clone(), None, ts.clone(), &rope);
-        let b = model.forward_with_rope(hidden.clone(), uncond.clone(), None, ts.clone(), &rope);
-        a + b
+    model
+        .config()
+        .check_inputs(hidden.dims(), cond.dims(), None, ts.dims(), &rope)?;
+    let pass = |text: &Tensor<B, 3>| {
+        model.forward(DitInputs::new(
+            hidden.clone(),
+            text.clone(),
+            ts.clone(),
+            &rope,
+        ))
     };
+    let step = || -> anyhow::Result<Tensor<B, 3>> { Ok(pass(&cond)? + pass(&uncond)?) };
     let mut runs = Vec::new();
     for i in 0..a.warmup + a.steps {
         B::sync(dev).map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
         let t = Instant::now();
-        let out = step();
+        let out = step()?;
         let _ = out.into_data(); // reading back forces the work and a sync
         if i >= a.warmup {
             runs.push(t.elapsed().as_secs_f64() * 1e3);

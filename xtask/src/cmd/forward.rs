@@ -260,7 +260,7 @@ mod dit {
     use anyhow::{Context, bail};
     use burn::tensor::backend::Backend;
     use burn::tensor::{Int, Tensor, TensorData};
-    use qwen_image_dit::{DitConfig, ImageShape, QwenImageTransformer, Rope};
+    use qwen_image_dit::{DitConfig, DitInputs, ImageShape, QwenImageTransformer, Rope};
 
     pub(super) fn forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Result<()> {
         let file = c.inputs.display().to_string();
@@ -314,14 +314,10 @@ mod dit {
         let model = QwenImageTransformer::<B>::load(&c.model, dev)
             .with_context(|| format!("loading the transformer from {}", c.model.display()))?;
         let sample = super::timed(c, dev, || {
-            Ok(model.forward_with_rope_t_cond(
-                hidden.clone(),
-                encoder.clone(),
-                mask.clone(),
-                timestep.clone(),
-                t_cond.clone(),
-                &rope,
-            ))
+            let inputs = DitInputs::new(hidden.clone(), encoder.clone(), timestep.clone(), &rope)
+                .encoder_mask(mask.clone())
+                .additional_t_cond(t_cond.clone());
+            Ok(model.forward(inputs)?)
         })?;
         super::write_output(&c.output, "sample", sample)
     }
