@@ -1,6 +1,6 @@
 //! The crate's one error type, naming the file, model or image involved, and its `Result`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in this crate. Each variant names the file, model or image involved.
 ///
@@ -88,3 +88,21 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A config file that could not be read is [`Error::Io`], one that is not JSON [`Error::Json`].
+impl From<config_file::ConfigFileError> for Error {
+    fn from(e: config_file::ConfigFileError) -> Self {
+        match e {
+            config_file::ConfigFileError::Read { path, error } => Error::Io { path, error },
+            config_file::ConfigFileError::Parse { path, error } => Error::Json { path, error },
+        }
+    }
+}
+
+/// JSON text as a value; `origin` names it in the error ([`Error::Json`]).
+pub(crate) fn parse_json(text: &str, origin: &Path) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|error| Error::Json {
+        path: origin.to_path_buf(),
+        error,
+    })
+}

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use image_io::Resample;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, parse_json};
 
 /// How the image is resized before cropping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,20 +74,17 @@ impl ClipPreprocessor {
     /// `"crop_size": {"height": .., "width": ..}`) or the legacy one of the openai repos
     /// (`"size": 224`, `"crop_size": 224`). Missing keys take `CLIPImageProcessor`'s defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        Self::parse(&text, path)
+        Self::from_value(&config_file::read_json(path)?, path)
     }
 
     /// Parses `preprocessor_config.json` text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let json: Value = serde_json::from_str(text).map_err(|error| Error::Json {
-            path: origin.to_path_buf(),
-            error,
-        })?;
-        let Value::Object(obj) = &json else {
+        Self::from_value(&parse_json(text, origin)?, origin)
+    }
+
+    /// A `preprocessor_config.json` value; `origin` names it in errors.
+    fn from_value(json: &Value, origin: &Path) -> Result<Self> {
+        let Value::Object(obj) = json else {
             return Err(bad(origin, "(top level)", "must be a JSON object".into()));
         };
         let keys = Keys { obj, origin };

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, parse_json};
 
 /// Activation of the encoder MLPs (`hidden_act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,20 +64,20 @@ impl Default for ClipConfig {
 impl ClipConfig {
     /// Reads `config.json` of a `CLIPModel` or a `CLIPVisionModelWithProjection`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        Self::parse(&text, path)
+        Self::from_value(&config_file::read_json(path)?, path)
     }
 
     /// Parses config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        Self::from_value(&parse_json(text, origin)?, origin)
+    }
+
+    /// A config's JSON value; `origin` names it in errors.
+    fn from_value(value: &serde_json::Value, origin: &Path) -> Result<Self> {
         let json = |error| Error::Json {
             path: origin.to_path_buf(),
             error,
         };
-        let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
         let cfg = match value.get("vision_config") {
             // CLIPConfig: the tower's shape is nested, the projection width is top-level.
             Some(vision) => {
@@ -88,7 +88,7 @@ impl ClipConfig {
                 };
                 cfg
             }
-            None => Self::deserialize(&value).map_err(json)?,
+            None => Self::deserialize(value).map_err(json)?,
         };
         cfg.validate(origin)?;
         Ok(cfg)

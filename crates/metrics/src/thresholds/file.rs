@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::metric::{Media, Metric};
 use super::rule::CaseThresholds;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, parse_json};
 
 /// Per-metric thresholds where each may be absent (a case entry, or a file's defaults).
 type Partial = [Option<f64>; 4];
@@ -48,19 +48,16 @@ impl Thresholds {
 
     /// Reads one threshold file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        Self::parse(&text, path)
+        Self::from_value(config_file::read_json(path)?, path)
     }
 
     /// Parses threshold JSON; `origin` names the text in error messages.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|error| Error::Json {
-            path: origin.to_path_buf(),
-            error,
-        })?;
+        Self::from_value(parse_json(text, origin)?, origin)
+    }
+
+    /// A threshold file's JSON value; `origin` names it in error messages.
+    fn from_value(value: Value, origin: &Path) -> Result<Self> {
         let bad = |key: &str, problem: &str| Error::BadValue {
             path: origin.to_path_buf(),
             key: key.to_string(),
