@@ -1,3 +1,6 @@
+//! Images exactly as PIL, diffusers' and transformers' image processors see them (the README
+//! below is the crate's documentation).
+
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
@@ -7,6 +10,8 @@ mod image;
 mod jpeg;
 mod load;
 mod resample;
+mod rgb;
+mod torch_resize;
 mod vae;
 
 pub use error::{Error, Result};
@@ -14,6 +19,8 @@ pub use image::{Image, Mode};
 pub use jpeg::{JpegOptions, Subsampling, decode_jpeg, encode_jpeg, jpeg_round_trip};
 pub use load::{decode, load};
 pub use resample::{Resample, resize_like_pil};
+pub use rgb::convert_to_rgb;
+pub use torch_resize::resize_bicubic_antialias;
 pub use vae::{
     EDIT_PLUS_CONDITION_AREA, EDIT_VAE_AREA, LayeredResolution, PipelineImage, Preprocessed,
     VaeImageProcessor, calculate_dimensions, floor_to_16, qwen_edit_image, qwen_edit_output_size,

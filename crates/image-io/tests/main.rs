@@ -5,3 +5,4 @@
 
 mod fuzz;
 mod pil_parity;
+mod torch_resize_parity;

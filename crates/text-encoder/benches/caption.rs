@@ -11,7 +11,6 @@ use std::time::Duration;
 use burn::backend::Flex;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use image::{DynamicImage, RgbImage};
-use text_encoder::image_processor::to_rgb;
 use text_encoder::{CaptionLanguage, Captioner, GenerationConfig};
 
 type B = Flex;
@@ -29,7 +28,7 @@ fn prompt_image() -> RgbImage {
     let img = img.convert(image_io::Mode::Rgba).expect("RGBA");
     let resized = image_io::qwen_layered_image(&img, image_io::LayeredResolution::R640)
         .expect("bucket resize");
-    to_rgb(&DynamicImage::ImageRgba8(
+    image_io::convert_to_rgb(&DynamicImage::ImageRgba8(
         resized.condition.to_rgba_image().expect("RGBA"),
     ))
 }

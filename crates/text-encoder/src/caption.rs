@@ -14,14 +14,13 @@
 //! ```no_run
 //! use burn::backend::Flex;
 //! use text_encoder::caption::{CaptionLanguage, Captioner, DEFAULT_MAX_NEW_TOKENS};
-//! use text_encoder::image_processor::to_rgb;
 //!
 //! let device = Default::default();
 //! let captioner = Captioner::<Flex>::from_pipeline_dir("Qwen-Image-Layered", &device)?;
 //! // The pipeline's prompt image: the RGBA input after the bucket resize (image-io's
 //! // `qwen_layered_image(..).condition`), composited onto white as the processor does.
 //! let rgba = image::open("resized_input.png").expect("an image").to_rgba8();
-//! let prompt_image = to_rgb(&image::DynamicImage::ImageRgba8(rgba));
+//! let prompt_image = image_io::convert_to_rgb(&image::DynamicImage::ImageRgba8(rgba));
 //! let caption = captioner.caption(&prompt_image, CaptionLanguage::English, DEFAULT_MAX_NEW_TOKENS)?;
 //! println!("{} ({} tokens)", caption.text, caption.ids.len());
 //! # Ok::<(), text_encoder::Error>(())
@@ -341,7 +340,7 @@ impl<B: Backend> Captioner<B> {
     /// `get_image_caption(image, use_en_prompt)` with `max_new_tokens` (the pipeline's: 512,
     /// [`DEFAULT_MAX_NEW_TOKENS`]). `image` is the prompt image as the processor sees it: the
     /// pipeline's bucket-resized RGBA input composited onto white
-    /// ([`image_processor::to_rgb`](crate::image_processor::to_rgb)).
+    /// ([`image_io::convert_to_rgb`]).
     pub fn caption(
         &self,
         image: &RgbImage,

@@ -13,7 +13,8 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use image::{DynamicImage, RgbImage};
+use image::RgbImage;
+use image_io::resize_bicubic_antialias;
 use serde_json::Value;
 
 use crate::Error;
@@ -120,10 +121,7 @@ impl ImageProcessor {
 
     /// Build from an already parsed config; `path` is only used in error messages.
     pub fn from_json(json: &Value, path: &Path) -> Result<Self, Error> {
-        let err = |reason: String| Error::Config {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let err = |reason: String| config_error(path, reason);
         let d = Self::default();
         let uint = |v: Option<&Value>, key: &str, default: usize| -> Result<usize, Error> {
             match v {
@@ -135,39 +133,7 @@ impl ImageProcessor {
                     .ok_or_else(|| err(format!("`{key}` is not a positive integer: {v}"))),
             }
         };
-        let triple = |key: &str, default: [f64; 3]| -> Result<[f64; 3], Error> {
-            match json.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(Value::Number(n)) => {
-                    let x = n.as_f64().unwrap_or(f64::NAN);
-                    Ok([x; 3])
-                }
-                Some(Value::Array(a)) if a.len() == 3 => {
-                    let mut out = [0.0; 3];
-                    for (o, v) in out.iter_mut().zip(a) {
-                        *o = v
-                            .as_f64()
-                            .ok_or_else(|| err(format!("`{key}` holds a non-number: {v}")))?;
-                    }
-                    Ok(out)
-                }
-                Some(v) => Err(err(format!("`{key}` must be 3 numbers: {v}"))),
-            }
-        };
-        let flag = |key: &str| json.get(key).and_then(Value::as_bool).unwrap_or(true);
-        for key in ["do_resize", "do_rescale", "do_normalize", "do_convert_rgb"] {
-            if !flag(key) {
-                return Err(err(format!("`{key}: false` is not supported")));
-            }
-        }
-        // PILImageResampling.BICUBIC = 3: the only filter the Qwen processors use.
-        if let Some(r) = json.get("resample").filter(|r| !r.is_null())
-            && r.as_u64() != Some(3)
-        {
-            return Err(err(format!(
-                "resample {r} is not supported (only 3 = bicubic)"
-            )));
-        }
+        refuse_unsupported(json, path)?;
         let size = json.get("size").filter(|s| s.is_object());
         let min_pixels = uint(
             json.get("min_pixels")
@@ -200,8 +166,8 @@ impl ImageProcessor {
                 d.temporal_patch_size,
             )?,
             merge_size: uint(json.get("merge_size"), "merge_size", d.merge_size)?,
-            image_mean: triple("image_mean", d.image_mean)?,
-            image_std: triple("image_std", d.image_std)?,
+            image_mean: three_numbers(json, "image_mean", d.image_mean, path)?,
+            image_std: three_numbers(json, "image_std", d.image_std, path)?,
             rescale_factor,
         };
         if p.image_std.iter().any(|s| !(s.is_finite() && *s != 0.0))
@@ -300,6 +266,66 @@ impl ImageProcessor {
     }
 }
 
+fn config_error(path: &Path, reason: String) -> Error {
+    Error::Config {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Refuse what the port does not implement: a `do_*` step switched off, or a filter other than
+/// bicubic.
+fn refuse_unsupported(json: &Value, path: &Path) -> Result<(), Error> {
+    let flag = |key: &str| json.get(key).and_then(Value::as_bool).unwrap_or(true);
+    for key in ["do_resize", "do_rescale", "do_normalize", "do_convert_rgb"] {
+        if !flag(key) {
+            return Err(config_error(
+                path,
+                format!("`{key}: false` is not supported"),
+            ));
+        }
+    }
+    // PILImageResampling.BICUBIC = 3: the only filter the Qwen processors use.
+    if let Some(r) = json.get("resample").filter(|r| !r.is_null())
+        && r.as_u64() != Some(3)
+    {
+        return Err(config_error(
+            path,
+            format!("resample {r} is not supported (only 3 = bicubic)"),
+        ));
+    }
+    Ok(())
+}
+
+/// `key` as three numbers (one number stands for all three); `default` when absent or null.
+fn three_numbers(
+    json: &Value,
+    key: &str,
+    default: [f64; 3],
+    path: &Path,
+) -> Result<[f64; 3], Error> {
+    match json.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            Ok([x; 3])
+        }
+        Some(Value::Array(a)) if a.len() == 3 => {
+            let mut out = [0.0; 3];
+            for (o, v) in out.iter_mut().zip(a) {
+                *o = v.as_f64().ok_or_else(|| {
+                    config_error(path, format!("`{key}` holds a non-number: {v}"))
+                })?;
+            }
+            Ok(out)
+        }
+        Some(v) => Err(config_error(
+            path,
+            format!("`{key}` must be 3 numbers: {v}"),
+        )),
+    }
+}
+
 /// transformers' `smart_resize`: the `(height, width)` nearest to the input's that are multiples
 /// of `factor`, with a pixel count within `[min_pixels, max_pixels]`, aspect ratio kept.
 ///
@@ -339,273 +365,20 @@ pub fn smart_resize(
     Ok((h_bar as usize, w_bar as usize))
 }
 
-/// transformers' `convert_to_rgb` on a PIL image, which the processor applies first: images with
-/// an alpha channel are composited onto opaque white with PIL's `alpha_composite` integer
-/// arithmetic; grey levels are replicated.
-///
-/// 16-bit and float images are first reduced to 8 bits by the `image` crate (PIL has its own
-/// modes for those; the Qwen pipelines are fed 8-bit images).
-pub fn to_rgb(image: &DynamicImage) -> RgbImage {
-    match image {
-        DynamicImage::ImageRgb8(rgb) => rgb.clone(),
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLuma16(_) => image.to_rgb8(),
-        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgb32F(_) => image.to_rgb8(),
-        other => {
-            let rgba = other.to_rgba8();
-            let (w, h) = rgba.dimensions();
-            let mut out = RgbImage::new(w, h);
-            for (o, px) in out.pixels_mut().zip(rgba.pixels()) {
-                o.0 = composite_on_white(px.0);
-            }
-            out
-        }
-    }
-}
-
-/// Open an image file and convert it as [`to_rgb`] does.
+/// Open an image file and convert it as transformers' `convert_to_rgb` does
+/// ([`image_io::convert_to_rgb`]).
 pub fn open_rgb(path: impl AsRef<Path>) -> Result<RgbImage, Error> {
     let path = path.as_ref();
     let image = image::open(path).map_err(|error| Error::ImageDecode {
         path: path.to_path_buf(),
         error,
     })?;
-    Ok(to_rgb(&image))
-}
-
-/// One pixel of `PIL.Image.alpha_composite(white, src)` (Pillow's `AlphaComposite.c`: 7 extra
-/// bits of precision, divisions by 255 rounded with the shift trick).
-fn composite_on_white([r, g, b, a]: [u8; 4]) -> [u8; 3] {
-    const PRECISION_BITS: u32 = 7;
-    if a == 0 {
-        return [255; 3];
-    }
-    let (sa, da, dc) = (u32::from(a), 255u32, 255u32);
-    let blend = da * (255 - sa);
-    let outa255 = sa * 255 + blend;
-    let coef1 = sa * 255 * 255 * (1 << PRECISION_BITS) / outa255;
-    let coef2 = 255 * (1 << PRECISION_BITS) - coef1;
-    let shift_div255 = |v: u32| ((v >> 8) + v) >> 8;
-    let mix = |s: u8| {
-        let tmp = u32::from(s) * coef1 + dc * coef2 + (0x80 << PRECISION_BITS);
-        (shift_div255(tmp) >> PRECISION_BITS) as u8
-    };
-    [mix(r), mix(g), mix(b)]
-}
-
-/// One axis of torch's antialiased bicubic on uint8: for each output index the first input
-/// index, the tap count and int16 weights at `precision` fractional bits.
-struct AxisTaps {
-    first: Vec<usize>,
-    len: Vec<usize>,
-    /// `stride` weights per output index.
-    weights: Vec<i32>,
-    stride: usize,
-    precision: u32,
-}
-
-/// Keys' cubic kernel with a = −0.5 (torch's `HelperInterpCubic::aa_filter`, as PIL's).
-fn cubic(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
-    } else {
-        0.0
-    }
-}
-
-/// `_compute_index_ranges_int16_weights` (aten/src/ATen/native/cpu/UpSampleKernel.cpp) for
-/// `align_corners=False` and an output size (no scale factor): weights computed in f64 with the
-/// support widened by the downscale factor, normalised per output, then rounded to int16 at the
-/// largest precision that keeps the axis's largest weight below 2^15.
-fn axis_taps(in_size: usize, out_size: usize) -> AxisTaps {
-    let scale = in_size as f64 / out_size as f64;
-    let interp_size = 4.0;
-    let support = if scale >= 1.0 {
-        interp_size * 0.5 * scale
-    } else {
-        interp_size * 0.5
-    };
-    let stride = support.ceil() as usize * 2 + 1;
-    let invscale = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
-    let mut first = Vec::with_capacity(out_size);
-    let mut len = Vec::with_capacity(out_size);
-    let mut wf = vec![0f64; out_size * stride];
-    let mut wt_max = 0f64;
-    for i in 0..out_size {
-        let center = scale * (i as f64 + 0.5);
-        // C++ casts to int64 truncate toward zero.
-        let xmin = ((center - support + 0.5) as i64).max(0);
-        let xsize = ((center + support + 0.5) as i64).min(in_size as i64) - xmin;
-        let xsize = xsize.clamp(0, stride as i64) as usize;
-        let w = &mut wf[i * stride..(i + 1) * stride];
-        let mut total = 0f64;
-        for (j, wj) in w.iter_mut().enumerate().take(xsize) {
-            *wj = cubic(((j as i64 + xmin) as f64 - center + 0.5) * invscale);
-            total += *wj;
-        }
-        if total != 0.0 {
-            for wj in w.iter_mut().take(xsize) {
-                *wj /= total;
-                wt_max = wt_max.max(*wj);
-            }
-        }
-        first.push(xmin as usize);
-        len.push(xsize);
-    }
-    let mut precision = 0u32;
-    while precision < 22 {
-        let next = (0.5 + wt_max * f64::from(1u32 << (precision + 1))) as i32;
-        if next >= 1 << 15 {
-            break;
-        }
-        precision += 1;
-    }
-    let one = f64::from(1u32 << precision);
-    let weights = wf
-        .iter()
-        .map(|&w| {
-            let v = w * one;
-            // Round half away from zero, then stored as int16.
-            (if v < 0.0 {
-                (-0.5 + v) as i32
-            } else {
-                (0.5 + v) as i32
-            }) as i16 as i32
-        })
-        .collect();
-    AxisTaps {
-        first,
-        len,
-        weights,
-        stride,
-        precision,
-    }
-}
-
-impl AxisTaps {
-    /// Output index `o`'s first input index and weights.
-    fn taps(&self, o: usize) -> (usize, &[i32]) {
-        let w = &self.weights[o * self.stride..o * self.stride + self.len[o]];
-        (self.first[o], w)
-    }
-
-    /// The fixed-point accumulator's start: ½ in units of 2^-precision (the rounding).
-    fn half(&self) -> i32 {
-        1 << (self.precision.max(1) - 1)
-    }
-
-    /// `clamp(acc >> precision, 0, 255)` (torch's `basic_loop_aa_*<uint8_t>` epilogue).
-    fn finish(&self, acc: i32) -> u8 {
-        (acc >> self.precision).clamp(0, 255) as u8
-    }
-}
-
-/// `torch.nn.functional.interpolate(x, size=(out_height, out_width), mode="bicubic",
-/// align_corners=False, antialias=True)` on a uint8 RGB image, as torch's CPU kernel computes it
-/// (what torchvision's `resize` runs for the Qwen processor): width first, then height, each
-/// pass in int16 fixed point and rounded to uint8; an axis whose size does not change is not
-/// touched. Bit-exact with torch on every size tested (see `tests/vision_parity.rs`).
-pub fn resize_bicubic_antialias(src: &RgbImage, out_width: u32, out_height: u32) -> RgbImage {
-    let (in_w, in_h) = (src.width() as usize, src.height() as usize);
-    let (out_w, out_h) = (out_width as usize, out_height as usize);
-    if (in_w, in_h) == (out_w, out_h) || out_w == 0 || out_h == 0 || in_w == 0 || in_h == 0 {
-        return if (in_w, in_h) == (out_w, out_h) {
-            src.clone()
-        } else {
-            RgbImage::new(out_width, out_height)
-        };
-    }
-    let mut data = src.as_raw().clone();
-    let mut w = in_w;
-    if out_w != in_w {
-        // Along a row: out[x] = Σ_k w_k · in[first + k], per channel.
-        let taps = axis_taps(in_w, out_w);
-        let mut next = vec![0u8; out_w * in_h * 3];
-        for (row, out) in data
-            .chunks_exact(w * 3)
-            .zip(next.chunks_exact_mut(out_w * 3))
-        {
-            for (x, px) in out.chunks_exact_mut(3).enumerate() {
-                let (first, wts) = taps.taps(x);
-                let mut acc = [taps.half(); 3];
-                for (k, &wk) in wts.iter().enumerate() {
-                    let s = &row[(first + k) * 3..(first + k) * 3 + 3];
-                    for c in 0..3 {
-                        acc[c] += i32::from(s[c]) * wk;
-                    }
-                }
-                for c in 0..3 {
-                    px[c] = taps.finish(acc[c]);
-                }
-            }
-        }
-        data = next;
-        w = out_w;
-    }
-    if out_h != in_h {
-        // Across rows: out row y = Σ_k w_k · in row (first + k), every byte of the row at once.
-        let taps = axis_taps(in_h, out_h);
-        let stride = w * 3;
-        let mut next = vec![0u8; stride * out_h];
-        let mut acc = vec![0i32; stride];
-        for (y, out) in next.chunks_exact_mut(stride).enumerate() {
-            let (first, wts) = taps.taps(y);
-            acc.fill(taps.half());
-            for (k, &wk) in wts.iter().enumerate() {
-                let row = &data[(first + k) * stride..(first + k + 1) * stride];
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += i32::from(v) * wk;
-                }
-            }
-            for (o, &a) in out.iter_mut().zip(&acc) {
-                *o = taps.finish(a);
-            }
-        }
-        data = next;
-    }
-    // The buffer has exactly out_w · out_h · 3 bytes by construction.
-    RgbImage::from_raw(out_width, out_height, data).unwrap_or_else(|| RgbImage::new(0, 0))
+    Ok(image_io::convert_to_rgb(&image))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn opaque_and_transparent_pixels_composite_as_pil() {
-        assert_eq!(composite_on_white([10, 20, 30, 255]), [10, 20, 30]);
-        assert_eq!(composite_on_white([10, 20, 30, 0]), [255, 255, 255]);
-        // Half transparent black on white: PIL gives 128 (255·127/255 rounded up by the trick).
-        let [v, _, _] = composite_on_white([0, 0, 0, 128]);
-        assert!((126..=128).contains(&v), "{v}");
-    }
-
-    #[test]
-    fn weights_of_one_output_sum_to_one_in_fixed_point() {
-        for (i, o) in [(61, 20), (13, 40), (79, 84), (1024, 37)] {
-            let t = axis_taps(i, o);
-            for k in 0..o {
-                let s: i32 = t.weights[k * t.stride..k * t.stride + t.len[k]]
-                    .iter()
-                    .sum();
-                let one = 1 << t.precision;
-                assert!(
-                    (s - one).abs() <= t.len[k] as i32,
-                    "{i}->{o} #{k}: {s} vs {one}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_constant_image_stays_constant() {
-        let img = RgbImage::from_pixel(31, 17, image::Rgb([200, 3, 77]));
-        let out = resize_bicubic_antialias(&img, 12, 40);
-        assert!(out.pixels().all(|p| p.0 == [200, 3, 77]));
-    }
 
     #[test]
     fn config_accepts_both_spellings_of_the_pixel_bounds() {

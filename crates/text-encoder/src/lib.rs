@@ -33,10 +33,11 @@
 //! The Qwen2.5-VL vision tower and `Qwen2VLImageProcessor` (transformers 5.24, torchvision
 //! backend), loaded only when a prompt comes with images:
 //!
-//! * [`image_processor::open_rgb`] / [`image_processor::to_rgb`]: transformers' `convert_to_rgb`
-//!   (alpha composited onto white exactly as PIL's `alpha_composite`, grey replicated).
+//! * [`image_processor::open_rgb`] (with image-io's [`image_io::convert_to_rgb`]): transformers'
+//!   `convert_to_rgb` (alpha composited onto white exactly as PIL's `alpha_composite`, grey
+//!   replicated).
 //! * [`ImageProcessor`] (`from_preprocessor_config(path)` or `default()`): [`smart_resize`],
-//!   torch's uint8 antialiased bicubic ([`image_processor::resize_bicubic_antialias`]), rescale +
+//!   torch's uint8 antialiased bicubic ([`image_io::resize_bicubic_antialias`]), rescale +
 //!   normalise, patchify; `.preprocess(&[RgbImage])` returns a [`VisionInput`] (`pixel_values`
 //!   `[N, 3·2·14·14]`, `grid_thw`, `.merged_tokens(merge)` = the `<|image_pad|>` count per image).
 //! * [`VisionTower`] (`load(text_encoder_dir)` reads only `visual.*` / `model.visual.*`,

@@ -447,7 +447,7 @@ impl<B: Backend> PromptEncoder<B> {
     ///
     /// The images must already be RGB: diffusers' `load_image` converts with PIL's
     /// `convert("RGB")`, which drops alpha. (A picture with alpha handed to the processor as it
-    /// is would be composited onto white: [`image_processor::to_rgb`](crate::image_processor::to_rgb).)
+    /// is would be composited onto white: [`image_io::convert_to_rgb`].)
     pub fn image_embeds(&self, images: &[RgbImage]) -> Result<Vec<ImageEmbeds<B>>, Error> {
         let (processor, tower) = self.vision.as_ref().ok_or_else(|| {
             Error::Images("this encoder has no image processor and vision tower".into())

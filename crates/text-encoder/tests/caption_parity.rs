@@ -13,7 +13,6 @@ use image::{DynamicImage, RgbImage};
 use image_io::{LayeredResolution, Mode, qwen_layered_image};
 use serde_json::Value;
 use text_encoder::caption::{CaptionInputs, Generated};
-use text_encoder::image_processor::to_rgb;
 use text_encoder::{
     CAPTION_PROMPT_EN, CAPTION_PROMPT_ZH, CaptionLanguage, Captioner, KvCache, LmHead,
     LmHeadSource, QwenTextEncoder, StopReason, tie_word_embeddings,
@@ -37,7 +36,7 @@ fn prompt_image() -> RgbImage {
         .condition
         .to_rgba_image()
         .expect("an RGBA prompt image");
-    to_rgb(&DynamicImage::ImageRgba8(rgba))
+    image_io::convert_to_rgb(&DynamicImage::ImageRgba8(rgba))
 }
 
 fn captioner(info: &Value) -> Captioner<B> {
