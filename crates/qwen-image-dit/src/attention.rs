@@ -11,7 +11,7 @@ use burn::tensor::{Bool, Tensor};
 use weights::Weights;
 use weights::nn::RmsNorm;
 
-use crate::DitError;
+use crate::error::DitError;
 use crate::layers::EPS;
 use crate::rope::{Rope, apply_rope};
 

@@ -6,8 +6,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 use weights::Weights;
 
-use crate::DitError;
 use crate::attention::{AttentionImpl, JointAttention};
+use crate::error::DitError;
 use crate::layers::{FeedForward, chunks, layer_norm};
 use crate::rope::Rope;
 use weights::nn::linear;

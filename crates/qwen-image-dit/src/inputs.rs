@@ -4,9 +4,10 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+use crate::config::DitConfig;
+use crate::error::DitError;
 use crate::layers::ADDITION_T_CLASSES;
 use crate::rope::{ImageShape, Rope};
-use crate::{DitConfig, DitError};
 
 /// Where the RoPE tables of a forward pass come from.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use weights::Weights;
 use weights::nn::{in_f32, linear};
 
-use crate::DitError;
+use crate::error::DitError;
 
 /// Every LayerNorm and RMSNorm in the model uses this epsilon (hard-coded upstream).
 pub(crate) const EPS: f64 = 1e-6;

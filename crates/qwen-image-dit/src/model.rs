@@ -12,10 +12,11 @@ use weights::nn::RmsNorm;
 
 use crate::attention::AttentionImpl;
 use crate::block::TransformerBlock;
+use crate::config::DitConfig;
+use crate::error::DitError;
 use crate::inputs::{DitInputs, RopeInput};
 use crate::layers::{AdaLayerNormContinuous, EPS, TimestepProjEmbeddings, time_proj};
 use crate::rope::{ImageShape, Rope};
-use crate::{DitConfig, DitError};
 
 /// QwenImageTransformer2DModel: packed latents + text embeddings + timestep → velocity.
 ///

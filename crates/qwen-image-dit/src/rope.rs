@@ -9,7 +9,8 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::{DitConfig, DitError};
+use crate::config::DitConfig;
+use crate::error::DitError;
 
 /// RoPE angle base, hard-coded upstream (`QwenEmbedRope(theta=10000, …)`).
 const THETA: f32 = 10000.0;

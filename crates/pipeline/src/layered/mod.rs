@@ -13,6 +13,10 @@
 //! or a single space is replaced by a caption of the resized input, made by the text encoder
 //! ([`text_encoder::Captioner`], loaded on first use: the text-to-image path never holds
 //! `lm_head`).
+//!
+//! The stages of its own are free functions, one module per concern: `input` (the bucket resize
+//! and the input's VAE latents), `noise` (the frames of noise and the schedule), `decode` (the
+//! RGBA layers). This module composes them with the shared [`crate::stages`] and captions.
 
 use std::sync::OnceLock;
 use std::time::Instant;
