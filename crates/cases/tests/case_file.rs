@@ -242,7 +242,8 @@ fn suite_keys_and_new_fields_are_checked() {
 fn a_whitespace_only_layered_prompt_is_captioned_as_sglang_does_under_its_defaults() {
     let case = |defaults: &str, prompt: &str| {
         let text = format!(
-            "{defaults}[[case]]\nid = \"l\"\nmodel = \"Qwen/Qwen-Image-Layered\"\nprompt = {prompt:?}\nlayers = 2\n"
+            "{defaults}[[case]]\nid = \"l\"\nmodel = \"Qwen/Qwen-Image-Layered\"\nprompt = {}\nlayers = 2\n",
+            toml::Value::String(prompt.into())
         );
         parse(&text, Path::new("/nowhere/s.toml")).unwrap()[0].request()
     };

@@ -48,6 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mode = Mode::for_run(&s)?;
     std::fs::create_dir_all(&s.out)
         .map_err(|e| anyhow::anyhow!("creating the output folder {}: {e}", s.out.display()))?;
+    // Two runs into one folder would interleave their reports: the second is refused.
+    let _lock = runner::lock_output(&s.out)?;
     // A previous run's report must not stand next to this run's images: replace it at once with
     // an empty partial one (`"complete": false`), rewritten after every case.
     runner::start_report(&s, &mode)?;

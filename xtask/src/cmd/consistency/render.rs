@@ -116,12 +116,10 @@ fn fmt_metric(v: Option<f64>) -> String {
 }
 
 /// `report.json` and the self-contained `index.html` (images inlined as data URIs): a table of
-/// cases, then per case output, GT and heat-map diff side by side, failures first.
+/// cases, then per case output, GT and heat-map diff side by side, failures first. The page is
+/// written first and report.json last, so that report.json never says more than the page shows:
+/// if the page cannot be written (a full disk), report.json stays the previous, partial one.
 pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
-    write_atomic(
-        &out.join("report.json"),
-        serde_json::to_string_pretty(report)?.as_bytes(),
-    )?;
     let mut h = String::new();
     head(&mut h, report);
     summary_table(&mut h, report);
@@ -129,7 +127,11 @@ pub fn write_report(out: &Path, report: &Report) -> anyhow::Result<()> {
         case_section(&mut h, out, c);
     }
     h.push_str("</body></html>\n");
-    write_atomic(&out.join("index.html"), h.as_bytes())
+    write_atomic(&out.join("index.html"), h.as_bytes())?;
+    write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(report)?.as_bytes(),
+    )
 }
 
 /// The page head, its style, the run's totals and state.
@@ -245,4 +247,21 @@ fn case_section(h: &mut String, out: &Path, c: &CaseReport) {
         }
     }
     h.push_str("</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page that cannot be written (here a folder in its place; on a full disk, no space) leaves
+    /// report.json as it was: never `"complete": true` beside a stale page.
+    #[test]
+    fn report_json_is_written_after_the_page_and_only_if_it_was() {
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir(out.path().join("index.html")).unwrap();
+        let report = Report::from_cases(Vec::new());
+        assert!(report.complete);
+        assert!(write_report(out.path(), &report).is_err());
+        assert!(!out.path().join("report.json").exists());
+    }
 }

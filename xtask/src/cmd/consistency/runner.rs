@@ -13,6 +13,41 @@ use super::settings::{Mode, Settings};
 use super::target::{Misbehaved, Target};
 use super::{compare, gt_write, print, render};
 
+/// An exclusive lock on the output folder for the run (`OUT/.consistency.lock`), released when the
+/// process ends, however it ends. A second run into the same folder is refused, naming the lock.
+pub(super) fn lock_output(out: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = out.join(".consistency.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open the lock {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another consistency run is writing to {} (it holds {}); wait for it or pick \
+             another --out",
+            out.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", path.display())
+        }
+    }
+}
+
+/// A case's files from a previous run (`OUT/cases/<id>/`) are removed when it starts, so that a
+/// case that cannot run this time shows none of the last run's images.
+fn clear_case_dir(out: &std::path::Path, id: &str) -> anyhow::Result<()> {
+    let dir = out.join("cases").join(id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => anyhow::bail!("cannot clear {} from a previous run: {e}", dir.display()),
+    }
+}
+
 /// The start of a run: the previous report in the output folder is replaced by an empty partial
 /// one (a comparing run) or removed (`--gen-gt`, which writes none).
 pub(super) fn start_report(s: &Settings, mode: &Mode) -> anyhow::Result<()> {
@@ -125,8 +160,10 @@ fn each_case<'c, T>(
     overall.set_prefix("consistency");
     let mut reports = Vec::new();
     for (case, item) in items {
-        let mut report =
-            f(target, case, item).unwrap_or_else(|e| match e.downcast::<CouldNotRun>() {
+        let mut report = clear_case_dir(&s.out, &case.id)
+            .map_err(could_not_run)
+            .and_then(|()| f(target, case, item))
+            .unwrap_or_else(|e| match e.downcast::<CouldNotRun>() {
                 Ok(CouldNotRun(e)) => CaseReport {
                     error: Some(format!("{e:#}")),
                     ..CaseReport::for_run(case, s.cuda_layout)
