@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use image::DynamicImage;
 use image_io::{LayeredResolution, Mode, qwen_layered_image};
-use text_encoder::image_processor::to_rgb;
+use image_io::convert_to_rgb;
 use text_encoder::{CaptionLanguage, Captioner, DEFAULT_MAX_NEW_TOKENS, StopReason};
 
 use crate::backend;
@@ -110,7 +110,7 @@ fn read_prompt_image(
         .condition
         .to_rgba_image()
         .context("the resized prompt image is not RGBA")?;
-    Ok(to_rgb(&DynamicImage::ImageRgba8(rgba)))
+    Ok(convert_to_rgb(&DynamicImage::ImageRgba8(rgba)))
 }
 
 /// A local folder as it is; a repo id: only what captioning reads (model_index.json,
