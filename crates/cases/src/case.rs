@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use pipeline::{InitialLatents, InputImage, LayeredOptions, Request, RequestFieldNames};
+use pipeline::{
+    InitialLatents, InputImage, LayeredOptions, Request, RequestFieldNames, VisionPositions,
+};
 use torch_rng::CudaPlatform;
 
 use crate::{Defaults, Error, GeneratorKind, SglangPreset};
@@ -44,6 +46,10 @@ pub struct Case {
     /// where absent (4 layers, bucket 640, off, off), or SGLang's with `defaults = "sglang"`
     /// (bucket 640, `cfg_normalize` and `use_en_prompt` on). Other pipelines ignore them.
     pub layered: LayeredOptions,
+    /// How the text encoder numbers an Edit prompt's image tokens (`vision_positions = "mrope" |
+    /// "sequential"`; default M-RoPE, as SGLang computes them; the official GT made with
+    /// transformers ≥ 5.15 and diffusers ≤ 0.42.1 used sequential ones, diffusers #14194).
+    pub vision_positions: VisionPositions,
 }
 
 /// Where one input image of a case comes from.
@@ -130,6 +136,7 @@ impl Case {
         r.true_cfg_scale = self.true_cfg_scale;
         r.guidance_scale = self.guidance_scale;
         r.layered = self.layered;
+        r.vision_positions = self.vision_positions;
         r
     }
 

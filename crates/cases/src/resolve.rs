@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use image_io::LayeredResolution;
-use pipeline::{LayeredOptions, MAX_LAYERS};
+use pipeline::{LayeredOptions, MAX_LAYERS, VisionPositions};
 
 use crate::schema::{OneOrMany, RawCase};
 use crate::source::Source;
@@ -82,6 +82,8 @@ pub(crate) fn resolve_case(
     );
     case.layered = layered_options(given, preset, &mut notes)
         .map_err(|why| fail(format!("case `{id}`: {why}")))?;
+    case.vision_positions = vision_positions(raw.vision_positions.as_deref())
+        .map_err(|why| fail(format!("case `{id}`: {why}")))?;
     case.id = id;
     case.model = model;
     case.num_gpus = raw.num_gpus.unwrap_or(1);
@@ -156,7 +158,19 @@ fn sampling(
         preset,
         defaulted: Vec::new(),
         layered: LayeredOptions::default(),
+        vision_positions: VisionPositions::default(),
     })
+}
+
+/// The `vision_positions` key: `mrope` (the default) or `sequential`.
+fn vision_positions(given: Option<&str>) -> Result<VisionPositions, String> {
+    match given {
+        None | Some("mrope") => Ok(VisionPositions::Mrope),
+        Some("sequential") => Ok(VisionPositions::Sequential),
+        Some(other) => Err(format!(
+            "vision_positions `{other}` is not one of mrope, sequential"
+        )),
+    }
 }
 
 /// The `generator` key: `cpu` or `cuda`; absent, CUDA under SGLang's defaults (the request's

@@ -35,6 +35,7 @@ pub(crate) struct RawCase {
     pub resolution: Option<u32>,
     pub cfg_normalize: Option<bool>,
     pub use_en_prompt: Option<bool>,
+    pub vision_positions: Option<String>,
 }
 
 /// `image = "a.png"` or `image = ["a.png", "https://…/b.jpg"]`.

@@ -259,3 +259,21 @@ fn a_whitespace_only_layered_prompt_is_captioned_as_sglang_does_under_its_defaul
     assert_eq!(r.prompt, "  ");
     assert!(!pipeline::needs_caption(Some(&r.prompt)));
 }
+
+#[test]
+fn vision_positions_reach_the_request() {
+    let head = "[[case]]\nid = \"e\"\nmodel = \"../tiny-qwen-image-edit-plus\"\nprompt = \"x\"\n\
+                image = \"../e2e-edit/edit_input.jpg\"\n";
+    let c = &p(head).unwrap()[0];
+    assert_eq!(c.vision_positions, pipeline::VisionPositions::Mrope);
+    let c = &p(&format!("{head}vision_positions = \"sequential\"\n")).unwrap()[0];
+    assert_eq!(c.vision_positions, pipeline::VisionPositions::Sequential);
+    assert_eq!(
+        c.request().vision_positions,
+        pipeline::VisionPositions::Sequential
+    );
+    let e = p(&format!("{head}vision_positions = \"3d\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x.toml:1") && e.contains("3d"), "{e}");
+}

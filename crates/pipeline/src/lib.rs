@@ -49,6 +49,8 @@ pub use layered::{LayeredInput, MAX_LAYERS, QwenImageLayeredPipeline, drop_alpha
 pub use limits::{MAX_PIXELS, MAX_SIDE, MAX_STEPS, Names as RequestFieldNames};
 pub use request::{Event, LayeredOptions, Output, Request, StageTimings};
 pub use text_to_image::QwenImagePipeline;
+/// How a prompt's image tokens are numbered (a [`Request`] setting, re-exported for its callers).
+pub use text_encoder::VisionPositions;
 
 /// The README's example, compiled as a doctest.
 #[doc = include_str!("../README.md")]

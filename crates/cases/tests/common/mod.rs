@@ -22,11 +22,7 @@ where
 }
 
 /// Largest absolute difference over the reference's largest magnitude.
-pub fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
-}
+pub use parity_support::peak_rel_err as max_rel_err;
 
 /// Case `id`'s latents after the first step equal the oracle's (`testdata/{goldens}/{id}.safetensors`)
 /// within 1e-4, so that a failure is located, and its image equals the official diffusers image

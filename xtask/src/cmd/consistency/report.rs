@@ -172,6 +172,10 @@ pub struct CaseReport {
     /// Set for a case that could not run (why): an error of the run, not a failed comparison.
     #[serde(default)]
     pub error: Option<String>,
+    /// How an Edit case's prompt numbered its image tokens (`mrope` | `sequential`); absent for
+    /// cases without input images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_positions: Option<String>,
     /// What produced the output (a server, or in process with its device).
     #[serde(default)]
     pub target: Option<TargetReport>,
@@ -210,6 +214,13 @@ impl CaseReport {
             inputs: vec![],
             skip_reason: None,
             error: None,
+            vision_positions: (!case.images.is_empty()).then(|| {
+                match case.vision_positions {
+                    pipeline::VisionPositions::Mrope => "mrope",
+                    pipeline::VisionPositions::Sequential => "sequential",
+                }
+                .to_string()
+            }),
             target: None,
             request: None,
             perf: None,
@@ -285,5 +296,27 @@ impl Report {
             slow,
             cases,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A case's `vision_positions` reaches report.json for a case with input images, and is absent
+    /// for text to image.
+    #[test]
+    fn vision_positions_round_trip_into_the_report() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/cases/x.toml");
+        let text = "[[case]]\nid = \"e\"\nmodel = \"../tiny-qwen-image-edit-plus\"\nprompt = \"x\"\n\
+                    image = \"../e2e-edit/edit_input.jpg\"\nvision_positions = \"sequential\"\n\
+                    [[case]]\nid = \"t\"\nmodel = \"../tiny-qwen-image\"\nprompt = \"x\"\n";
+        let cases = cases::parse(text, &dir).unwrap();
+        let json = |c| serde_json::to_value(CaseReport::new(c)).unwrap();
+        let edit = json(&cases[0]);
+        assert_eq!(edit["vision_positions"], "sequential");
+        let back: CaseReport = serde_json::from_value(edit).unwrap();
+        assert_eq!(back.vision_positions.as_deref(), Some("sequential"));
+        assert!(json(&cases[1]).get("vision_positions").is_none());
     }
 }
