@@ -45,6 +45,8 @@ enum Command {
     Bench(cmd::bench::Bench),
     /// torch's seeded noise (`torch.randn` on a CPU or CUDA generator) as a safetensors file.
     Randn(cmd::randn::Args),
+    /// Serve the pipeline behind SGLang's OpenAI-compatible image API (see docs/serve.md).
+    Serve(cmd::serve::Args),
 }
 
 /// Every option of every subcommand takes a negative number as its value, so that `--seed -1`
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Fixtures(a) => cmd::fixtures::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Randn(a) => cmd::randn::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     match result {
         Ok(code) => code,

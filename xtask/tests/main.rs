@@ -23,5 +23,6 @@ mod merge;
 mod randn;
 mod runs;
 mod serve;
+mod serve;
 mod sglang_suite;
 mod tidy;

@@ -110,11 +110,14 @@ impl Resolver for GuardedResolver {
     }
 }
 
+/// A fetched URL: the URL, when, the bytes.
+type Cached = (String, Instant, Arc<Vec<u8>>);
+
 /// Fetches input URLs under the rules above, through a bounded cache.
 pub struct Fetcher {
     agent: ureq::Agent,
     max_bytes: u64,
-    cache: Mutex<VecDeque<(String, Instant, Arc<Vec<u8>>)>>,
+    cache: Mutex<VecDeque<Cached>>,
 }
 
 impl Fetcher {
@@ -184,9 +187,7 @@ impl Fetcher {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.retain(|(u, ..)| u != url);
         cache.push_back((url.to_string(), Instant::now(), bytes));
-        let total = |c: &VecDeque<(String, Instant, Arc<Vec<u8>>)>| -> usize {
-            c.iter().map(|(.., b)| b.len()).sum()
-        };
+        let total = |c: &VecDeque<Cached>| -> usize { c.iter().map(|(.., b)| b.len()).sum() };
         while cache.len() > CACHE_ENTRIES || (cache.len() > 1 && total(&cache) > CACHE_BYTES) {
             cache.pop_front();
         }

@@ -10,4 +10,5 @@ pub mod generate;
 pub mod gt;
 pub mod metrics;
 pub mod randn;
+pub mod serve;
 pub mod tokenize;
