@@ -1,78 +1,63 @@
 //! Tidy checks (as rust-analyzer has them): ARCHITECTURE.md's layering, kept true by reading every
 //! `Cargo.toml` of the workspace, and the one place that names a concrete backend.
 //!
-//! When a new crate or a new edge is wanted, change ARCHITECTURE.md's code map first, then the
-//! tables below.
+//! The allowed edges are ARCHITECTURE.md's dependency table, read from the file itself: when a new
+//! crate or a new edge is wanted, change that table (and its prose).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::common::root;
 
-/// The workspace dependencies each crate may have ([dependencies], [build-dependencies] and
-/// target-specific ones), from ARCHITECTURE.md's code map: dependencies point down only; the
-/// model crates (text-encoder, qwen-image-dit, qwen-image-vae) never depend on each other; the
-/// small maths crates, gt-resolver and image-io depend on no other crate (config-file aside); only
-/// xtask knows them all (pipeline, metrics and gt-resolver together). `"*"` means any workspace
-/// crate.
-const ALLOWED: &[(&str, &[&str])] = &[
-    // Test scaffolding (a dev-dependency only, below everything).
-    ("fuzz-support", &[]),
-    // Reads a JSON config file, naming it in errors (no ML dependency).
-    ("config-file", &[]),
-    ("weights", &["config-file"]),
-    ("torch-rng", &[]),
-    ("flow-match", &["config-file"]),
-    ("cfg", &[]),
-    ("gt-resolver", &[]),
-    ("image-io", &[]),
-    ("tokenizer-loader", &["weights", "config-file"]),
-    (
-        "text-encoder",
-        &["weights", "tokenizer-loader", "image-io", "config-file"],
-    ),
-    ("qwen-image-dit", &["weights", "config-file"]),
-    ("qwen-image-vae", &["weights", "image-io", "config-file"]),
-    ("metrics", &["weights", "image-io", "config-file"]),
-    (
-        "pipeline",
-        &[
-            "weights",
-            "text-encoder",
-            "qwen-image-dit",
-            "qwen-image-vae",
-            "flow-match",
-            "cfg",
-            "torch-rng",
-            "image-io",
-        ],
-    ),
-    // The case file, mapped onto pipeline requests (the runner's and the server's input).
-    ("cases", &["pipeline", "weights", "torch-rng", "image-io"]),
-    // SGLang's image API in front of one pipeline (generic over the backend; xtask picks it).
-    (
-        "server",
-        &["pipeline", "cases", "text-encoder", "torch-rng", "image-io"],
-    ),
-    // xtask composes everything.
-    ("xtask", &["*"]),
-];
+/// A crate's allowed workspace dependencies: crate → the crates it may use.
+type Edges = BTreeMap<String, BTreeSet<String>>;
 
-/// Extra workspace crates a crate's tests and benches may use ([dev-dependencies]): the
-/// end-to-end test scores the pipeline's images with the metrics crate; every parser's fuzz test
-/// uses the shared proptest scaffolding.
-const ALLOWED_DEV: &[(&str, &[&str])] = &[
-    ("cases", &["metrics", "fuzz-support"]),
-    ("server", &["fuzz-support"]),
-    ("gt-resolver", &["fuzz-support"]),
-    ("image-io", &["fuzz-support"]),
-    ("metrics", &["fuzz-support"]),
-    ("qwen-image-dit", &["fuzz-support"]),
-    ("qwen-image-vae", &["fuzz-support"]),
-    ("text-encoder", &["fuzz-support"]),
-    ("tokenizer-loader", &["fuzz-support"]),
-    ("weights", &["fuzz-support"]),
-];
+/// The allowed edges, read from ARCHITECTURE.md's dependency table (the rows between
+/// `<!-- tidy:edges -->` and `<!-- /tidy:edges -->`: crate | may use | tests and benches may also
+/// use): the normal and build edges, then the extra dev edges. `any` becomes `"*"`, `—` none.
+fn architecture_edges() -> (Edges, Edges) {
+    let path = root().join("ARCHITECTURE.md");
+    let text = std::fs::read_to_string(&path).expect("read ARCHITECTURE.md");
+    parse_edges(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn parse_edges(text: &str) -> Result<(Edges, Edges), String> {
+    let start = text
+        .find("<!-- tidy:edges -->")
+        .ok_or("no `<!-- tidy:edges -->` marker")?;
+    let end = text[start..]
+        .find("<!-- /tidy:edges -->")
+        .ok_or("no `<!-- /tidy:edges -->` marker")?;
+    let list = |cell: &str| -> BTreeSet<String> {
+        cell.split(',')
+            .map(|c| c.trim().trim_matches('`').trim())
+            .filter(|c| !c.is_empty() && *c != "—")
+            .map(|c| {
+                if c == "any" {
+                    "*".to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
+    let (mut normal, mut dev) = (Edges::new(), Edges::new());
+    for line in text[start..start + end].lines() {
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').collect();
+        let name = cells.first().map_or("", |c| c.trim().trim_matches('`'));
+        if cells.len() != 3 || name.is_empty() || name == "crate" || name.starts_with("---") {
+            continue;
+        }
+        if normal.insert(name.to_string(), list(cells[1])).is_some() {
+            return Err(format!("crate `{name}` has two rows"));
+        }
+        dev.insert(name.to_string(), list(cells[2]));
+    }
+    if normal.is_empty() {
+        return Err("the dependency table has no rows".into());
+    }
+    Ok((normal, dev))
+}
 
 /// Model crates: never a dependency of one another, not even for tests.
 const MODELS: &[&str] = &["text-encoder", "qwen-image-dit", "qwen-image-vae"];
@@ -88,7 +73,7 @@ const NO_ML: &[&str] = &[
 ];
 
 /// Crates whose ML dependencies sit behind one feature, off without it.
-const ML_BEHIND_FEATURE: &[(&str, &str)] = &[("metrics", "clip")];
+const ML_BEHIND_FEATURE: &[(&str, &str)] = &[("metrics", "clip"), ("parity-support", "burn")];
 
 fn is_ml(dep: &str) -> bool {
     dep == "burn" || dep.starts_with("burn-") || dep == "tokenizers"
@@ -145,25 +130,16 @@ fn deps<'a>(m: &'a Manifest, kind: &str) -> BTreeMap<&'a str, &'a toml::Value> {
     out
 }
 
-fn table(
-    t: &'static [(&'static str, &'static [&'static str])],
-) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    t.iter()
-        .map(|(k, v)| (*k, v.iter().copied().collect()))
-        .collect()
-}
-
 /// Every edge the tables do not allow, as messages naming the manifest.
 fn edge_violations(all: &[Manifest]) -> Vec<String> {
     let members: BTreeSet<&str> = all.iter().map(|m| m.name.as_str()).collect();
-    let allowed = table(ALLOWED);
-    let allowed_dev = table(ALLOWED_DEV);
+    let (allowed, allowed_dev) = architecture_edges();
     let mut wrong = Vec::new();
     for m in all {
         let Some(ok) = allowed.get(m.name.as_str()) else {
             wrong.push(format!(
-                "{}: crate `{}` is not in tidy.rs's table: give it a place in ARCHITECTURE.md's \
-                 code map, then in ALLOWED",
+                "{}: crate `{}` is not in ARCHITECTURE.md's dependency table: give it a row \
+                 (and a paragraph in the code map)",
                 m.path.display(),
                 m.name
             ));
@@ -218,7 +194,7 @@ fn the_edge_check_catches_an_edge_going_up_or_sideways() {
     for needle in [
         "`qwen-image-dit` may not depend on `text-encoder`",
         "`flow-match` may not depend on `pipeline`",
-        "crate `new-crate` is not in tidy.rs's table",
+        "crate `new-crate` is not in ARCHITECTURE.md's dependency table",
     ] {
         assert!(wrong.contains(needle), "{needle}: {wrong}");
     }
@@ -442,4 +418,175 @@ fn the_tests_reuse_what_the_main_job_built() {
         test_profile.is_empty(),
         "[profile.test] sets {test_profile:?}: the tests would recompile the workspace"
     );
+}
+
+#[test]
+fn the_edge_table_is_read_from_architecture_md() {
+    let (normal, dev) = architecture_edges();
+    assert!(normal["xtask"].contains("*"));
+    assert!(normal["cases"].contains("pipeline"));
+    assert!(dev["cases"].contains("metrics"));
+    let table = "<!-- tidy:edges -->\n| crate | may use | tests |\n|---|---|---|\n\
+                 | `a` | `b`, `c` | — |\n| `b` | — | `c` |\n<!-- /tidy:edges -->";
+    let (n, d) = parse_edges(table).unwrap();
+    assert_eq!(n["a"].len(), 2);
+    assert!(n["b"].is_empty() && d["b"].contains("c"));
+    assert!(parse_edges("no table").is_err());
+    let twice = table.replace("| `b` | —", "| `a` | —");
+    assert!(parse_edges(&twice).unwrap_err().contains("two rows"));
+}
+
+/// Module → the modules of the same crate it names (`crate::a::b`, `super::x`, `self::x`), in
+/// code before its `#[cfg(test)]` module, comments and doc comments left out.
+fn module_imports(src: &std::path::Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read src dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let module_of = |p: &std::path::Path| -> String {
+        let rel = p.strip_prefix(src).expect("under src").with_extension("");
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        if matches!(
+            parts.last().map(String::as_str),
+            Some("mod" | "lib" | "main")
+        ) {
+            parts.pop();
+        }
+        parts.join("::")
+    };
+    let modules: BTreeSet<String> = files.iter().map(|p| module_of(p)).collect();
+    // The longest module path that `path` starts with.
+    let resolve = |path: &[&str]| -> Option<String> {
+        (0..=path.len())
+            .rev()
+            .map(|i| path[..i].join("::"))
+            .find(|m| modules.contains(m))
+    };
+    let mut graph = BTreeMap::new();
+    for f in &files {
+        let m = module_of(f);
+        let text = std::fs::read_to_string(f).expect("read source");
+        let code = text.split("\n#[cfg(test)]").next().unwrap_or("");
+        let mut out = BTreeSet::new();
+        let here: Vec<&str> = if m.is_empty() {
+            vec![]
+        } else {
+            m.split("::").collect()
+        };
+        let code: String = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for path in paths(&code) {
+            let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+            let mut base: Vec<&str> = match segs.first() {
+                Some(&"crate") => vec![],
+                Some(&"self" | &"super") => here.clone(),
+                _ => continue,
+            };
+            let mut rest = &segs[usize::from(segs[0] != "super")..];
+            while let Some((&"super", tail)) = rest.split_first() {
+                base.pop();
+                rest = tail;
+            }
+            let full: Vec<&str> = base.into_iter().chain(rest.iter().copied()).collect();
+            if let Some(t) = resolve(&full)
+                && t != m
+                && !t.is_empty()
+                && !m.starts_with(&format!("{t}::"))
+            {
+                out.insert(t);
+            }
+        }
+        graph.insert(m, out);
+    }
+    graph
+}
+
+/// Every `a::b::c` path in `code`, `use` groups expanded (`crate::{a, b::c}` gives `crate::a` and
+/// `crate::b::c`, one level deep, which is how the workspace writes them).
+fn paths(code: &str) -> Vec<String> {
+    let is_path = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+    let mut out = Vec::new();
+    let mut i = 0;
+    let bytes: Vec<char> = code.chars().collect();
+    while i < bytes.len() {
+        if !is_path(bytes[i]) || (i > 0 && is_path(bytes[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_path(bytes[i]) {
+            i += 1;
+        }
+        let token: String = bytes[start..i].iter().collect();
+        if token.ends_with("::") && bytes.get(i) == Some(&'{') {
+            let close = bytes[i..]
+                .iter()
+                .position(|&c| c == '}')
+                .map_or(bytes.len(), |p| i + p);
+            let group: String = bytes[i + 1..close].iter().collect();
+            for item in group.split(',') {
+                let item: String = item.trim().chars().take_while(|&c| is_path(c)).collect();
+                if !item.is_empty() {
+                    out.push(format!("{token}{item}"));
+                }
+            }
+            i = close;
+        } else if token.contains("::") {
+            out.push(token);
+        }
+    }
+    out
+}
+
+/// A cycle through `start`, if there is one.
+fn cycle_from(graph: &BTreeMap<String, BTreeSet<String>>, start: &str) -> Option<Vec<String>> {
+    let mut stack = vec![(start.to_string(), vec![start.to_string()])];
+    let mut seen = BTreeSet::new();
+    while let Some((node, path)) = stack.pop() {
+        for next in graph.get(&node).into_iter().flatten() {
+            if next == start {
+                return Some([path.clone(), vec![start.to_string()]].concat());
+            }
+            if seen.insert(next.clone()) {
+                stack.push((next.clone(), [path.clone(), vec![next.clone()]].concat()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn no_module_imports_a_module_that_imports_it() {
+    let mut srcs = vec![root().join("xtask/src")];
+    for e in std::fs::read_dir(root().join("crates"))
+        .expect("crates/")
+        .flatten()
+    {
+        srcs.push(e.path().join("src"));
+    }
+    let mut circles = Vec::new();
+    for src in srcs.iter().filter(|s| s.is_dir()) {
+        let graph = module_imports(src);
+        for m in graph.keys() {
+            if let Some(c) = cycle_from(&graph, m) {
+                circles.push(format!("{}: {}", src.display(), c.join(" → ")));
+                break;
+            }
+        }
+    }
+    assert!(circles.is_empty(), "\n{}", circles.join("\n"));
 }
