@@ -143,11 +143,7 @@ fn max_rel_err(path: &Path, key: &str, golden: &Path, golden_key: &str) -> f32 {
     let (a, sa) = read(path, key);
     let (b, sb) = read(golden, golden_key);
     assert_eq!(sa, sb, "{key} shape");
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(&b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale
+    parity_support::peak_rel_err(&a, &b)
 }
 
 #[test]

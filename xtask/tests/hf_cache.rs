@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use parity_support::peak_rel_err as max_rel_err;
+
 const REPO: &str = "test-org/tiny-qwen-image";
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -65,11 +67,6 @@ fn xtask(cache: &Path, elsewhere: &Path) -> Command {
         .env("HF_HOME", elsewhere)
         .env("HF_HUB_OFFLINE", "1");
     c
-}
-
-fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 fn tokenize(cmd: &mut Command) -> Output {

@@ -83,15 +83,9 @@ fn read(file: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
 /// Max |ours − theirs| over max |theirs|, after checking the shapes agree.
 fn max_rel_err(ours: &(Vec<f32>, Vec<usize>), theirs: &(Vec<f32>, Vec<usize>)) -> f32 {
     assert_eq!(ours.1, theirs.1, "shape");
-    let scale = theirs.0.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = ours
-        .0
-        .iter()
-        .zip(&theirs.0)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     // A NaN anywhere must fail, not vanish in `max`.
     assert!(ours.0.iter().all(|v| v.is_finite()), "non-finite output");
-    diff / scale
+    parity_support::peak_rel_err(ours, theirs)
 }
 
 fn assert_within(what: &str, err: f32) {

@@ -3,17 +3,9 @@
 //! timesteps match within 1e-6 (today they are bit-identical) and our Euler step matches
 //! `scheduler.step`.
 
-use std::path::PathBuf;
-
 use flow_match::{SchedulerConfig, SchedulerError, euler_step};
-use safetensors::{Dtype, SafeTensors};
+use parity_support::{Goldens, max_rel_err, testdata};
 use serde::Deserialize;
-
-fn testdata(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../testdata")
-        .join(rel)
-}
 
 #[derive(Deserialize)]
 struct Case {
@@ -24,60 +16,23 @@ struct Case {
     sigmas: Option<Vec<f64>>,
 }
 
-struct Goldens {
-    bytes: Vec<u8>,
+/// The oracle's schedules, Euler steps and (in metadata) their cases.
+fn goldens() -> Goldens {
+    Goldens::testdata("scheduler/schedules.safetensors")
 }
 
-impl Goldens {
-    fn load() -> Self {
-        let path = testdata("scheduler/schedules.safetensors");
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        Self { bytes }
-    }
-
-    fn cases(&self) -> Vec<Case> {
-        let (_, meta) = SafeTensors::read_metadata(&self.bytes).unwrap();
-        let cases = meta.metadata().as_ref().unwrap()["cases"].clone();
-        serde_json::from_str(&cases).unwrap()
-    }
-
-    fn f32s(&self, name: &str) -> Vec<f32> {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(t.dtype(), Dtype::F32, "{name}");
-        t.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    }
-
-    fn f64s(&self, name: &str) -> Vec<f64> {
-        let st = SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(t.dtype(), Dtype::F64, "{name}");
-        t.data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    }
+fn cases(goldens: &Goldens) -> Vec<Case> {
+    serde_json::from_value(goldens.metadata_json("cases")).unwrap()
 }
 
 fn config(file: &str) -> SchedulerConfig {
     SchedulerConfig::from_file(testdata("scheduler").join(file)).unwrap()
 }
 
-fn max_rel_err(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    ours.iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn every_oracle_schedule_is_reproduced_within_1e_6() {
-    let goldens = Goldens::load();
-    let cases = goldens.cases();
+    let goldens = goldens();
+    let cases = cases(&goldens);
     assert!(cases.len() >= 10, "expected the full case list");
     for case in cases
         .iter()
@@ -89,8 +44,8 @@ fn every_oracle_schedule_is_reproduced_within_1e_6() {
             Some(s) => cfg.schedule_with_sigmas(s, case.image_seq_len),
         }
         .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let sigmas = goldens.f32s(&format!("{}.sigmas", case.name));
-        let timesteps = goldens.f32s(&format!("{}.timesteps", case.name));
+        let sigmas = goldens.f32(&format!("{}.sigmas", case.name)).0;
+        let timesteps = goldens.f32(&format!("{}.timesteps", case.name)).0;
         assert_eq!(schedule.num_steps(), case.num_steps, "{}", case.name);
         let es = max_rel_err(&schedule.sigmas, &sigmas);
         let et = max_rel_err(&schedule.timesteps, &timesteps);
@@ -98,7 +53,7 @@ fn every_oracle_schedule_is_reproduced_within_1e_6() {
         assert!(et <= 1e-6, "{}: timesteps differ by {et}", case.name);
         assert_eq!(*schedule.sigmas.last().unwrap(), 0.0, "{}", case.name);
         if cfg.use_dynamic_shifting {
-            let mu = goldens.f64s(&format!("{}.mu", case.name))[0];
+            let mu = goldens.f64(&format!("{}.mu", case.name)).0[0];
             let ours = schedule.mu.expect("dynamic shifting reports μ");
             assert!(
                 (ours - mu).abs() <= 1e-12,
@@ -157,9 +112,9 @@ fn the_model_notes_reference_table_holds() {
 
 #[test]
 fn a_single_step_is_an_error_where_diffusers_returns_nan() {
-    let goldens = Goldens::load();
+    let goldens = goldens();
     assert!(
-        goldens.f32s("qwen_1024x1024_1.sigmas")[0].is_nan(),
+        goldens.f32("qwen_1024x1024_1.sigmas").0[0].is_nan(),
         "upstream quirk"
     );
     let err = config("qwen_image.json").schedule(1, 4096).unwrap_err();
@@ -171,11 +126,9 @@ fn a_single_step_is_an_error_where_diffusers_returns_nan() {
 
 #[test]
 fn euler_steps_match_scheduler_step() {
-    let goldens = Goldens::load();
-    let (_, meta) = SafeTensors::read_metadata(&goldens.bytes).unwrap();
-    let case_name = meta.metadata().as_ref().unwrap()["euler_case"].clone();
-    let case = goldens
-        .cases()
+    let goldens = goldens();
+    let case_name = goldens.metadata("euler_case");
+    let case = cases(&goldens)
         .into_iter()
         .find(|c| c.name == case_name)
         .unwrap();
@@ -183,9 +136,9 @@ fn euler_steps_match_scheduler_step() {
         .schedule(case.num_steps, case.image_seq_len)
         .unwrap();
 
-    let mut x = goldens.f32s("euler.sample");
-    let velocities = goldens.f32s("euler.velocities");
-    let outputs = goldens.f32s("euler.outputs");
+    let mut x = goldens.f32("euler.sample").0;
+    let velocities = goldens.f32("euler.velocities").0;
+    let outputs = goldens.f32("euler.outputs").0;
     let len = x.len();
     for step in schedule.steps() {
         let v = &velocities[step.index * len..(step.index + 1) * len];

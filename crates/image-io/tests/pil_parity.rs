@@ -9,6 +9,7 @@ use image_io::{
     calculate_dimensions, decode_jpeg, encode_jpeg, load, qwen_edit_image, qwen_edit_output_size,
     qwen_edit_plus_image, qwen_layered_image,
 };
+use parity_support::Goldens;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -150,8 +151,7 @@ fn convert_equals_pillow() {
 
 #[test]
 fn preprocess_equals_diffusers() {
-    let bytes = std::fs::read(dir().join("vae/preprocess.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let st = Goldens::open(dir().join("vae/preprocess.safetensors"));
     let qwen = VaeImageProcessor::qwen_image();
     let to_rgb = VaeImageProcessor {
         do_convert_rgb: true,
@@ -191,14 +191,9 @@ fn preprocess_equals_diffusers() {
         ("bicubic8_rgb_h24_w40", bicubic, &rgb, Some(24), Some(40)),
     ];
     for (name, proc, img, h, w) in cases {
-        let want = st.tensor(name).unwrap();
+        let (want, shape) = st.f32(name);
         let ours = proc.preprocess(img, h, w).unwrap();
-        assert_eq!(&ours.shape[..], want.shape(), "{name}: shape");
-        let want: Vec<f32> = want
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        assert_eq!(&ours.shape[..], &shape[..], "{name}: shape");
         let max = ours
             .data
             .iter()

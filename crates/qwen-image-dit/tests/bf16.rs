@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
+use parity_support::peak_rel_err as rel_err;
 use qwen_image_dit::{AttentionImpl, DitInputs, ImageShape, QwenImageTransformer};
 use weights::{CastFloats, Weights};
 
@@ -17,14 +18,6 @@ type Bf16 = Flex;
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-fn rel_err(ours: Vec<f32>, theirs: &[f32]) -> f32 {
-    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-    ours.iter()
-        .zip(theirs)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
 }
 
 fn run(file: &str, imp: AttentionImpl) -> (Vec<f32>, Vec<f32>, DType) {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use burn::tensor::{Int, Tensor, TensorData};
+use parity_support::peak_rel_err as max_rel_err;
 use qwen_image_dit::{AttentionImpl, DitInputs, ImageShape, QwenImageTransformer};
 use weights::Weights;
 
@@ -54,13 +55,6 @@ impl Golden {
         // Every sample of a golden batch has the same shape; the model uses the first (as upstream).
         vec![ImageShape::new(v[0] as usize, v[1] as usize, v[2] as usize)]
     }
-}
-
-fn max_rel_err<const D: usize>(ours: Tensor<B, D>, theirs: Tensor<B, D>) -> f32 {
-    assert_eq!(ours.dims(), theirs.dims(), "shape mismatch");
-    let diff: f32 = (ours - theirs.clone()).abs().max().into_scalar();
-    let scale: f32 = theirs.abs().max().into_scalar();
-    diff / scale
 }
 
 fn assert_close<const D: usize>(part: &str, ours: Tensor<B, D>, theirs: Tensor<B, D>) {

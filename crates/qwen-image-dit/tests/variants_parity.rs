@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
+use parity_support::peak_rel_err as max_rel_err;
 use qwen_image_dit::{AttentionImpl, DitInputs, ImageShape, QwenImageTransformer, Rope};
 use weights::{CastFloats, Weights};
 
@@ -66,13 +67,6 @@ impl Golden {
         );
         rows[..k].to_vec()
     }
-}
-
-fn max_rel_err<const D: usize>(ours: Tensor<B, D>, theirs: Tensor<B, D>) -> f32 {
-    assert_eq!(ours.dims(), theirs.dims(), "shape mismatch");
-    let diff: f32 = (ours - theirs.clone()).abs().max().into_scalar();
-    let scale: f32 = theirs.abs().max().into_scalar();
-    diff / scale
 }
 
 fn assert_close<const D: usize>(part: &str, ours: Tensor<B, D>, theirs: Tensor<B, D>) {

@@ -2,31 +2,15 @@
 //! reference's f32 RMS-norm statistics and stay close to the official f32 decode / encode (RGB and
 //! RGBA VAEs).
 
-use std::path::{Path, PathBuf};
-
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Tensor};
+use parity_support::{Values, peak_rel_err, testdata};
 use qwen_image_vae::{QwenImageVae, QwenImageVaeEncoder, normalize};
 use weights::{CastFloats, Weights};
 
 // burn Flex runs bf16 tensors inside its f32 backend type: parameters and input are cast to bf16.
 type B = Flex;
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-/// Max |ours − want| over max |want|: the bf16 tests' error measure.
-fn scaled_err(ours: Tensor<B, 5>, want: &[f32]) -> f32 {
-    let ours = ours.into_data().convert::<f32>().to_vec::<f32>().unwrap();
-    assert_eq!(ours.len(), want.len());
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    ours.iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
-}
 
 /// The bound for a bf16 run: the usual 5e-2, or the official model's own bf16 drift from its f32
 /// output (`bf16_scaled_err`, measured by the oracle) where that is larger: the tiny RGBA VAE is
@@ -40,10 +24,10 @@ fn bound(g: &Weights) -> f32 {
 /// the official f32 values.
 fn assert_bf16_encode_close(vae_dir: &str, golden: &str) {
     let dev = Default::default();
-    let enc = QwenImageVaeEncoder::<B>::load(testdata().join(vae_dir), &dev)
+    let enc = QwenImageVaeEncoder::<B>::load(testdata(vae_dir), &dev)
         .unwrap()
         .map(&mut CastFloats(FloatDType::BF16));
-    let g = Weights::open(testdata().join("vae-encoder").join(golden)).unwrap();
+    let g = Weights::open(testdata("vae-encoder").join(golden)).unwrap();
     let image: Tensor<B, 5> = g
         .get_any::<B, 5>("image", &dev)
         .unwrap()
@@ -53,7 +37,7 @@ fn assert_bf16_encode_close(vae_dir: &str, golden: &str) {
     let normalized = normalize(mean.clone(), enc.config()).unwrap();
     assert_eq!(normalized.dtype(), DType::BF16);
     for (name, ours) in [("mean", mean), ("normalized", normalized)] {
-        let err = scaled_err(ours, &g.get_f32(name).unwrap().0);
+        let err = peak_rel_err(&ours.values(), &g.get_f32(name).unwrap().0);
         eprintln!(
             "{golden}: bf16 {name} max rel err {err:.3e} (bound {:.3e})",
             bound(&g)
@@ -78,17 +62,17 @@ fn bf16_rgba_encode_stays_close_to_the_f32_reference() {
 #[test]
 fn bf16_rgba_decode_stays_close_to_the_f32_reference() {
     let dev = Default::default();
-    let vae = QwenImageVae::<B>::load(testdata().join("vae-encoder/rgba-vae"), &dev)
+    let vae = QwenImageVae::<B>::load(testdata("vae-encoder/rgba-vae"), &dev)
         .unwrap()
         .map(&mut CastFloats(FloatDType::BF16));
-    let g = Weights::open(testdata().join("vae-encoder/decode_rgba_3x5.safetensors")).unwrap();
+    let g = Weights::open(testdata("vae-encoder/decode_rgba_3x5.safetensors")).unwrap();
     let latents: Tensor<B, 5> = g
         .get_any::<B, 5>("latents", &dev)
         .unwrap()
         .cast(FloatDType::BF16);
     let out = vae.decode(latents).unwrap();
     assert_eq!((out.dtype(), out.dims()[1]), (DType::BF16, 4));
-    let err = scaled_err(out, &g.get_f32("sample").unwrap().0);
+    let err = peak_rel_err(&out.values(), &g.get_f32("sample").unwrap().0);
     eprintln!(
         "bf16 RGBA decode max rel err {err:.3e} (bound {:.3e})",
         bound(&g)
@@ -99,10 +83,10 @@ fn bf16_rgba_decode_stays_close_to_the_f32_reference() {
 #[test]
 fn bf16_decode_stays_close_to_the_f32_reference() {
     let dev = Default::default();
-    let vae = QwenImageVae::<B>::load(testdata().join("tiny-qwen-image/vae"), &dev)
+    let vae = QwenImageVae::<B>::load(testdata("tiny-qwen-image/vae"), &dev)
         .unwrap()
         .map(&mut CastFloats(FloatDType::BF16));
-    let g = Weights::open(testdata().join("vae/decode_6x10.safetensors")).unwrap();
+    let g = Weights::open(testdata("vae/decode_6x10.safetensors")).unwrap();
     let latents: Tensor<B, 5> = g
         .get_any::<B, 5>("latents", &dev)
         .unwrap()

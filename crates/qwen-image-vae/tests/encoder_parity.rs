@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use burn::tensor::Tensor;
+use parity_support::{max_rel_err, testdata};
 use qwen_image_vae::{
     Error, QwenImageAutoencoder, QwenImageVae, QwenImageVaeEncoder, VaeConfig, normalize,
 };
@@ -17,37 +18,22 @@ type B = Flex;
 
 const TOLERANCE: f32 = 1e-4;
 
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
 fn rgb_vae_dir() -> PathBuf {
-    testdata().join("tiny-qwen-image/vae")
+    testdata("tiny-qwen-image/vae")
 }
 
 fn rgba_vae_dir() -> PathBuf {
-    testdata().join("vae-encoder/rgba-vae")
+    testdata("vae-encoder/rgba-vae")
 }
 
 fn golden(name: &str) -> Weights {
-    let path = testdata().join("vae-encoder").join(name);
+    let path = testdata("vae-encoder").join(name);
     Weights::open(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn tensor<const D: usize>(g: &Weights, name: &str) -> Tensor<B, D> {
     g.get_any(name, &Default::default())
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Max over elements of |ours − theirs| / max(|theirs|, 1).
-fn max_rel_err<const D: usize>(ours: &Tensor<B, D>, theirs: &Tensor<B, D>) -> f32 {
-    assert_eq!(ours.dims(), theirs.dims(), "shapes differ");
-    let a = ours.clone().into_data().to_vec::<f32>().unwrap();
-    let b = theirs.clone().into_data().to_vec::<f32>().unwrap();
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f32::max)
 }
 
 fn encoder(dir: &Path) -> QwenImageVaeEncoder<B> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
+use parity_support::{max_rel_err, testdata};
 use qwen_image_vae::{
     Error, QwenImageVae, VaeConfig, denormalize, pack_latents, to_rgb_images, unpack_latents,
 };
@@ -16,16 +17,12 @@ type B = Flex;
 
 const TOLERANCE: f32 = 1e-4;
 
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
 fn tiny_vae_dir() -> PathBuf {
-    testdata().join("tiny-qwen-image/vae")
+    testdata("tiny-qwen-image/vae")
 }
 
 fn golden(name: &str) -> Weights {
-    let path = testdata().join("vae").join(name);
+    let path = testdata("vae").join(name);
     Weights::open(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -36,17 +33,6 @@ fn tensor<const D: usize>(g: &Weights, name: &str) -> Tensor<B, D> {
 
 fn ints(g: &Weights, name: &str) -> Vec<i64> {
     g.get_i64(name).unwrap_or_else(|e| panic!("{e}")).0
-}
-
-/// Max over elements of |ours − theirs| / max(|theirs|, 1).
-fn max_rel_err<const D: usize>(ours: &Tensor<B, D>, theirs: &Tensor<B, D>) -> f32 {
-    assert_eq!(ours.dims(), theirs.dims(), "shapes differ");
-    let a = ours.clone().into_data().to_vec::<f32>().unwrap();
-    let b = theirs.clone().into_data().to_vec::<f32>().unwrap();
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f32::max)
 }
 
 fn load_tiny() -> QwenImageVae<B> {

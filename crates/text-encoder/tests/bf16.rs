@@ -2,29 +2,25 @@
 //! reference's f32 islands — RMSNorm statistics and the RoPE angles (positions up to 1058 are not
 //! exact in bf16) — and stays close to the official f32 hidden states.
 
-use std::path::{Path, PathBuf};
-
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use text_encoder::QwenTextEncoder;
+
+use crate::common::{peak_rel_err, testdata};
 use weights::{CastFloats, Weights};
 
 // burn Flex runs bf16 tensors inside its f32 backend type: every parameter is cast to bf16, as
 // `Cuda<bf16>` holds them.
 type B = Flex;
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
 #[test]
 fn bf16_hidden_states_stay_close_to_the_f32_reference() {
     let dev = Default::default();
-    let model = QwenTextEncoder::<B>::load(testdata().join("tiny-qwen-image/text_encoder"), &dev)
+    let model = QwenTextEncoder::<B>::load(testdata("tiny-qwen-image/text_encoder"), &dev)
         .unwrap()
         .map(&mut CastFloats(FloatDType::BF16));
-    let g = Weights::open(testdata().join("text-encoder/hidden_states.safetensors")).unwrap();
+    let g = Weights::open(testdata("text-encoder/hidden_states.safetensors")).unwrap();
     let ids = |name: &str| {
         let (v, s) = g.get_i64(name).unwrap();
         Tensor::<B, 2, Int>::from_data(TensorData::new(v, s), &dev)
@@ -33,12 +29,7 @@ fn bf16_hidden_states_stay_close_to_the_f32_reference() {
     assert_eq!(out.dtype(), DType::BF16);
     let ours = out.into_data().convert::<f32>().to_vec::<f32>().unwrap();
     let (want, _) = g.get_f32("hidden_states.2").unwrap();
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = ours
-        .iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale;
+    let err = peak_rel_err(&ours, &want);
     eprintln!("bf16 max rel err {err:.3e}");
     assert!(
         err < 3e-2,

@@ -8,7 +8,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use common::{B, Goldens, max_rel_err, read_entries, testdata};
+use common::{B, Goldens, max_rel_err, testdata};
 use image::{DynamicImage, RgbImage};
 use image_io::{LayeredResolution, Mode, qwen_layered_image};
 use serde_json::Value;
@@ -22,7 +22,7 @@ use tokenizer_loader::QwenTokenizer;
 const TOLERANCE: f32 = 1e-4;
 
 fn goldens() -> Goldens {
-    Goldens::open("caption/caption.safetensors")
+    Goldens::testdata("caption/caption.safetensors")
 }
 
 /// The pipeline's prompt image: the RGBA input as `Image.open(..).convert("RGBA")` gives it,
@@ -59,20 +59,6 @@ fn ids_u32(v: &Value) -> Vec<u32> {
     serde_json::from_value(v.clone()).expect("ids")
 }
 
-/// An f64 golden (the pixel sums), which the shared helpers do not read.
-fn f64s(name: &str) -> Vec<f64> {
-    let entries = read_entries(&testdata("caption/caption.safetensors"));
-    let e = entries
-        .iter()
-        .find(|e| e.name == name)
-        .unwrap_or_else(|| panic!("{name} missing"));
-    assert_eq!(e.dtype, safetensors::Dtype::F64, "{name}");
-    e.data
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .collect()
-}
-
 fn check_inputs(g: &Goldens, name: &str, inputs: &CaptionInputs) {
     let (ids, shape) = g.i64(&format!("{name}.input_ids"));
     assert_eq!(shape, vec![1, inputs.len()], "{name}: prompt length");
@@ -100,7 +86,7 @@ fn check_inputs(g: &Goldens, name: &str, inputs: &CaptionInputs) {
     }
     for (what, ours) in [("row_sums", rows), ("col_sums", cols)] {
         let name = format!("{name}.pixel_values.{what}");
-        let want = f64s(&name);
+        let (want, _) = goldens().f64(&name);
         assert_eq!(ours.len(), want.len(), "{name}");
         let worst = ours
             .iter()

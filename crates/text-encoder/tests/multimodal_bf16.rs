@@ -7,7 +7,7 @@ use crate::common;
 
 use burn::module::Module;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
-use common::{B, Goldens, tiny_text_encoder, values};
+use common::{B, Goldens, batch, peak_rel_err, tiny_text_encoder, values};
 use text_encoder::{MultimodalInputs, QwenTextEncoder, mrope_position_ids};
 use weights::CastFloats;
 
@@ -17,9 +17,9 @@ fn bf16_multimodal_hidden_states_stay_close_to_the_f32_reference() {
     let model = QwenTextEncoder::<B>::load(tiny_text_encoder(), &dev)
         .unwrap()
         .map(&mut CastFloats(FloatDType::BF16));
-    let g = Goldens::open("text-encoder-mm/mm_embeds.safetensors");
+    let g = Goldens::testdata("text-encoder-mm/mm_embeds.safetensors");
     for case in ["edit_batch", "edit_plus"] {
-        let batch = g.batch(&format!("{case}."));
+        let batch = batch(&g, &format!("{case}."));
         let (grid, _) = g.i64(&format!("{case}.image_grid_thw"));
         let grids: Vec<[usize; 3]> = grid
             .chunks_exact(3)
@@ -61,12 +61,7 @@ fn bf16_multimodal_hidden_states_stay_close_to_the_f32_reference() {
                 .collect()
         };
         let (ours, want) = (real(&ours), real(&want));
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = ours
-            .iter()
-            .zip(&want)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-            / scale;
+        let err = peak_rel_err(&ours, &want);
         eprintln!("{case}: bf16 max rel err {err:.3e}");
         assert!(
             err < 3e-2,

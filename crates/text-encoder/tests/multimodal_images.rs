@@ -15,7 +15,7 @@ use text_encoder::{PromptEncoder, VisionPositions, load_image};
 const TOLERANCE: f32 = 1e-4;
 
 fn goldens() -> Goldens {
-    Goldens::open("text-encoder-mm/mm_embeds.safetensors")
+    Goldens::testdata("text-encoder-mm/mm_embeds.safetensors")
 }
 
 struct Case {

@@ -12,7 +12,7 @@ use crate::common;
 use std::path::PathBuf;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{B, Goldens, ints, max_rel_err, testdata, values};
+use common::{B, Goldens, batch, ints, max_rel_err, testdata, values};
 use text_encoder::{
     EDIT_TEMPLATE_PREFIX_TOKENS, Error, ImageEmbeds, MultimodalInputs, PromptEncoder,
     PromptTemplate, VisionPositions, mrope_position_ids,
@@ -23,7 +23,7 @@ const GOLDENS: &str = "text-encoder-mm/mm_embeds.safetensors";
 const CASES: [&str; 3] = ["edit_batch", "edit_single", "edit_plus"];
 
 fn goldens() -> Goldens {
-    Goldens::open(GOLDENS)
+    Goldens::testdata(GOLDENS)
 }
 
 fn info(g: &Goldens, case: &str) -> serde_json::Value {
@@ -90,7 +90,7 @@ fn image_embeds(g: &Goldens, prefix: &str) -> Vec<ImageEmbeds<B>> {
 }
 
 fn positions(g: &Goldens, prefix: &str) -> Vec<i64> {
-    let batch = g.batch(prefix);
+    let batch = batch(g, prefix);
     mrope_position_ids(
         &batch.ids,
         &batch.mask,
@@ -143,7 +143,11 @@ fn image_placeholders_expand_and_tokenize_exactly_as_the_processor() {
         let ours = enc
             .tokenize_with_images(&prompts(&g, case), &grids)
             .expect("tokenizes");
-        assert_eq!(ours, g.batch(&prefix), "{case}: input_ids / attention_mask");
+        assert_eq!(
+            ours,
+            batch(&g, &prefix),
+            "{case}: input_ids / attention_mask"
+        );
     }
 }
 
@@ -159,7 +163,7 @@ fn mrope_positions_equal_get_rope_index_with_right_and_left_padding() {
         assert_eq!(shape[0], 3);
         assert_eq!(positions(&g, &prefix), want, "{prefix}position_ids");
     }
-    let mask = g.batch("left_padded.").mask;
+    let mask = batch(&g, "left_padded.").mask;
     assert_eq!(mask[0], 0, "the left-padded case starts with a pad");
 }
 
@@ -190,7 +194,7 @@ fn every_layer_matches_transformers_with_3d_positions() {
     let layers = model.config().num_hidden_layers;
     for case in CASES {
         let prefix = format!("{case}.");
-        let batch = g.batch(&prefix);
+        let batch = batch(&g, &prefix);
         let p = positions(&g, &prefix);
         let out = model
             .forward_multimodal_hidden_states(MultimodalInputs {
@@ -284,7 +288,7 @@ fn a_left_padded_batch_gives_the_same_real_rows_as_transformers() {
     let g = goldens();
     let enc = encoder_for(&g, "edit_batch");
     let prefix = "left_padded.";
-    let batch = g.batch(prefix);
+    let batch = batch(&g, prefix);
     let out = enc
         .encoder()
         .forward_multimodal(MultimodalInputs {
@@ -377,7 +381,7 @@ fn edit_plus_without_images_encodes_the_bare_edit_template_as_the_pipeline() {
     assert_eq!(
         enc.tokenize_with_images(&prompts, &none)
             .expect("tokenizes"),
-        g.batch("edit_plus_text."),
+        batch(&g, "edit_plus_text."),
         "ids / mask"
     );
     // `encode` without images; `max_sequence_length` is ignored, as diffusers ignores it.

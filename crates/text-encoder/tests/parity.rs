@@ -5,7 +5,7 @@
 use crate::common;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use common::{B, Goldens, ints, max_rel_err, tiny_pipeline, tiny_text_encoder, values};
+use common::{B, Goldens, batch, ints, max_rel_err, tiny_pipeline, tiny_text_encoder, values};
 use text_encoder::{
     DEFAULT_MAX_SEQUENCE_LENGTH, Error, PROMPT_TEMPLATE, PromptEmbeds, PromptEncoder,
     QwenTextEncoder, TEMPLATE_PREFIX_TOKENS, format_prompt,
@@ -38,14 +38,14 @@ fn assert_close(what: &str, ours: Vec<f32>, g: &Goldens, name: &str) {
 
 #[test]
 fn rope_inverse_frequencies_equal_transformers_bit_for_bit() {
-    let g = Goldens::open("text-encoder/hidden_states.safetensors");
+    let g = Goldens::testdata("text-encoder/hidden_states.safetensors");
     let (theirs, _) = g.f32("inv_freq");
     assert_eq!(encoder().inv_freq(), theirs.as_slice());
 }
 
 #[test]
 fn every_layer_matches_transformers_hidden_states_on_one_prompt() {
-    let g = Goldens::open("text-encoder/hidden_states.safetensors");
+    let g = Goldens::testdata("text-encoder/hidden_states.safetensors");
     let enc = encoder();
     let layers = enc.config().num_hidden_layers;
     let out = enc.forward_hidden_states(
@@ -76,9 +76,9 @@ fn every_layer_matches_transformers_hidden_states_on_one_prompt() {
 /// Our prompt path on the tokens the pipeline made, against `_get_qwen_prompt_embeds` (all rows,
 /// `max_sequence_length` 1024) and `encode_prompt(max_sequence_length=512)`.
 fn check_prompt_case(case: &str) -> (PromptEmbeds<B>, PromptEmbeds<B>) {
-    let g = Goldens::open("text-encoder/prompt_embeds.safetensors");
+    let g = Goldens::testdata("text-encoder/prompt_embeds.safetensors");
     let enc = encoder();
-    let tokens = g.batch(&format!("{case}."));
+    let tokens = batch(&g, &format!("{case}."));
     let checks = [
         (1024, format!("{case}.")),
         (512, format!("{case}.encoded.")),
@@ -128,8 +128,11 @@ fn a_padded_batch_of_space_cjk_emoji_and_long_prompts_matches_the_pipeline() {
 
 #[test]
 fn a_prompt_cut_by_tokenizer_truncation_still_matches_the_pipeline() {
-    let g = Goldens::open("text-encoder/prompt_embeds.safetensors");
-    assert_eq!(g.batch("truncated.").seq_len, 1024 + TEMPLATE_PREFIX_TOKENS);
+    let g = Goldens::testdata("text-encoder/prompt_embeds.safetensors");
+    assert_eq!(
+        batch(&g, "truncated.").seq_len,
+        1024 + TEMPLATE_PREFIX_TOKENS
+    );
     let (full, encoded) = check_prompt_case("truncated");
     assert_eq!(full.lengths, [1024]);
     assert_eq!(encoded.lengths, [512]);
@@ -174,14 +177,14 @@ fn the_real_tokenizer_makes_the_template_prefix_exactly_34_tokens() {
 
 #[test]
 fn prompts_encoded_end_to_end_match_the_pipeline_tokens_and_embeddings() {
-    let g = Goldens::open("text-encoder/prompt_embeds.safetensors");
+    let g = Goldens::testdata("text-encoder/prompt_embeds.safetensors");
     let enc =
         PromptEncoder::<B>::from_pipeline_dir(tiny_pipeline(), &Default::default()).expect("loads");
     for case in ["batch", "truncated", "empty"] {
         let prompts = prompts(&g, case);
         assert_eq!(
             enc.tokenize(&prompts).expect("tokenizes"),
-            g.batch(&format!("{case}.")),
+            batch(&g, &format!("{case}.")),
             "{case}: tokens"
         );
         let out = enc

@@ -8,7 +8,6 @@ use crate::common;
 use burn::tensor::{Tensor, TensorData};
 use common::{B, Goldens, max_rel_err, testdata, values};
 use image::RgbImage;
-use safetensors::{Dtype, SafeTensors};
 use text_encoder::image_processor::open_rgb;
 use text_encoder::{Error, ImageProcessor, QwenTextEncoder, VisionTower, smart_resize};
 
@@ -32,31 +31,14 @@ fn images() -> Vec<RgbImage> {
 }
 
 /// A `[3, h, w]` u8 golden (channel-first, as torch holds it) as an RGB image.
-fn u8_image(st: &SafeTensors<'_>, name: &str) -> RgbImage {
-    let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(t.dtype(), Dtype::U8, "{name}");
-    let [c, h, w] = t.shape() else {
-        panic!("{name}: shape {:?}", t.shape())
-    };
-    assert_eq!(*c, 3);
-    let chw = t.data();
-    let mut hwc = vec![0u8; h * w * 3];
-    for ch in 0..3 {
-        for i in 0..h * w {
-            hwc[i * 3 + ch] = chw[ch * h * w + i];
-        }
-    }
-    RgbImage::from_raw(*w as u32, *h as u32, hwc).expect("buffer size")
+fn u8_image(g: &Goldens, name: &str) -> RgbImage {
+    let (hwc, (w, h)) = g.u8_image_hwc(name);
+    RgbImage::from_raw(w, h, hwc).unwrap_or_else(|| panic!("{name}: not 3 channels"))
 }
 
 fn max_abs_diff_u8(a: &RgbImage, b: &RgbImage) -> u8 {
     assert_eq!(a.dimensions(), b.dimensions());
-    a.as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| x.abs_diff(*y))
-        .max()
-        .unwrap_or(0)
+    parity_support::max_abs_diff_u8(a.as_raw(), b.as_raw())
 }
 
 fn grid(g: &Goldens) -> Vec<[usize; 3]> {
@@ -77,7 +59,7 @@ fn pixel_values(g: &Goldens) -> Tensor<B, 2> {
 
 #[test]
 fn smart_resize_matches_transformers_on_every_case() {
-    let info = Goldens::open("vision/processor.safetensors").info();
+    let info = Goldens::testdata("vision/processor.safetensors").info();
     let cases = info["smart_resize_cases"].as_array().expect("cases");
     assert!(cases.len() >= 10);
     for c in cases {
@@ -98,8 +80,7 @@ fn smart_resize_matches_transformers_on_every_case() {
 
 #[test]
 fn each_image_is_converted_and_resized_exactly_as_torchvision() {
-    let bytes = std::fs::read(testdata("vision/resize.safetensors")).expect("resize goldens");
-    let st = SafeTensors::deserialize(&bytes).expect("safetensors");
+    let st = Goldens::testdata("vision/resize.safetensors");
     let p = processor();
     for (i, img) in images().iter().enumerate() {
         let want = u8_image(&st, &format!("resized.{i}"));
@@ -115,7 +96,7 @@ fn each_image_is_converted_and_resized_exactly_as_torchvision() {
 
 #[test]
 fn pixel_values_and_grid_equal_the_processors() {
-    let g = Goldens::open("vision/processor.safetensors");
+    let g = Goldens::testdata("vision/processor.safetensors");
     let out = processor().preprocess(&images()).expect("preprocesses");
     assert_eq!(out.grid_thw, grid(&g));
     assert_eq!(out.grid_thw, vec![[1, 4, 6], [1, 6, 8]]);
@@ -136,8 +117,8 @@ fn pixel_values_and_grid_equal_the_processors() {
 
 #[test]
 fn the_vision_tower_matches_transformers_at_every_stage() {
-    let p = Goldens::open("vision/processor.safetensors");
-    let g = Goldens::open("vision/tower.safetensors");
+    let p = Goldens::testdata("vision/processor.safetensors");
+    let g = Goldens::testdata("vision/tower.safetensors");
     let tower = VisionTower::<B>::load(tower_dir(), &Default::default()).expect("tiny tower loads");
     let out = tower
         .forward_intermediates(pixel_values(&p), &grid(&p))
@@ -177,8 +158,8 @@ fn the_vision_tower_matches_transformers_at_every_stage() {
 
 #[test]
 fn one_image_at_a_time_gives_the_rows_of_the_batched_call() {
-    let p = Goldens::open("vision/processor.safetensors");
-    let g = Goldens::open("vision/tower.safetensors");
+    let p = Goldens::testdata("vision/processor.safetensors");
+    let g = Goldens::testdata("vision/tower.safetensors");
     let dev = Default::default();
     let tower = VisionTower::<B>::load(tower_dir(), &dev).expect("tiny tower loads");
     let out = processor()
@@ -197,7 +178,7 @@ fn one_image_at_a_time_gives_the_rows_of_the_batched_call() {
 
 #[test]
 fn grids_that_do_not_fit_pixel_values_are_errors_not_panics() {
-    let p = Goldens::open("vision/processor.safetensors");
+    let p = Goldens::testdata("vision/processor.safetensors");
     let tower = VisionTower::<B>::load(tower_dir(), &Default::default()).expect("tiny tower loads");
     for bad in [
         vec![[1, 4, 6]],             // too few patches
@@ -255,8 +236,8 @@ mod loading {
                 }
             }
         });
-        let p = Goldens::open("vision/processor.safetensors");
-        let g = Goldens::open("vision/tower.safetensors");
+        let p = Goldens::testdata("vision/processor.safetensors");
+        let g = Goldens::testdata("vision/tower.safetensors");
         let tower = VisionTower::<B>::load(dir.path(), &Default::default()).expect("loads");
         let out = tower.forward(pixel_values(&p), &grid(&p)).expect("runs");
         let err = max_rel_err(&values(out), &g.f32("image_embeds").0);
