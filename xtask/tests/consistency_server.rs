@@ -33,9 +33,10 @@ impl Req {
     fn prompt(&self) -> &str {
         self.fields["prompt"].as_str().unwrap_or("")
     }
-    /// The warm-up (one step), not a case.
+    /// The warm-up (two steps; the cases here take three), not a case.
     fn warm_up(&self) -> bool {
-        self.fields.get("num_inference_steps").map(Value::to_string) == Some("1".into())
+        let steps = self.fields.get("num_inference_steps");
+        steps.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)) == Some("2".into())
     }
 }
 
@@ -244,7 +245,7 @@ fn suite(dir: &Path, model: &str, cases: &[(&str, &str)], extra: &str) -> (PathB
         );
         toml.push_str(&format!(
             "\n[[case]]\nid = \"{id}\"\nmodel = \"{model}\"\nprompt = \"{prompt}\"\nheight = 64\n\
-             width = 48\nnum_inference_steps = 2\nseed = 3\noutput_format = \"png\"\n"
+             width = 48\nnum_inference_steps = 3\nseed = 3\noutput_format = \"png\"\n"
         ));
     }
     std::fs::write(
@@ -329,7 +330,7 @@ fn each_misbehaviour_fails_its_case_and_the_others_are_still_judged() {
     let latents = testdata().join("e2e/latents/tiny_t2i_cfg.safetensors");
     let extra = format!(
         "[[case]]\nid = \"from_latents\"\nmodel = \"stub/model\"\nprompt = \"x\"\nheight = 64\n\
-         width = 64\nnum_inference_steps = 2\nlatents = \"{}\"\n",
+         width = 64\nnum_inference_steps = 3\nlatents = \"{}\"\n",
         latents.display()
     );
     let (file, gt) = suite(dir.path(), "stub/model", &cases, &extra);
@@ -407,7 +408,7 @@ fn each_misbehaviour_fails_its_case_and_the_others_are_still_judged() {
         ("model", json!("stub/model")),
         ("size", json!("48x64")),
         ("seed", json!(3)),
-        ("num_inference_steps", json!(2)),
+        ("num_inference_steps", json!(3)),
         ("generator_device", json!("cpu")),
         ("true_cfg_scale", json!(1.0)),
         ("output_format", json!("png")),
@@ -541,7 +542,7 @@ fn model_map_sglang_request_api_key_and_edits_uploads() {
     let image = testdata().join("e2e-edit/edit_input.jpg");
     let extra = format!(
         "[[case]]\nid = \"edit\"\nmodel = \"stub/edit\"\nprompt = \"edit it\"\nimage = \"{}\"\n\
-         height = 64\nwidth = 48\nnum_inference_steps = 2\nseed = 5\n",
+         height = 64\nwidth = 48\nnum_inference_steps = 3\nseed = 5\n",
         image.display()
     );
     let (file, gt) = suite(
@@ -665,4 +666,115 @@ fn gen_gt_through_a_server_writes_its_bytes() {
     assert_eq!(std::fs::read(written).unwrap(), shifted_png());
     let manifest = std::fs::read_to_string(dir.path().join("out/gt/manifest.json")).unwrap();
     assert!(manifest.contains(&stub.url), "{manifest}");
+}
+
+/// `cargo xtask serve --model testdata/<folder>` on a free port, killed when dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn xtask_serve(folder: &str) -> Served {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = xtask()
+        .args(["serve", "--model"])
+        .arg(testdata().join(folder))
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Served {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// The tiny cases that have a seed (the others start from a latents file).
+const SEEDED: [&str; 5] = [
+    "tiny_t2i_seed",
+    "tiny_edit_nocfg",
+    "tiny_edit_2511",
+    "tiny_layered_prompt",
+    "tiny_layered_caption",
+];
+
+/// The embedded default against `cargo xtask serve` on the tiny folders (one server per model,
+/// each listing the folder's name): every seeded case passes with the metrics it has in process
+/// and the same PNG bytes (Layered: each RGBA layer); the latents cases are skipped, saying why.
+#[test]
+fn against_xtask_serve_every_seeded_tiny_case_passes_as_in_process() {
+    let servers: Vec<Served> = [
+        "tiny-qwen-image",
+        "tiny-qwen-image-edit",
+        "tiny-qwen-image-edit-2511",
+        "tiny-qwen-image-layered",
+    ]
+    .map(xtask_serve)
+    .into();
+    let dir = tempfile::tempdir().unwrap();
+    let (local, remote) = (dir.path().join("in-process"), dir.path().join("served"));
+    let mut in_process = xtask();
+    in_process.arg("consistency");
+    for id in SEEDED {
+        in_process.args(["--case", id]);
+    }
+    let in_process = in_process
+        .arg("--out")
+        .arg(&local)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut c = xtask();
+    c.args(["consistency", "--server-wait", "600", "--out"])
+        .arg(&remote);
+    for s in &servers {
+        c.args(["--server", &s.url]);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = in_process.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let read = |d: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap()
+    };
+    let (ours, theirs) = (read(&local), read(&remote));
+    assert_eq!(
+        (theirs["passed"].as_u64(), theirs["skipped"].as_u64()),
+        (Some(5), Some(5))
+    );
+    for c in theirs["cases"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        if !SEEDED.contains(&id) {
+            assert!(
+                c["skip_reason"].as_str().unwrap().starts_with("latents"),
+                "{c}"
+            );
+            continue;
+        }
+        assert_eq!(c["target"]["kind"], "server", "{id}");
+        assert_eq!(c["metrics"], case(&ours, id)["metrics"], "{id}");
+        let files: Vec<String> = if id.starts_with("tiny_layered") {
+            let n = c["request"]["num_frames"].as_u64().unwrap();
+            (0..n).map(|k| format!("layer_{k}.png")).collect()
+        } else {
+            vec!["output.png".into()]
+        };
+        for f in files {
+            let bytes = |d: &Path| std::fs::read(d.join("cases").join(id).join(&f)).unwrap();
+            assert!(bytes(&remote) == bytes(&local), "{id}: {f} differs");
+        }
+    }
 }

@@ -17,12 +17,14 @@ use crate::cmd::consistency::target::{Misbehaved, Produced};
 use crate::util::write_atomic;
 
 /// `answer` for `case`, its files written under `out_dir`; `asked` is the `output_format` the
-/// request sent (none: the server's default is taken as it comes). An answer that is no image,
-/// or not the format asked, is the engine's failure ([`Misbehaved`]).
+/// request sent (none: the server's default is taken as it comes); `layered`: every image is a
+/// layer. An answer that is no image, or not the format asked, is the engine's failure
+/// ([`Misbehaved`]).
 pub(crate) fn produced(
     case: &Case,
     answer: &Answer,
     asked: Option<&str>,
+    layered: bool,
     inputs_rel: Vec<String>,
     out_dir: &Path,
 ) -> anyhow::Result<Produced> {
@@ -42,7 +44,7 @@ pub(crate) fn produced(
     let output_rel = format!("cases/{}/output.{ext}", case.id);
     write_atomic(&out_dir.join(&output_rel), first)?;
     let mut layers_rel = Vec::new();
-    if answer.images.len() > 1 {
+    if layered || answer.images.len() > 1 {
         for (k, bytes) in answer.images.iter().enumerate() {
             let rel = format!(
                 "cases/{}/layer_{k}.{}",

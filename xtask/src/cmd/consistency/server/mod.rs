@@ -35,6 +35,10 @@ use dispatch::{Miss, Outcome, Pool};
 use request::{ApiRequest, Fields, Upload};
 use routing::Server;
 
+/// The warm-up's steps: two, since one step with the scheduler's `shift_terminal` has no
+/// finite schedule (upstream divides 0 by 0).
+const WARM_UP_STEPS: usize = 2;
+
 /// One case as the target prepared it.
 struct Prepared {
     /// `(server, served model id)` of the servers that may take it.
@@ -43,6 +47,8 @@ struct Prepared {
     request: Result<ApiRequest, String>,
     /// The input files, for the report.
     inputs: Vec<std::path::PathBuf>,
+    /// A Layered case: every image of the answer is a layer, kept as `layer_<k>.<ext>`.
+    layered: bool,
 }
 
 /// What became of one case's request, for its report.
@@ -263,10 +269,12 @@ fn prepare(
         (None, true) => Err(String::new()),
         (None, false) => Ok(request::build(case, "", uploads, which)),
     };
+    let layered = request::kind_of(case) == pipeline::PipelineKind::Layered;
     Prepared {
         routes,
         request,
         inputs,
+        layered,
     }
 }
 
@@ -286,7 +294,7 @@ fn with_model(req: &ApiRequest, p: &Prepared, server: usize) -> ApiRequest {
     r
 }
 
-/// One request per live server, its first case's with one step, outside any timing. A server
+/// One request per live server, its first case's with [`WARM_UP_STEPS`], outside any timing. A server
 /// found gone is marked so; any other failure only warns (its case will say it again).
 fn warm_up(clients: &[Client], servers: &mut [Server], prepared: &[Prepared], sv: &ServerSettings) {
     let firsts: Vec<Option<ApiRequest>> = (0..servers.len())
@@ -296,7 +304,7 @@ fn warm_up(clients: &[Client], servers: &mut [Server], prepared: &[Prepared], sv
                 p.routes
                     .iter()
                     .any(|r| r.0 == k)
-                    .then(|| with_model(req, p, k).with_steps(1))
+                    .then(|| with_model(req, p, k).with_steps(WARM_UP_STEPS))
             })
         })
         .collect();
@@ -375,7 +383,8 @@ impl Target for ServerTarget {
                     .find(|f| f.0 == "output_format")
                     .and_then(|f| f.1.as_str())
                     .map(|f| if f == "jpeg" { "jpg" } else { f });
-                let produced = answer::produced(case, &value, asked, inputs_rel, out_dir);
+                let produced =
+                    answer::produced(case, &value, asked, p.layered, inputs_rel, out_dir);
                 record.answer = Some(value);
                 produced
             }
