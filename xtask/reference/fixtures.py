@@ -35,6 +35,7 @@ GENERATORS = [
     "e2e_edit",  # after text_encoder_mm: it reads the tiny Edit folders
     "caption",  # the Layered auto-caption (its folders link to the tiny pipeline's)
     "e2e_layered",  # after caption: its folder links the caption text encoder and input
+    "saved_layout",  # last: the tiny folders as today's save_pretrained writes them
 ]
 
 
