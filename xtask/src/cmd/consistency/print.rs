@@ -49,6 +49,30 @@ pub(super) fn case_line(c: &CaseReport, gen_gt: bool) {
     for f in &c.failures {
         eprintln!("    {f}");
     }
+    for line in slow_lines(c) {
+        eprintln!("    {line}");
+    }
+}
+
+/// A slow case's timings over their limits (`--perf-baseline`).
+pub(super) fn slow_lines(c: &CaseReport) -> Vec<String> {
+    let Some(p) = c.perf.as_ref().filter(|p| p.slow) else {
+        return Vec::new();
+    };
+    p.checks
+        .iter()
+        .filter(|k| k.actual_ms > k.limit_ms)
+        .map(|k| {
+            format!(
+                "slow: {} {:.0} ms > {:.0} ms (baseline {:.0} ms + {:.0}%)",
+                k.name,
+                k.actual_ms,
+                k.limit_ms,
+                k.expected_ms,
+                k.tolerance * 100.0
+            )
+        })
+        .collect()
 }
 
 /// The whole run as a table (stdout).
@@ -80,8 +104,16 @@ pub(super) fn table(r: &Report) {
         );
     }
     println!(
-        "{} passed, {} failed ({} could not run), {} skipped",
-        r.passed, r.failed, r.errors, r.skipped
+        "{} passed, {} failed ({} could not run), {} skipped{}",
+        r.passed,
+        r.failed,
+        r.errors,
+        r.skipped,
+        if r.slow > 0 {
+            format!("; {} slow against the perf baseline", r.slow)
+        } else {
+            String::new()
+        }
     );
     if !r.complete {
         println!("partial: not every case has run");

@@ -6,7 +6,8 @@ use std::path::Path;
 use base64::Engine;
 use image::{Rgb, RgbImage};
 
-use super::report::{CaseReport, Report};
+use super::print::slow_lines;
+use super::report::{CaseReport, Report, TargetReport};
 use crate::util::write_atomic;
 
 fn png_bytes(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
@@ -162,6 +163,31 @@ fn head(h: &mut String, report: &Report) {
     if !report.platform.is_empty() {
         h.push_str(&format!("<p>platform: {}</p>\n", esc(&report.platform)));
     }
+    if report.slow > 0 {
+        h.push_str(&format!(
+            "<p class=\"fail\">{} case(s) slower than their perf baseline</p>\n",
+            report.slow
+        ));
+    }
+}
+
+/// What produced a case, in words.
+fn target_line(t: &TargetReport) -> String {
+    match t {
+        TargetReport::InProcess { device, dtype } => format!("in process on {device}/{dtype}"),
+        TargetReport::Server {
+            url,
+            model,
+            request_id,
+            ..
+        } => format!(
+            "server {url}, model {model}{}",
+            request_id
+                .as_deref()
+                .map(|r| format!(", request {r}"))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// One row per case: result, GT source, metrics.
@@ -209,6 +235,12 @@ fn case_section(h: &mut String, out: &Path, c: &CaseReport) {
     }
     for n in &c.notes {
         h.push_str(&format!("<p>note: {}</p>\n", esc(n)));
+    }
+    for line in slow_lines(c) {
+        h.push_str(&format!("<p class=\"fail\">{}</p>\n", esc(&line)));
+    }
+    if let Some(t) = &c.target {
+        h.push_str(&format!("<p>produced by: {}</p>\n", esc(&target_line(t))));
     }
     h.push_str(&format!(
         "<p>GT: {} {}</p>\n",
