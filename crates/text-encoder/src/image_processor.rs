@@ -119,6 +119,39 @@ impl ImageProcessor {
         Self::from_json(&json, path)
     }
 
+    /// The processor settings of a pipeline's `processor/` folder, in either layout
+    /// `save_pretrained` writes: `preprocessor_config.json` (the released folders; flat), or
+    /// `processor_config.json` (transformers ≥ 5: the image processor nested under
+    /// `"image_processor"`), each in either key style ([`Self::from_json`]). The first is read when
+    /// both are present, as transformers' image-processor loader does.
+    pub fn from_processor_dir(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        let dir = dir.as_ref();
+        let flat = dir.join("preprocessor_config.json");
+        if flat.is_file() {
+            return Self::from_preprocessor_config(flat);
+        }
+        let nested = dir.join("processor_config.json");
+        if !nested.is_file() {
+            return Err(config_error(
+                dir,
+                "holds neither preprocessor_config.json nor processor_config.json (the image \
+                 processor's settings)"
+                    .into(),
+            ));
+        }
+        let json: Value = config_file::read_json(&nested)?;
+        let image = json
+            .get("image_processor")
+            .filter(|v| v.is_object())
+            .ok_or_else(|| {
+                config_error(
+                    &nested,
+                    "has no `image_processor` object (the image processor's settings)".into(),
+                )
+            })?;
+        Self::from_json(image, &nested)
+    }
+
     /// Build from an already parsed config; `path` is only used in error messages.
     pub fn from_json(json: &Value, path: &Path) -> Result<Self, Error> {
         let err = |reason: String| config_error(path, reason);

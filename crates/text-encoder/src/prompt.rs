@@ -243,7 +243,8 @@ impl<B: Backend> PromptEncoder<B> {
     /// `tokenizer/`, `text_encoder/`); the template follows the pipeline class (`_class_name`).
     ///
     /// For the Edit pipelines also the image side: the processor settings of
-    /// `processor/preprocessor_config.json` and the vision tower of `text_encoder/`; and, as
+    /// `processor/` (`preprocessor_config.json`, or
+    /// `processor_config.json` as transformers ≥ 5 saves it) and the vision tower of `text_encoder/`; and, as
     /// their processor tokenizes, the tokenizer of `processor/` when it holds tokenizer files
     /// (as released), else `tokenizer/`.
     pub fn from_pipeline_dir(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self, Error> {
@@ -265,9 +266,7 @@ impl<B: Backend> PromptEncoder<B> {
         let tower =
             VisionTower::from_weights(&weights, VisionConfig::from_file(&config_path)?, device)?;
         let processor_dir = dir.join("processor");
-        let processor = ImageProcessor::from_preprocessor_config(
-            processor_dir.join("preprocessor_config.json"),
-        )?;
+        let processor = ImageProcessor::from_processor_dir(&processor_dir)?;
         let has = |f: &str| processor_dir.join(f).is_file();
         let tokenizer = if has("tokenizer.json") || (has("vocab.json") && has("merges.txt")) {
             QwenTokenizer::from_folder(&processor_dir)?

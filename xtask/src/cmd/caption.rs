@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use image::DynamicImage;
-use image_io::{LayeredResolution, Mode, qwen_layered_image};
 use image_io::convert_to_rgb;
+use image_io::{LayeredResolution, Mode, qwen_layered_image};
 use text_encoder::{CaptionLanguage, Captioner, DEFAULT_MAX_NEW_TOKENS, StopReason};
 
 use crate::backend;
@@ -125,11 +125,11 @@ fn resolve(model: &Path) -> anyhow::Result<PathBuf> {
     }
     let repo = weights::HubRepo::new(&name, None)?;
     let index = repo.get("model_index.json")?;
-    for f in [
-        "text_encoder/config.json",
-        "processor/preprocessor_config.json",
-    ] {
-        repo.get(f)?;
+    repo.get("text_encoder/config.json")?;
+    // The processor's settings in either layout: preprocessor_config.json (released), or
+    // processor_config.json (what transformers ≥ 5 saves).
+    if repo.find("processor/preprocessor_config.json")?.is_none() {
+        repo.get("processor/processor_config.json")?;
     }
     repo.find("text_encoder/generation_config.json")?;
     repo.get_safetensors("text_encoder")?;
@@ -167,11 +167,15 @@ fn caption<B: Backend>(
     max_new_tokens: usize,
     dev: &B::Device,
 ) -> anyhow::Result<Captioned> {
-    let processor = root.join("processor/preprocessor_config.json");
-    if !processor.is_file() {
+    let processor = root.join("processor");
+    if !["preprocessor_config.json", "processor_config.json"]
+        .iter()
+        .any(|f| processor.join(f).is_file())
+    {
         bail!(
-            "{} has no processor/preprocessor_config.json: captioning needs a Qwen-Image-Layered \
-             folder (its Qwen2VLProcessor and a text encoder with the vision tower)",
+            "{} has no processor/preprocessor_config.json or processor/processor_config.json: \
+             captioning needs a Qwen-Image-Layered folder (its Qwen2VLProcessor and a text \
+             encoder with the vision tower)",
             root.display()
         );
     }
