@@ -1,3 +1,6 @@
+//! Test scaffolding for the fuzz tests of every parser of user input (the README below is the
+//! crate's documentation).
+
 #![doc = include_str!("../README.md")]
 
 use proptest::prelude::*;

@@ -1,3 +1,5 @@
+//! [`Error`]: what reading, converting, resizing or JPEG-coding an image can fail with.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate. A file-level error names the file.

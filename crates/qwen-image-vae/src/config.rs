@@ -1,3 +1,5 @@
+//! [`VaeConfig`]: `vae/config.json` of an `AutoencoderKLQwenImage`, read and validated.
+
 use std::path::Path;
 
 use serde::Deserialize;

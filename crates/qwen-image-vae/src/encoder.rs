@@ -1,3 +1,6 @@
+//! The VAE encoder (`AutoencoderKLQwenImage.encode` for one frame: image → posterior moments →
+//! mean) and [`QwenImageAutoencoder`], both halves loaded from one checkpoint.
+
 use std::path::Path;
 
 use burn::module::Module;

@@ -1,3 +1,5 @@
+//! [`Error`]: what loading the VAE or handling its latents and images can fail with.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading the VAE or handling latents and images.

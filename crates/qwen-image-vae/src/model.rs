@@ -1,3 +1,6 @@
+//! [`QwenImageVae`], the decoder half of `AutoencoderKLQwenImage` (latents → image in [−1, 1]) for
+//! a single frame, and the strict check that a checkpoint's tensors were all used.
+
 use std::path::Path;
 
 use burn::module::Module;

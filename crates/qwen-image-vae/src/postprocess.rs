@@ -1,3 +1,5 @@
+//! Decoded samples to 8-bit images as `VaeImageProcessor.postprocess(.., output_type="pil")` does.
+
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use image::{RgbImage, RgbaImage};

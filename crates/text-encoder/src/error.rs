@@ -1,3 +1,5 @@
+//! [`Error`]: what loading the text encoder, encoding prompts or captioning can fail with.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong while loading the text encoder or encoding prompts.

@@ -60,6 +60,7 @@
 
 pub mod caption;
 mod config;
+mod decoder;
 mod error;
 mod generation;
 pub mod image_processor;

@@ -1,3 +1,6 @@
+//! The Qwen2 tokenizer as a pipeline's class asks for it, fast or slow (the README below is the
+//! crate's documentation).
+
 #![doc = include_str!("../README.md")]
 
 mod decision;

@@ -1,3 +1,5 @@
+//! [`CastFloats`]: cast a loaded module's float parameters to one dtype (e.g. bf16 on the CPU).
+
 use burn::module::{ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{FloatDType, Tensor};

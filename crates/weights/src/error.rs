@@ -1,3 +1,5 @@
+//! [`Error`]: what opening or reading a checkpoint, a pipeline folder or a Hub repo can fail with.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong while opening or reading a checkpoint.

@@ -1,3 +1,6 @@
+//! [`PipelineDir`]: a diffusers pipeline folder (`model_index.json`, one sub-folder per
+//! component), local or resolved from the Hub.
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

@@ -1,3 +1,6 @@
+//! [`Weights`]: safetensors checkpoints (one file or shards) memory-mapped and handed out as burn
+//! tensors by PyTorch name and expected shape, with a record of what was read.
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -422,7 +425,7 @@ impl Weights {
         Ok(TensorData::from_bytes_vec(bytes, e.shape.clone(), dtype))
     }
 
-    /// A `burn::nn::Linear` from PyTorch's `prefix.weight` [out, in] (+ `prefix.bias` [out]).
+    /// A `burn::nn::Linear` from PyTorch's `prefix.weight` `[out, in]` (+ `prefix.bias` `[out]`).
     /// burn stores the weight as [in, out], so it is transposed once here.
     pub fn linear<B: Backend>(
         &self,
