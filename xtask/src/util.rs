@@ -40,6 +40,7 @@ fn write_via_temp(
     path: &Path,
     fill: impl FnOnce(&mut tempfile::NamedTempFile) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    check_output_path(path)?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -62,6 +63,29 @@ fn write_via_temp(
         .map_err(|e| e.error)
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
+}
+
+/// An output path must be new or a regular file: the rename into place would replace a device
+/// node, a FIFO or a socket with a regular file (and a folder cannot be replaced). A symlink is
+/// judged by what it points to, and the rename replaces the link itself.
+pub fn check_output_path(path: &Path) -> anyhow::Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => anyhow::bail!("cannot write {}: {e}", path.display()),
+    };
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        "a folder"
+    } else {
+        "not a regular file (a FIFO, socket or device)"
+    };
+    anyhow::bail!(
+        "{} is {what}: only a new path or a regular file is written",
+        path.display()
+    )
 }
 
 /// Create `path`'s folder (and its parents) if it is missing.
@@ -136,42 +160,27 @@ pub fn write_safetensors<'a, V: safetensors::View + 'a>(
     })
 }
 
-/// Save an image by extension, through a temp file renamed into place.
+/// Save an image by extension (png, jpg/jpeg, webp), through a temp file renamed into place,
+/// encoded as `cargo xtask serve` encodes its answers (`server::encode_rgb`: JPEG as PIL's
+/// `save(quality=75)` writes it, as upstream saves official JPEG GT and SGLang its jpg output), so
+/// that a file and an API answer with the same parameters are the same bytes.
 pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
-    let format = image::ImageFormat::from_path(path).with_context(|| {
+    let format = server::format_of_path(path).with_context(|| {
         format!(
             "{}: unknown image extension (use .png, .jpg or .webp)",
             path.display()
         )
     })?;
-    create_parent(path)?;
-    write_with(path, |f| {
-        match format {
-            // As PIL's `save(quality=75)` (libjpeg-turbo, 4:2:0, its tables) writes it: upstream
-            // saves official JPEG GT so, and SGLang's server encodes its jpg output so.
-            image::ImageFormat::Jpeg => {
-                let rgb = image_io::Image::from(img.clone());
-                use std::io::Write;
-                f.write_all(&image_io::encode_jpeg(
-                    &rgb,
-                    image_io::JpegOptions::default(),
-                )?)?
-            }
-            _ => img.write_to(f, format)?,
-        }
-        Ok(())
-    })
+    let bytes = server::encode_rgb(img, format, server::DEFAULT_JPEG_QUALITY)
+        .map_err(|e| anyhow::anyhow!("encoding {}: {e}", path.display()))?;
+    write_atomic(path, &bytes)
 }
 
-/// Save an RGBA image (a Layered layer) as PNG, through a temp file renamed into place.
+/// Save an RGBA image (a Layered layer) as PNG, through a temp file renamed into place (the
+/// encoder of `cargo xtask serve`'s Layered answers).
 pub fn save_rgba_png(img: &image::RgbaImage, path: &Path) -> anyhow::Result<()> {
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgba8(img.clone())
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .with_context(|| format!("encoding {}", path.display()))?;
+    let bytes = server::encode_rgba(img, server::OutputFormat::Png, server::DEFAULT_JPEG_QUALITY)
+        .map_err(|e| anyhow::anyhow!("encoding {}: {e}", path.display()))?;
     write_atomic(path, &bytes)
 }
 
@@ -212,6 +221,96 @@ pub fn generate_with_progress<B: Backend>(
     Ok(out?)
 }
 
+/// The largest image file read (an input image, a GT file): 256 MiB, far over any picture the
+/// pipelines take (a 16384² RGBA PNG stored without compression is 1 GiB, but the pipelines'
+/// inputs are resized to about a megapixel), and a bound on what a special file can feed us.
+pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The image kind a file name promises (`png`, `jpg`/`jpeg`, `webp`), from its extension.
+fn image_kind_of(name: &str) -> Option<&'static str> {
+    let name = name.split(['?', '#']).next().unwrap_or(name);
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => Some("png"),
+        "jpg" | "jpeg" => Some("jpg"),
+        "webp" => Some("webp"),
+        _ => None,
+    }
+}
+
+/// The image kind of `bytes` from their signature.
+fn image_kind_of_bytes(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpg")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("webp")
+    } else {
+        None
+    }
+}
+
+/// The check gt-resolver runs on a downloaded image before it enters the cache, and on every
+/// cached copy it serves: the file decodes as PIL would open it, and, when `expect` names a
+/// kind, it is that kind (an HTML error page or a PNG cut short is refused).
+fn check_image_file(path: &Path, expect: Option<&str>) -> Result<(), String> {
+    let bytes = read_regular_file(path, MAX_IMAGE_BYTES).map_err(|e| format!("{e:#}"))?;
+    let found = image_kind_of_bytes(&bytes);
+    match (expect, found) {
+        (_, None) => return Err(format!("not an image ({})", what_bytes_are(&bytes))),
+        (Some(want), Some(got)) if want != got => {
+            return Err(format!("a {got} image where a {want} one was expected"));
+        }
+        _ => {}
+    }
+    image_io::decode(&bytes).map(|_| ()).map_err(|e| match e {
+        image_io::Error::Decode { error, .. } => format!("does not decode: {error}"),
+        image_io::Error::Jpeg { error, .. } => format!("does not decode: {error}"),
+        other => other.to_string(),
+    })
+}
+
+/// A few words on what a body that is not an image looks like (an HTML page, empty, text).
+fn what_bytes_are(bytes: &[u8]) -> String {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_ascii_lowercase();
+    if bytes.is_empty() {
+        "empty".into()
+    } else if head.trim_start().starts_with("<!doctype html") || head.contains("<html") {
+        "an HTML page".into()
+    } else {
+        format!("{} bytes of something else", bytes.len())
+    }
+}
+
+/// gt-resolver's check of a GT download: an image name (png, jpg, webp) must decode as that
+/// kind; `case_map.json` must be JSON; anything else (a WAV clip) is taken as it is.
+pub fn check_gt_download(url: &str, path: &Path) -> Result<(), String> {
+    if let Some(kind) = image_kind_of(url) {
+        return check_image_file(path, Some(kind));
+    }
+    if url.ends_with(".json") {
+        let bytes = read_regular_file(path, MAX_IMAGE_BYTES).map_err(|e| format!("{e:#}"))?;
+        return serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map(|_| ())
+            .map_err(|e| format!("not JSON ({}): {e}", what_bytes_are(&bytes)));
+    }
+    Ok(())
+}
+
+/// gt-resolver's check of an input image download: it decodes as an image (any kind PIL opens
+/// by content, whatever the URL's extension says).
+pub fn check_input_download(_url: &str, path: &Path) -> Result<(), String> {
+    check_image_file(path, None)
+}
+
+/// A resolver's ignored environment settings (`GT_RESOLVER_ATTEMPTS=abc`), as warnings.
+pub fn warn_resolver_settings(resolver: &gt_resolver::Resolver) {
+    for w in resolver.warnings() {
+        eprintln!("warning: {w}");
+    }
+}
+
 /// Fetches the http(s) URLs of input images through gt-resolver's verified cache (the GT files'
 /// cache, `GT_RESOLVER_CACHE_DIR`; served from it alone when offline), built on first use.
 pub struct ImageFetcher {
@@ -230,12 +329,13 @@ impl ImageFetcher {
     /// The local copy of `url`.
     pub fn fetch(&mut self, url: &str) -> anyhow::Result<PathBuf> {
         if self.resolver.is_none() {
-            self.resolver = Some(
-                gt_resolver::Resolver::builder()
-                    .offline(self.offline)
-                    .progress(true)
-                    .build_for_downloads()?,
-            );
+            let resolver = gt_resolver::Resolver::builder()
+                .offline(self.offline)
+                .progress(true)
+                .verify(check_input_download)
+                .build_for_downloads()?;
+            warn_resolver_settings(&resolver);
+            self.resolver = Some(resolver);
         }
         match &self.resolver {
             Some(r) => Ok(r.fetch_url(url)?),

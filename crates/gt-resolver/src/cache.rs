@@ -152,6 +152,12 @@ impl Cache {
         }
     }
 
+    /// Drops `key`'s entry and its `object`: a verified copy that the caller's check refuses.
+    pub(crate) fn forget(&self, key: &CacheKey, object: &Path) {
+        let _ = fs::remove_file(object);
+        let _ = fs::remove_file(self.ref_path(key));
+    }
+
     /// Stores `bytes` under `key` and returns the object path.
     pub fn put_bytes(&self, key: &CacheKey, bytes: &[u8]) -> Result<PathBuf, Error> {
         let mut part = self.begin()?;

@@ -126,6 +126,38 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// `offline`, and the cached copy of a remote file is whole but the caller's check refuses
+    /// it (kept by an older version: an HTML error page, a cut PNG); it has been removed.
+    #[error(
+        "offline: the cached copy of {url} at {} is not a usable file ({reason}) and was removed; \
+         run once without --offline to download it again",
+        path.display()
+    )]
+    RejectedCache {
+        /// The URL the cached copy was downloaded from.
+        url: String,
+        /// The cache object that was refused.
+        path: PathBuf,
+        /// What the check said.
+        reason: String,
+    },
+
+    /// Whether GT exists could not be told: no source was found, and some candidates were not
+    /// asked at all (offline, with nothing in the cache for them). Not a "missing GT".
+    #[error(
+        "cannot tell whether GT exists for {case}: nothing was asked ({reason}) for\n  {}\n\
+         run once without --offline to fill the GT cache",
+        unasked.join("\n  ")
+    )]
+    NotAsked {
+        /// The case id.
+        case: String,
+        /// The candidates that were not asked, in lookup order.
+        unasked: Vec<String>,
+        /// Why they were not asked (`offline, not in the GT cache`).
+        reason: String,
+    },
+
     /// No usable cache folder: no user cache dir and no override.
     #[error("no cache folder: set {env} or give the resolver a cache folder")]
     NoCacheDir {

@@ -3,10 +3,11 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::MAX_BYTES_ENV;
 use crate::sync::Semaphore;
 
 /// The answer of an existence probe.
@@ -119,7 +120,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn retry(status: Option<u16>, reason: String) -> Self {
+    pub(crate) fn retry(status: Option<u16>, reason: String) -> Self {
         Failure {
             status,
             retryable: true,
@@ -127,7 +128,7 @@ impl Failure {
         }
     }
 
-    fn fatal(status: Option<u16>, reason: String) -> Self {
+    pub(crate) fn fatal(status: Option<u16>, reason: String) -> Self {
         Failure {
             status,
             retryable: false,
@@ -259,16 +260,26 @@ impl Http {
             .map_err(|e| Failure::retry(None, format!("reading the body: {}", describe(&e))))
     }
 
-    /// One download attempt into `out`. Calls `on_len` with the announced length before the body.
+    /// One download attempt into `out`, of at most `max_bytes`, ending by `until` whatever the
+    /// server does (ureq's global timeout covers the body too). Calls `on_len` with the announced
+    /// length before the body.
     pub(crate) fn download_once(
         &self,
         url: &str,
         out: &mut dyn Write,
+        (max_bytes, until): (u64, Instant),
         on_len: &mut dyn FnMut(Option<u64>),
         on_progress: &mut dyn FnMut(u64),
     ) -> Result<(), Failure> {
         let _permit = self.permits.acquire();
-        let mut resp = match self.agent.get(url).call() {
+        let left = until.saturating_duration_since(Instant::now());
+        let request = self
+            .agent
+            .get(url)
+            .config()
+            .timeout_global(Some(left))
+            .build();
+        let mut resp = match request.call() {
             Ok(r) => r,
             Err(e) => {
                 return Err(Failure::retry(
@@ -292,6 +303,15 @@ impl Http {
         } else {
             resp.body().content_length()
         };
+        if let Some(len) = expected.filter(|l| *l > max_bytes) {
+            return Err(Failure::fatal(
+                None,
+                format!(
+                    "the server announces {len} bytes, over the {max_bytes}-byte limit \
+                     ({MAX_BYTES_ENV})"
+                ),
+            ));
+        }
         on_len(expected);
         let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 64 * 1024];
@@ -308,9 +328,15 @@ impl Http {
                     ));
                 }
             };
+            got += n as u64;
+            if got > max_bytes {
+                return Err(Failure::fatal(
+                    None,
+                    format!("the body goes on past the {max_bytes}-byte limit ({MAX_BYTES_ENV})"),
+                ));
+            }
             out.write_all(&buf[..n])
                 .map_err(|e| Failure::fatal(None, format!("writing the cache file: {e}")))?;
-            got += n as u64;
             on_progress(got);
         }
         if let Some(len) = expected

@@ -13,6 +13,9 @@ use crate::resolution::Probe;
 use crate::source::{Location, Source, SourceKind};
 use crate::sync::par_map;
 
+/// Why an offline probe of a remote file that is not cached has no answer.
+pub(crate) const NOT_ASKED_OFFLINE: &str = "offline: not asked, not in the GT cache";
+
 /// Answers existence: from a commit's file list, the verified cache, the folder, or HTTP.
 #[derive(Debug)]
 pub(crate) struct Prober {
@@ -83,10 +86,11 @@ impl Prober {
                     };
                 }
                 if self.offline {
+                    // Nothing was asked: "no" would be a claim about the GT host.
                     return Outcome {
-                        answer: Answer::No,
+                        answer: Answer::Unknown,
                         attempts: 0,
-                        reason: "offline and not in the cache".into(),
+                        reason: NOT_ASKED_OFFLINE.into(),
                     };
                 }
                 self.http.probe(&url)
@@ -202,6 +206,8 @@ impl Probing<'_> {
     /// and whether an `Unknown` answer was taken as present on the way.
     /// Image: the first `Yes`, else the first `Unknown`. Video: all names, unless one is `No`.
     fn decide(&mut self, tier: &Tier<'_>) -> Option<(Vec<String>, bool)> {
+        // Offline, an unknown was never asked: there is no doubt to give the benefit of.
+        let trust_unknown = !self.prober.offline;
         let mut answer = |name: &str| -> Answer {
             let url = tier.source.base.join(name).url();
             if let Some(o) = self.memo.get(&url) {
@@ -219,6 +225,7 @@ impl Probing<'_> {
             for n in &tier.names {
                 match answer(n) {
                     Answer::No => return None,
+                    Answer::Unknown if !trust_unknown => return None,
                     Answer::Unknown => via_unknown = true,
                     Answer::Yes => {}
                 }
@@ -229,7 +236,9 @@ impl Probing<'_> {
             for n in &tier.names {
                 match answer(n) {
                     Answer::Yes => return Some((vec![n.clone()], false)),
-                    Answer::Unknown if first_unknown.is_none() => first_unknown = Some(n.clone()),
+                    Answer::Unknown if trust_unknown && first_unknown.is_none() => {
+                        first_unknown = Some(n.clone())
+                    }
                     _ => {}
                 }
             }

@@ -58,6 +58,11 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// No answer and no request: the candidate was not asked at all (offline, not cached).
+    pub fn is_unasked(&self) -> bool {
+        self.answer == Answer::Unknown && self.attempts == 0
+    }
+
     /// `yes`, `no`, or `unknown (REASON)`: how logs and reports show the answer.
     pub fn describe(&self) -> String {
         match self.answer {
@@ -116,22 +121,50 @@ impl Resolution {
         seen.join("; ")
     }
 
-    /// `self` if found, else [`Error::NotFound`] naming every URL tried, the revision and what to do.
+    /// True when no source holds the GT as far as was asked, but some candidate was not asked at
+    /// all (offline, not in the cache): whether GT exists is unknown, not "missing".
+    pub fn is_unasked(&self) -> bool {
+        !self.is_found() && self.probes.iter().any(Probe::is_unasked)
+    }
+
+    /// `self`, unless [`Resolution::is_unasked`]: then [`Error::NotAsked`] naming the candidates
+    /// that were not asked and why.
+    pub fn into_answered(self) -> Result<Self, Error> {
+        if !self.is_unasked() {
+            return Ok(self);
+        }
+        let unasked = self.probes.iter().filter(|p| p.is_unasked());
+        let mut reasons: Vec<&str> = Vec::new();
+        for p in unasked.clone() {
+            if !reasons.contains(&p.reason.as_str()) {
+                reasons.push(&p.reason);
+            }
+        }
+        Err(Error::NotAsked {
+            case: self.case.clone(),
+            reason: reasons.join("; "),
+            unasked: unasked.map(|p| p.url.clone()).collect(),
+        })
+    }
+
+    /// `self` if found, else [`Error::NotFound`] naming every URL tried, the revision and what to
+    /// do ([`Error::NotAsked`] when some candidate was not asked at all).
     pub fn into_found(self, query: &GtQuery) -> Result<Self, Error> {
         if self.is_found() {
             return Ok(self);
         }
+        let this = self.into_answered()?;
         Err(Error::NotFound {
             case: query.case.clone(),
             num_gpus: query.num_gpus,
             platform: query.platform.to_string(),
-            revision: self.revision.clone(),
-            tried: self
+            revision: this.revision.clone(),
+            tried: this
                 .probes
                 .iter()
                 .map(|p| format!("{} ({})", p.url, p.describe()))
                 .collect(),
-            hint: missing_gt_hint(query, self.revision.as_deref()),
+            hint: missing_gt_hint(query, this.revision.as_deref()),
         })
     }
 

@@ -5,13 +5,15 @@
 //! file lists, the [`Prober`] answers the rest, the [`Downloader`] fills the cache and the
 //! [`RecordStore`] remembers definitive resolutions. [`ResolverBuilder`] holds the configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::Cache;
-use crate::download::Downloader;
+use crate::cache::{Cache, CacheKey};
+use crate::download::{Downloader, Verifier};
 use crate::error::Error;
 use crate::http::{Answer, Backoff, Http};
+use crate::limits;
 use crate::listing::{GithubApi, Lister};
 use crate::naming::GtQuery;
 use crate::plan::{Fetchers, Planner};
@@ -22,10 +24,6 @@ use crate::source::{
     GT_DIR_ENV, GtRoot, Location, Source, SourceKind, check_folder, override_sources,
 };
 use crate::sync::par_map;
-
-/// Environment variable setting how many attempts a probe or download makes (1 to 10; default
-/// 5, as upstream). Lowering it shortens the wait for an unreachable GT host.
-pub const ATTEMPTS_ENV: &str = "GT_RESOLVER_ATTEMPTS";
 
 /// Cases that always use our GT, whatever official_generated holds. Upstream quarantines these
 /// because their official references need regeneration or parity triage
@@ -53,6 +51,9 @@ pub struct ResolverBuilder {
     tree_listing: bool,
     github_api: Option<String>,
     github_token: Option<String>,
+    verifier: Verifier,
+    max_bytes: Option<u64>,
+    download_deadline: Option<Duration>,
 }
 
 impl Default for ResolverBuilder {
@@ -71,6 +72,9 @@ impl Default for ResolverBuilder {
             tree_listing: true,
             github_api: None,
             github_token: None,
+            verifier: Verifier::default(),
+            max_bytes: None,
+            download_deadline: None,
         }
     }
 }
@@ -111,7 +115,7 @@ impl ResolverBuilder {
     }
 
     /// Retry schedule for probes and downloads (default: 5 attempts, 1-2-4-8 s, cap 16 s; the
-    /// number of attempts can be set with [`ATTEMPTS_ENV`]).
+    /// number of attempts can be set with [`crate::ATTEMPTS_ENV`]).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
         self
@@ -170,6 +174,35 @@ impl ResolverBuilder {
         self
     }
 
+    /// A check of every downloaded file, run before it is renamed into the cache and on every
+    /// cached copy served: `check(url, file)` gives `Ok(())` to accept, or why not. A refused
+    /// download is retried like a truncated one and never cached; a refused cached copy is removed
+    /// (and downloaded again when online). E.g. that an image decodes as the kind its name says:
+    /// a 200 with an HTML error page, or a body cut short without a `Content-Length`, is whole as
+    /// far as HTTP can tell. Default: none (every whole body is kept).
+    pub fn verify(
+        mut self,
+        check: impl Fn(&str, &Path) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.verifier = Verifier::new(Arc::new(check));
+        self
+    }
+
+    /// The largest file downloaded, in bytes (default: [`crate::MAX_BYTES_ENV`], else
+    /// [`crate::DEFAULT_MAX_BYTES`]). A larger body fails at once and is never cached.
+    pub fn max_download_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes.max(1));
+        self
+    }
+
+    /// The longest one download may take, every attempt and sleep included (default:
+    /// [`crate::DEADLINE_ENV`], else [`crate::DEFAULT_DOWNLOAD_DEADLINE`]): a server that sends
+    /// a byte every few seconds never trips the per-read [`ResolverBuilder::timeout`].
+    pub fn download_deadline(mut self, deadline: Duration) -> Self {
+        self.download_deadline = Some(deadline);
+        self
+    }
+
     /// Checks that local GT roots (and the local override) are folders, opens the cache and
     /// builds the resolver. A missing root is an error here rather than a "GT not found" for
     /// every case later: the run could not look anywhere.
@@ -213,7 +246,16 @@ impl ResolverBuilder {
             None => Cache::default_dir()?,
         };
         let cache = Cache::open(cache_dir)?;
-        let backoff = self.backoff.unwrap_or_else(backoff_from_env);
+        let mut warnings = Vec::new();
+        let backoff = self.backoff.unwrap_or_else(|| {
+            let mut b = Backoff::default();
+            if let Some(n) = limits::attempts_from_env(&mut warnings) {
+                b.attempts = n;
+            }
+            b
+        });
+        let download_limits =
+            limits::download_limits(self.max_bytes, self.download_deadline, &mut warnings);
         let http = Http::new(self.timeout, backoff, self.max_in_flight);
         let github = self
             .tree_listing
@@ -222,12 +264,18 @@ impl ResolverBuilder {
         Ok(Resolver {
             lister: Lister::new(http.clone(), cache.clone(), offline, github, &sources),
             prober: Prober::new(http.clone(), cache.clone(), offline, self.max_in_flight > 1),
-            downloader: Downloader::new(http, cache.clone(), offline, self.progress),
+            downloader: Downloader::new(
+                (http, cache.clone()),
+                (offline, self.progress),
+                self.verifier,
+                download_limits,
+            ),
             records: RecordStore::new(cache, &sources),
             planner: Planner::new(sources, self.forced_ours),
             offline,
             max_in_flight: self.max_in_flight,
             global_notes: notes,
+            warnings,
         })
     }
 }
@@ -249,6 +297,8 @@ pub struct Resolver {
     max_in_flight: usize,
     /// Notes every resolution starts with (the local override).
     global_notes: Vec<String>,
+    /// Settings from the environment that were ignored, added to every resolution's notes.
+    warnings: Vec<String>,
 }
 
 impl Resolver {
@@ -267,6 +317,12 @@ impl Resolver {
         self.downloader.cache()
     }
 
+    /// Settings from the environment that could not be used and were ignored (e.g.
+    /// `GT_RESOLVER_ATTEMPTS=abc`): worth a warning. Every resolution's notes end with them.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Resolves one query. A query no source satisfies gives `source: None` (see
     /// [`Resolution::into_found`]); errors are reserved for invalid input, local I/O failures, and
     /// an official case map that could not be read when no other source has the GT
@@ -274,9 +330,22 @@ impl Resolver {
     pub fn resolve(&self, query: &GtQuery) -> Result<Resolution, Error> {
         query.validate()?;
         let record_key = self.records.key(query, self.planner.is_forced(&query.case));
-        if let Some(recorded) = record_key.as_ref().and_then(|k| self.records.load(k)) {
+        if let Some(mut recorded) = record_key.as_ref().and_then(|k| self.records.load(k)) {
+            recorded.notes.extend(self.warnings.iter().cloned());
             return Ok(recorded);
         }
+        let mut resolution = self.resolve_fresh(query, record_key.as_ref())?;
+        resolution.notes.extend(self.warnings.iter().cloned());
+        Ok(resolution)
+    }
+
+    /// [`Resolver::resolve`] by asking the sources; a definitive answer is recorded under
+    /// `record_key`.
+    fn resolve_fresh(
+        &self,
+        query: &GtQuery,
+        record_key: Option<&CacheKey>,
+    ) -> Result<Resolution, Error> {
         let mut notes = self.global_notes.clone();
         if self.offline {
             notes.push("offline: remote answers come from the cache only".into());
@@ -336,7 +405,7 @@ impl Resolver {
         }
         resolution.source = Some(source.kind);
         resolution.files = names.iter().map(|n| GtFile::in_source(source, n)).collect();
-        if definitive && let Some(key) = &record_key {
+        if definitive && let Some(key) = record_key {
             self.records.store(key, &resolution);
         }
         Ok(resolution)
@@ -374,18 +443,4 @@ impl Resolver {
     pub fn fetch_url(&self, url: &str) -> Result<PathBuf, Error> {
         self.downloader.fetch_url(url)
     }
-}
-
-/// Upstream's schedule, with the number of attempts from [`ATTEMPTS_ENV`] when it is a number
-/// from 1 to 10 (anything else is ignored: a typo must not turn retries off).
-fn backoff_from_env() -> Backoff {
-    let mut b = Backoff::default();
-    if let Some(n) = std::env::var(ATTEMPTS_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|n| (1..=10).contains(n))
-    {
-        b.attempts = n;
-    }
-    b
 }

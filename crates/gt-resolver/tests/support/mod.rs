@@ -42,6 +42,13 @@ pub enum Reply {
         chunks: usize,
         delay: Duration,
     },
+    /// 200 `text/html` with this body (a CDN's or a captive portal's error page).
+    Html(Vec<u8>),
+    /// 200 with no `Content-Length`: the first `sent` bytes, then the connection closes (a body
+    /// cut short that HTTP/1.1 cannot tell from a whole one).
+    Unframed { body: Vec<u8>, sent: usize },
+    /// 200 announcing the full length, then one byte every `every` (never a read timeout).
+    Drip { body: Vec<u8>, every: Duration },
 }
 
 /// A failure the chaos mode injects in place of a reply.
@@ -344,6 +351,25 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         Reply::Hang(d) => {
             thread::sleep(d);
             respond(&mut out, 200, &[], head, &[])
+        }
+        Reply::Html(body) => respond(&mut out, 200, &body, head, &["Content-Type: text/html"]),
+        Reply::Unframed { body, sent } => {
+            out.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
+            if !head {
+                out.write_all(&body[..sent.min(body.len())])?;
+            }
+            out.flush()
+        }
+        Reply::Drip { body, every } => {
+            write_head(&mut out, 200, body.len(), &[])?;
+            if !head {
+                for b in &body {
+                    out.write_all(&[*b])?;
+                    out.flush()?;
+                    thread::sleep(every);
+                }
+            }
+            Ok(())
         }
     }
 }

@@ -170,7 +170,8 @@ pub fn print(report: &ResolveReport) {
 }
 
 /// `--resolve-only`: resolve every selected case (skipped ones too) and say which GT file it
-/// would be compared with and why; no model is loaded.
+/// would be compared with and why; no model is loaded. Exit 0 every case has GT, 1 some has
+/// none, 2 the lookup could not run (see [`could_not_ask`]).
 pub(super) fn resolve_only(s: &Settings) -> anyhow::Result<ExitCode> {
     let platform = s.platform;
     let (resolver, gt_root) = s.gt.resolver()?;
@@ -181,10 +182,13 @@ pub(super) fn resolve_only(s: &Settings) -> anyhow::Result<ExitCode> {
     let queries: Vec<GtQuery> = s.cases.iter().map(|c| query_for(c, platform)).collect();
     let resolutions = resolver.resolve_many(&queries);
     let mut rows = Vec::new();
+    let mut answered = Vec::new();
     for ((case, query), resolution) in s.cases.iter().zip(&queries).zip(resolutions) {
         let resolution = resolution.with_context(|| format!("resolving GT for {}", case.id))?;
         rows.push(explain(case, query, &resolution, root_url.as_deref()));
+        answered.push(resolution);
     }
+    let could_not_ask = could_not_ask(&answered);
     let thresholds = match &s.thresholds {
         None => "built-in defaults (upstream's code defaults)".to_string(),
         Some((base, None)) => base.display().to_string(),
@@ -207,11 +211,47 @@ pub(super) fn resolve_only(s: &Settings) -> anyhow::Result<ExitCode> {
     } else {
         print(&report);
     }
+    if let Some(why) = could_not_ask {
+        eprintln!("error: {why}");
+        return Ok(ExitCode::from(2));
+    }
     Ok(if report.cases.iter().all(|c| c.file.is_some()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Why the GT host could not tell us anything, when it could not: a case whose candidates were
+/// not asked at all (offline, nothing cached), or probes that all ended without an answer (no
+/// network, the host refusing connections), so that every GT would be taken on trust. Either is
+/// "could not run" (exit 2), never "every case has GT".
+fn could_not_ask(resolutions: &[Resolution]) -> Option<String> {
+    let unasked: Vec<String> = resolutions
+        .iter()
+        .filter_map(|r| r.clone().into_answered().err())
+        .map(|e| e.to_string())
+        .collect();
+    if !unasked.is_empty() {
+        return Some(unasked.join("\n"));
+    }
+    let asked: Vec<&gt_resolver::Probe> = resolutions
+        .iter()
+        .flat_map(|r| &r.probes)
+        .filter(|p| p.attempts > 0 && gt_resolver::is_http_url(&p.url))
+        .collect();
+    if asked.is_empty() || asked.iter().any(|p| p.answer != Answer::Unknown) {
+        return None;
+    }
+    let mut reasons: Vec<&str> = asked.iter().map(|p| p.reason.as_str()).collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    Some(format!(
+        "no request to the GT host succeeded ({} probe(s): {}): nothing confirms that any of \
+         these GT files exists",
+        asked.len(),
+        reasons.join("; ")
+    ))
 }
 
 /// The GT lookup of a case: under its upstream alias (`CONSISTENCY_GT_CASE_ALIASES`), for its

@@ -133,7 +133,18 @@ pub(super) fn run_cases(
                 mode,
                 |target, case, resolution| {
                     let g = target.produce(case, &s.out).map_err(produce_error)?;
-                    let mut report = compare::compare(case, g, resolution?, c, s)?;
+                    // GT that could not be looked up (nothing asked offline) or fetched (a
+                    // failed download) leaves the case unjudged: could not run, as `gt resolve`.
+                    let resolution = resolution
+                        .and_then(|r| r.into_answered())
+                        .map_err(|e| could_not_run(e.into()))?;
+                    let mut report = compare::compare(case, g, resolution, c, s).map_err(|e| {
+                        if e.is::<gt_resolver::Error>() {
+                            could_not_run(e)
+                        } else {
+                            e
+                        }
+                    })?;
                     report.timings.gt += gt_probe_time;
                     Ok(report)
                 },

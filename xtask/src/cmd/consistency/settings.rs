@@ -15,7 +15,7 @@ use super::args::{Args, ServerArgs};
 use super::selection;
 use crate::backend;
 use crate::platform::RunPlatform;
-use crate::util::{ImageFetcher, repo_root};
+use crate::util::{ImageFetcher, check_gt_download, repo_root, warn_resolver_settings};
 
 /// The embedded default: the tiny official suites, text to image then edit then Layered.
 const DEFAULT_CASE_FILES: &[&str] = &[
@@ -237,10 +237,12 @@ fn tolerance(s: &str) -> anyhow::Result<f64> {
 impl GtSettings {
     /// The GT resolver and the parsed root (none with only a local `--gt-dir`).
     pub fn resolver(&self) -> anyhow::Result<(Resolver, Option<GtRoot>)> {
+        // A GT file enters the cache only once it decodes as the image its name says.
         let mut b = Resolver::builder()
             .local_override(self.dir.clone())
             .offline(self.offline)
-            .progress(true);
+            .progress(true)
+            .verify(check_gt_download);
         let parsed = match &self.root {
             Some(r) => {
                 let parsed = GtRoot::parse(r, self.allow_floating)?;
@@ -254,7 +256,9 @@ impl GtSettings {
                  gt_root"
             ),
         };
-        Ok((b.build()?, parsed))
+        let resolver = b.build()?;
+        warn_resolver_settings(&resolver);
+        Ok((resolver, parsed))
     }
 }
 
