@@ -118,7 +118,7 @@ fn targets(
     if s.server.is_none() {
         return Ok((None, runnable, skipped));
     }
-    let (target, not_sent) = server::connect(s, &runnable)?;
+    let (target, not_sent) = server::ServerTarget::connect(s, &runnable)?;
     let sent = runnable
         .into_iter()
         .filter(|c| !not_sent.iter().any(|(n, _)| n.id == c.id))

@@ -7,6 +7,10 @@ use std::path::Path;
 use cases::Case;
 use serde_json::Value;
 
+/// The servers that may take a case: `(server index, the model id it serves the case's model
+/// under)`.
+pub(crate) type Routes = Vec<(usize, String)>;
+
 /// A server as the run found it.
 #[derive(Debug, Clone)]
 pub(crate) struct Server {
@@ -37,11 +41,7 @@ fn names(case: &Case, map: &[(String, String)]) -> Vec<String> {
 
 /// The servers (index, served model id) that may take `case`: every server whose model list
 /// names it (a server that was gone before the run lists nothing). Empty: none serves it.
-pub(crate) fn route(
-    case: &Case,
-    servers: &[Server],
-    map: &[(String, String)],
-) -> Vec<(usize, String)> {
+pub(crate) fn route(case: &Case, servers: &[Server], map: &[(String, String)]) -> Routes {
     let wanted = names(case, map);
     let mut found = Vec::new();
     for (k, s) in servers.iter().enumerate() {
