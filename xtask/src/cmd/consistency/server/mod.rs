@@ -1,9 +1,9 @@
 //! `--server URL …`: servers that speak SGLang's image API as the [`Target`]. Before the first
-//! case each server's `/health` is waited for and its `/v1/models` read; each case is routed to
-//! the servers that serve its model (`routing`), built into one request (`request`), sent by a
-//! pool of workers, one per request slot of each server (`dispatch`, `client`), and its answer
-//! read back in case order as the case's output (`answer`). A warm-up request per server goes
-//! first, outside any timing.
+//! case (`setup`) each server's `/health` is waited for and its `/v1/models` read, each case is
+//! routed to the servers that serve its model (`routing`) and built into one request (`request`),
+//! and a warm-up request per server goes first, outside any timing; then a pool of workers, one
+//! per request slot of each server, sends the cases (`dispatch`, `client`), and each answer is
+//! read back in case order as the case's output (`answer`).
 //!
 //! Verdicts: an error status, a body that is not an image or no answer in time fails the case
 //! ([`Misbehaved`]); a refused or dropped connection sends it once to another server of its
