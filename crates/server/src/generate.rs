@@ -19,7 +19,7 @@ use crate::answer;
 use crate::error::{ApiError, from_pipeline};
 use crate::inputs::{Source, decode_images, fetch_urls, read_form, read_json};
 use crate::params::Plan;
-use crate::routes::{AppState, RequestId, error_response};
+use crate::state::{AppState, RequestId, error_response};
 use crate::worker::{Done, JobError};
 
 /// `POST /v1/images/generations` (JSON).

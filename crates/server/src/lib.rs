@@ -23,7 +23,8 @@
 //! requests, with the model's defaults), `inputs` (bodies and input images), `fetch` (input URLs
 //! under SSRF rules), `worker` (the bounded queue and the one worker thread that owns the
 //! [`Engine`]), `answer` + `encode` (the `ImageResponse` and its image bytes), `store` (URL
-//! answers), `stats` (Prometheus), `model` (the served id and the SGLang defaults), `error`.
+//! answers), `stats` (Prometheus), `model` (the served id and the SGLang defaults), `state`
+//! (what handlers share), `routes` (router, layers, shutdown), `error`.
 
 mod answer;
 mod encode;
@@ -36,6 +37,7 @@ mod inputs;
 mod model;
 mod params;
 mod routes;
+mod state;
 mod stats;
 mod store;
 mod worker;

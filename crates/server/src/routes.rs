@@ -1,6 +1,7 @@
 //! The router, the small endpoints (models, health, metrics, URL answers), the layers every
 //! answer goes through (request id, counting, the API key) and the serve loop with its
-//! shutdown. The generation endpoints are in [`crate::generate`].
+//! shutdown. The generation endpoints are in [`crate::generate`], what handlers share in
+//! [`crate::state`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,69 +17,15 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::sync::Notify;
 
+use crate::Config;
 use crate::error::{ApiError, ServeError};
 use crate::fetch::Fetcher;
 use crate::generate::{edits, generations};
 use crate::model::Loaded;
-use crate::params::Context;
+use crate::state::{AppState, RequestId, error_response};
 use crate::stats::Stats;
 use crate::store::{STORE_BYTES, UrlStore};
 use crate::worker::{Loader, Queue, Status};
-use crate::{Config, Limits};
-
-/// What every handler shares.
-pub struct AppState {
-    pub config: Config,
-    pub queue: Arc<Queue>,
-    pub store: UrlStore,
-    pub stats: Stats,
-    pub fetcher: Arc<Fetcher>,
-}
-
-impl AppState {
-    /// The loaded model, or 503 while it loads.
-    pub fn ready(&self) -> Result<Loaded, ApiError> {
-        match self.queue.status() {
-            Status::Ready(l) => Ok(l),
-            Status::Loading => Err(ApiError::unavailable(
-                "model_loading",
-                "the model is still loading: retry once /health answers 200",
-                5,
-            )),
-            Status::Failed(m) => Err(ApiError::unavailable(
-                "model_failed",
-                format!("the model could not be loaded: {m}"),
-                60,
-            )),
-        }
-    }
-
-    /// What requests are read against.
-    pub fn context(&self, loaded: Loaded) -> Context<'_> {
-        Context {
-            model: &self.config.model,
-            loaded,
-            cuda: self.config.cuda_layout,
-        }
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.config.limits
-    }
-}
-
-/// The request id of an answer (`x-request-id`, and the `id` of an image answer).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-/// An error as an HTTP answer.
-pub fn error_response(e: &ApiError) -> Response {
-    let mut r = (e.status, axum::Json(e.body())).into_response();
-    if let Some(s) = e.retry_after {
-        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
-    }
-    r
-}
 
 /// Every route, with its layers.
 pub fn router(state: Arc<AppState>) -> Router {
