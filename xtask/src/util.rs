@@ -103,6 +103,29 @@ pub fn create_parent(path: &Path) -> anyhow::Result<()> {
 /// missing file, a file over `max`.
 pub fn read_regular_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
+    let len = regular_file_len(path, max)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!(
+            "{} grew over the {max}-byte limit while read",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular_file`] as text (UTF-8).
+pub fn read_regular_text(path: &Path, max: u64) -> anyhow::Result<String> {
+    String::from_utf8(read_regular_file(path, max)?)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
+}
+
+/// The length of `path` when it is a regular file of at most `max` bytes, refused as
+/// [`read_regular_file`] refuses it: for a reader that opens the file itself.
+pub fn regular_file_len(path: &Path, max: u64) -> anyhow::Result<u64> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => anyhow::anyhow!("{} does not exist", path.display()),
         _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
@@ -122,17 +145,7 @@ pub fn read_regular_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
             meta.len()
         );
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    if bytes.len() as u64 > max {
-        anyhow::bail!(
-            "{} grew over the {max}-byte limit while read",
-            path.display()
-        );
-    }
-    Ok(bytes)
+    Ok(meta.len())
 }
 
 /// Write a file through a temp name and a rename ([`write_with`]), creating its folder.
@@ -221,10 +234,11 @@ pub fn generate_with_progress<B: Backend>(
     Ok(out?)
 }
 
-/// The largest image file read (an input image, a GT file): 256 MiB, far over any picture the
-/// pipelines take (a 16384² RGBA PNG stored without compression is 1 GiB, but the pipelines'
-/// inputs are resized to about a megapixel), and a bound on what a special file can feed us.
-pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
+/// The largest image file read (an input image, a GT file): metrics' 256 MiB.
+pub const MAX_IMAGE_BYTES: u64 = metrics::MAX_IMAGE_BYTES;
+
+/// The largest text or JSON input read (a prompts file, `tokenize --file`, a key file): 16 MiB.
+pub const MAX_TEXT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The image kind a file name promises (`png`, `jpg`/`jpeg`, `webp`), from its extension.
 fn image_kind_of(name: &str) -> Option<&'static str> {
@@ -351,12 +365,15 @@ pub fn load_input_images(sources: &[String], offline: bool) -> anyhow::Result<Ve
     sources
         .iter()
         .map(|src| {
-            if gt_resolver::is_http_url(src) {
+            // A regular file under the cap: never a FIFO that blocks or a device without end.
+            let bytes = if gt_resolver::is_http_url(src) {
                 let path = fetcher.fetch(src)?;
-                Ok(InputImage::load_as(&path, src.as_str())?)
+                read_regular_file(&path, MAX_IMAGE_BYTES)
+                    .with_context(|| format!("input image {src}"))?
             } else {
-                Ok(InputImage::load(src)?)
-            }
+                read_regular_file(Path::new(src), MAX_IMAGE_BYTES)?
+            };
+            Ok(InputImage::decode(&bytes, src.as_str())?)
         })
         .collect()
 }

@@ -26,4 +26,5 @@ mod runs;
 mod saved_layout;
 mod serve;
 mod sglang_suite;
+mod special_files;
 mod tidy;

@@ -27,6 +27,7 @@
 
 mod error;
 mod frame;
+mod input;
 mod pixel;
 mod preprocess;
 mod thresholds;
@@ -38,6 +39,7 @@ pub use error::{Error, Result};
 pub use frame::{FrameMetrics, ImageMetrics};
 /// Pillow's resampler lives in `image-io` (one copy for CLIP and the VAE inputs).
 pub use image_io::{Resample, resize_like_pil};
+pub use input::{MAX_IMAGE_BYTES, MAX_JSON_BYTES, load_rgb, read_image};
 pub use pixel::{PixelMetrics, mean_abs_diff, psnr, ssim};
 pub use preprocess::{ClipPreprocessor, PixelValues, ResizeTo};
 pub use thresholds::{
@@ -48,27 +50,6 @@ pub use thresholds::{
 pub use clip::{
     Activation, ClipConfig, ClipImageEncoder, DEFAULT_CLIP_MODEL, VisionOutput, clip_similarity,
 };
-
-/// Reads an image file (PNG, JPEG or WebP, format from the content) as 8-bit RGB exactly as
-/// upstream's `PIL.Image.open(path).convert("RGB")` does: JPEG through libjpeg-turbo as PIL decodes
-/// it (the `image` crate's decoder differs from PIL on ~19 % of the values of a q75 4:2:0 file, by
-/// up to 3), alpha dropped, not composited.
-pub fn load_rgb(path: &std::path::Path) -> Result<image::RgbImage> {
-    let read = |error| Error::ImageRead {
-        path: path.to_path_buf(),
-        error,
-    };
-    let img = image_io::load(path)
-        .and_then(|img| img.convert(image_io::Mode::Rgb))
-        .map_err(read)?;
-    let (w, h) = img.size();
-    image::RgbImage::from_raw(w, h, img.into_bytes()).ok_or_else(|| {
-        read(image_io::Error::Invalid(format!(
-            "{} bytes for an RGB image of {w}x{h}",
-            3 * w as usize * h as usize
-        )))
-    })
-}
 
 pub use image::RgbImage;
 

@@ -74,7 +74,7 @@ impl ClipPreprocessor {
     /// `"crop_size": {"height": .., "width": ..}`) or the legacy one of the openai repos
     /// (`"size": 224`, `"crop_size": 224`). Missing keys take `CLIPImageProcessor`'s defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
-        Self::from_value(&config_file::read_json(path)?, path)
+        Self::from_value(&crate::input::read_json(path)?, path)
     }
 
     /// Parses `preprocessor_config.json` text; `origin` names it in errors.

@@ -45,7 +45,7 @@ impl InputImage {
         let source = source.into();
         let image = image_io::decode(bytes).map_err(|e| Error::InputImage {
             image: source.clone(),
-            reason: e.to_string(),
+            reason: decode_cause(e),
         })?;
         let rgb = Self::from_image(image, source)?;
         match exif_orientation(bytes) {
@@ -151,6 +151,17 @@ fn exif_orientation(bytes: &[u8]) -> Orientation {
         reader.into_decoder().ok()?.orientation().ok()
     };
     read().unwrap_or(Orientation::NoTransforms)
+}
+
+/// What the decoder said about bytes given directly, without the `<memory>` it names them by:
+/// the error names the image itself.
+fn decode_cause(e: image_io::Error) -> String {
+    match e {
+        image_io::Error::Decode { error, .. } => format!("cannot decode: {error}"),
+        image_io::Error::Jpeg { error, .. } => format!("JPEG error: {error}"),
+        image_io::Error::Unsupported { what, .. } => format!("unsupported image: {what}"),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -122,8 +122,8 @@ fn dit_step<B: Backend>(a: &DitStep, dev: &B::Device) -> anyhow::Result<ExitCode
 }
 
 fn print_gpu_table(path: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {} (run ci/gpu-check.sh first)", path.display()))?;
+    let text = crate::util::read_regular_text(path, crate::util::MAX_TEXT_BYTES)
+        .context("run ci/gpu-check.sh first")?;
     let r: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let rows = r["rows"]

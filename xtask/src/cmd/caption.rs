@@ -17,6 +17,7 @@ use image_io::{LayeredResolution, Mode, qwen_layered_image};
 use text_encoder::{CaptionLanguage, Captioner, DEFAULT_MAX_NEW_TOKENS, StopReason};
 
 use crate::backend;
+use crate::util::{MAX_TEXT_BYTES, read_regular_text};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -94,8 +95,8 @@ fn read_prompt_image(
     path: &Path,
     resolution: LayeredResolution,
 ) -> anyhow::Result<image::RgbImage> {
-    let img =
-        image_io::load(path).with_context(|| format!("reading --image {}", path.display()))?;
+    // A regular file under the cap: never a FIFO that blocks or a device without end.
+    let img = metrics::read_image(path).context("--image")?;
     let img = img
         .convert(Mode::Rgba)
         .with_context(|| format!("converting {} to RGBA", path.display()))?;
@@ -180,7 +181,7 @@ fn caption<B: Backend>(
         );
     }
     let index = root.join("model_index.json");
-    if let Ok(text) = std::fs::read_to_string(&index) {
+    if let Ok(text) = read_regular_text(&index, MAX_TEXT_BYTES) {
         let class = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["_class_name"].as_str().map(str::to_owned));

@@ -10,6 +10,7 @@ use burn::tensor::backend::Backend;
 use text_encoder::{PromptEmbeds, PromptEncoder, PromptTemplate, VisionPositions};
 
 use crate::backend;
+use crate::util::{MAX_IMAGE_BYTES, MAX_TEXT_BYTES, read_regular_text, regular_file_len};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -97,6 +98,8 @@ fn encode_with_images<B: Backend>(
 /// to the processor as it is; the pipeline's own condition resize is not part of
 /// `encode_prompt`).
 fn read_condition_image(path: &Path) -> anyhow::Result<image::RgbImage> {
+    // A regular file under the cap (checked before it is opened): never a FIFO or a device.
+    regular_file_len(path, MAX_IMAGE_BYTES).context("--image")?;
     text_encoder::load_image(path).with_context(|| format!("reading --image {}", path.display()))
 }
 
@@ -105,8 +108,7 @@ fn read_prompts(path: &Path) -> anyhow::Result<Vec<String>> {
     struct PromptsFile {
         prompts: Vec<String>,
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_regular_text(path, MAX_TEXT_BYTES)?;
     let file: PromptsFile = serde_json::from_str(&text).with_context(|| {
         format!(
             "{}: expected {{\"prompts\": [\"...\", ...]}}",

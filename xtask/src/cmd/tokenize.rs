@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use tokenizer_loader::{HubOptions, QwenTokenizer};
+
+use crate::util::{MAX_TEXT_BYTES, read_regular_text};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,7 +17,7 @@ pub struct Args {
     /// Text to tokenize (as given: no template, no special tokens added).
     #[arg(long, conflicts_with = "file", required_unless_present = "file")]
     pub text: Option<String>,
-    /// File whose contents are tokenized.
+    /// File whose contents are tokenized (a regular UTF-8 file of at most 16 MiB).
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// Print `{"path": "fast"|"slow", "reason": "...", "ids": [...]}`.
@@ -28,9 +29,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let tok = load(&args.model)?;
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
-        }
+        // A regular file under the cap: never a FIFO that blocks or a device without end.
+        (None, Some(f)) => read_regular_text(f, MAX_TEXT_BYTES)?,
         (None, None) => anyhow::bail!("give --text or --file"),
     };
     let ids = tok.encode(&text, false)?;

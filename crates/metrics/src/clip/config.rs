@@ -64,7 +64,7 @@ impl Default for ClipConfig {
 impl ClipConfig {
     /// Reads `config.json` of a `CLIPModel` or a `CLIPVisionModelWithProjection`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        Self::from_value(&config_file::read_json(path)?, path)
+        Self::from_value(&crate::input::read_json(path)?, path)
     }
 
     /// Parses config text; `origin` names it in errors.

@@ -48,7 +48,7 @@ impl Thresholds {
 
     /// Reads one threshold file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        Self::from_value(config_file::read_json(path)?, path)
+        Self::from_value(crate::input::read_json(path)?, path)
     }
 
     /// Parses threshold JSON; `origin` names the text in error messages.

@@ -136,7 +136,7 @@ pub(super) fn run_cases(
                     // GT that could not be looked up (nothing asked offline) or fetched (a
                     // failed download) leaves the case unjudged: could not run, as `gt resolve`.
                     let resolution = resolution
-                        .and_then(|r| r.into_answered())
+                        .and_then(gt_resolver::Resolution::into_answered)
                         .map_err(|e| could_not_run(e.into()))?;
                     let mut report = compare::compare(case, g, resolution, c, s).map_err(|e| {
                         if e.is::<gt_resolver::Error>() {

@@ -15,7 +15,10 @@ use super::args::{Args, ServerArgs};
 use super::selection;
 use crate::backend;
 use crate::platform::RunPlatform;
-use crate::util::{ImageFetcher, check_gt_download, repo_root, warn_resolver_settings};
+use crate::util::{
+    ImageFetcher, MAX_TEXT_BYTES, check_gt_download, read_regular_text, repo_root,
+    warn_resolver_settings,
+};
 
 /// The embedded default: the tiny official suites, text to image then edit then Layered.
 const DEFAULT_CASE_FILES: &[&str] = &[
@@ -169,8 +172,7 @@ impl ServerSettings {
         let api_key = match &a.api_key_file {
             None => None,
             Some(f) => {
-                let key = std::fs::read_to_string(f)
-                    .with_context(|| format!("--api-key-file {}", f.display()))?;
+                let key = read_regular_text(f, MAX_TEXT_BYTES).context("--api-key-file")?;
                 Some(key.trim().to_string()).filter(|k| !k.is_empty())
             }
         };
