@@ -58,6 +58,11 @@ pub use model::{Loaded, ServedModel};
 pub use params::{Context, MAX_N, Plan, ResponseFormat, parse_size};
 pub use worker::{Loader, Status};
 
+/// The README's example, compiled as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Size limits on what clients send.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

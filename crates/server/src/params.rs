@@ -183,11 +183,14 @@ fn check_images(kind: PipelineKind, images: usize) -> Result<(), ApiError> {
 }
 
 /// The prompt: required, but for Layered, whose default `" "` makes the pipeline caption the
-/// input image (SGLang's Layered sampling default).
+/// input image (SGLang's Layered sampling default), as does any whitespace-only prompt.
 fn read_prompt(fields: &mut Fields, ctx: &Context) -> Result<String, ApiError> {
     let layered = ctx.loaded.kind == PipelineKind::Layered;
     match (fields.string("prompt")?, ctx.loaded.preset.prompt()) {
-        (Some(p), _) if !p.is_empty() || layered => Ok(p),
+        // SGLang captions any whitespace-only Layered prompt (`prompt.isspace()`); the pipeline
+        // captions "" (diffusers' rule), so a whitespace-only prompt is handed on as "".
+        (Some(p), _) if layered => Ok(ctx.loaded.preset.layered_prompt(&p)),
+        (Some(p), _) if !p.is_empty() => Ok(p),
         (Some(_), _) => Err(ApiError::field("prompt", "prompt must not be empty")),
         (None, Some(d)) if layered => Ok(d.to_string()),
         (None, _) => Err(ApiError::field("prompt", "prompt is required")),
