@@ -10,6 +10,7 @@ mod cli;
 mod consistency;
 mod consistency_server;
 mod encode_prompt_image;
+mod fixtures_exit;
 mod forward_dit;
 mod forward_dit_variants;
 mod forward_vae_encode;

@@ -83,9 +83,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .current_dir(&root)
         .status()
         .with_context(|| format!("running {}", python.display()))?;
-    Ok(if st.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(&st, &python))
+}
+
+/// The oracle's verdict: 0 done, 1 when it ran and failed (a mismatch under `--check`, an
+/// exception), 2 when it did not run to its end: killed by a signal (the OOM killer, Ctrl-C,
+/// `kill`), which leaves testdata/ half regenerated.
+fn exit_code(st: &std::process::ExitStatus, python: &std::path::Path) -> ExitCode {
+    if st.success() {
+        return ExitCode::SUCCESS;
+    }
+    if st.code().is_some() {
+        return ExitCode::from(1);
+    }
+    #[cfg(unix)]
+    let how = {
+        use std::os::unix::process::ExitStatusExt;
+        st.signal()
+            .map_or_else(|| "killed".to_string(), |s| format!("killed by signal {s}"))
+    };
+    #[cfg(not(unix))]
+    let how = "killed".to_string();
+    eprintln!(
+        "error: the reference oracle ({}) was {how} before it finished: its outputs may be \
+         partial; run `cargo xtask fixtures` again",
+        python.display()
+    );
+    ExitCode::from(2)
 }
