@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::DitError;
+use crate::layers::{ADDITION_T_CLASSES, TIME_PROJ_DIM};
 
 /// The diffusers class every Qwen-Image transformer checkpoint (base, Edit, Edit-Plus, Layered)
 /// declares in its `config.json`.
@@ -18,6 +19,14 @@ pub const MAX_INNER_DIM: usize = 1 << 16;
 /// The most channels a config may declare for `in_channels`, `out_channels`, `patch_size²·out`
 /// and `joint_attention_dim` (2^20; the released model uses 64, 16, 64 and 3584).
 pub const MAX_CHANNELS: usize = 1 << 20;
+
+/// The most dual-stream blocks a config may declare: 1024, seventeen times the released 60. A
+/// checkpoint bounds its layers by the tensors it holds, but [`QwenImageTransformer::random`]
+/// makes every block it is told to (`bench dit-step`): 10^9 of them would only end in the
+/// allocator.
+///
+/// [`QwenImageTransformer::random`]: crate::QwenImageTransformer::random
+pub const MAX_NUM_LAYERS: usize = 1024;
 
 /// The model configuration. Field names and defaults are those of the diffusers class, so the
 /// checkpoint's `config.json` deserialises directly; keys the class ignores
@@ -159,6 +168,42 @@ impl DitConfig {
             .saturating_mul(self.out_channels())
     }
 
+    /// The number of weights a model of this config holds (20.4 · 10^9 for the released one),
+    /// counted from the same sizes the loader asks for, so that a caller can size the memory
+    /// before making the model. (Saturating, as [`Self::inner_dim`].)
+    pub fn num_parameters(&self) -> u64 {
+        let n = |v: usize| v as u64;
+        let (d, head) = (n(self.inner_dim()), n(self.attention_head_dim));
+        let linear = |i: u64, o: u64| i.saturating_mul(o).saturating_add(o);
+        let block = [
+            linear(d, d.saturating_mul(6)).saturating_mul(2), // img_mod, txt_mod
+            linear(d, d).saturating_mul(8),                   // q, k, v, out for both streams
+            head.saturating_mul(4),                           // the four q/k RMSNorms
+            linear(d, d.saturating_mul(4))
+                .saturating_add(linear(d.saturating_mul(4), d))
+                .saturating_mul(2), // two MLPs
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add);
+        let addition = if self.use_additional_t_cond {
+            d.saturating_mul(n(ADDITION_T_CLASSES))
+        } else {
+            0
+        };
+        [
+            linear(n(self.in_channels), d),                           // img_in
+            n(self.joint_attention_dim),                              // txt_norm
+            linear(n(self.joint_attention_dim), d),                   // txt_in
+            linear(n(TIME_PROJ_DIM), d).saturating_add(linear(d, d)), // timestep_embedder
+            addition,                                                 // addition_t_embedding
+            block.saturating_mul(n(self.num_layers)),
+            linear(d, d.saturating_mul(2)),    // norm_out
+            linear(d, n(self.proj_out_dim())), // proj_out
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add)
+    }
+
     /// Check the invariants the forward pass relies on, with checked arithmetic and explicit
     /// bounds (every value may come from a hostile file); the message names the key.
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -180,6 +225,12 @@ impl DitConfig {
             if v == 0 {
                 return Err(format!("`{name}` must be positive"));
             }
+        }
+        if self.num_layers > MAX_NUM_LAYERS {
+            return Err(format!(
+                "`num_layers` {} exceeds the maximum {MAX_NUM_LAYERS}",
+                self.num_layers
+            ));
         }
         self.num_attention_heads
             .checked_mul(self.attention_head_dim)

@@ -72,8 +72,9 @@ pub struct DitInputs<'a, B: Backend> {
     pub hidden_states: Tensor<B, 3>,
     /// `[B, L, joint_attention_dim]`: text embeddings.
     pub encoder_hidden_states: Tensor<B, 3>,
-    /// `[B, L]`: 1 = real token, 0 = padding. Padded text keys get exactly zero attention weight
-    /// for every head and query (the diffusers ≥ 0.37 / SGLang alignment fix). `None` or all ones
+    /// `[B, L]`: 1 = real token, 0 = padding (any other value is refused, see
+    /// [`check_encoder_mask_values`]). Padded text keys get exactly zero attention weight for
+    /// every head and query (the diffusers ≥ 0.37 / SGLang alignment fix). `None` or all ones
     /// means no mask.
     pub encoder_mask: Option<Tensor<B, 2, Int>>,
     /// `[B]`: the scheduler's timestep divided by 1000 (the model multiplies by 1000 again inside
@@ -116,10 +117,11 @@ impl<'a, B: Backend> DitInputs<'a, B> {
         self
     }
 
-    /// Every check of [`DitConfig::check_inputs`] and [`DitConfig::check_additional_t_cond`] for
-    /// these inputs with these tables (the class values are read back from the device: `B`
-    /// integers).
-    pub(crate) fn check(&self, config: &DitConfig, rope: &Rope<B>) -> Result<(), DitError> {
+    /// Every check of [`DitConfig::check_inputs`], [`check_encoder_mask_values`] and
+    /// [`DitConfig::check_additional_t_cond`] for these inputs with these tables (the mask and
+    /// the class values are read back from the device: `B·L` and `B` integers). Returns whether
+    /// the mask pads anything (a mask without a 0 changes nothing).
+    pub(crate) fn check(&self, config: &DitConfig, rope: &Rope<B>) -> Result<bool, DitError> {
         config.check_inputs(
             self.hidden_states.dims(),
             self.encoder_hidden_states.dims(),
@@ -127,23 +129,50 @@ impl<'a, B: Backend> DitInputs<'a, B> {
             self.timestep.dims(),
             rope,
         )?;
+        let padded = match &self.encoder_mask {
+            Some(m) => {
+                let values = read_ints(m.clone(), "encoder_hidden_states_mask")?;
+                check_encoder_mask_values(&values)?;
+                values.contains(&0)
+            }
+            None => false,
+        };
         let classes = match &self.additional_t_cond {
-            Some(c) => Some(
-                c.clone()
-                    .into_data()
-                    .convert::<i64>()
-                    .to_vec::<i64>()
-                    .map_err(|e| DitError::Input(format!("reading `additional_t_cond`: {e:?}")))?,
-            ),
+            Some(c) => Some(read_ints(c.clone(), "additional_t_cond")?),
             None => None,
         };
-        config.check_additional_t_cond(classes.as_deref(), self.timestep.dims()[0])
+        config.check_additional_t_cond(classes.as_deref(), self.timestep.dims()[0])?;
+        Ok(padded)
+    }
+}
+
+/// An integer tensor's values, read back from the device.
+fn read_ints<B: Backend, const D: usize>(
+    t: Tensor<B, D, Int>,
+    name: &str,
+) -> Result<Vec<i64>, DitError> {
+    t.into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .map_err(|e| DitError::Input(format!("reading `{name}`: {e:?}")))
+}
+
+/// The text mask's values must be 1 (real token) or 0 (padding), as the pipelines make it. A
+/// caller holding the values as `i64` (say, read from a file) checks them here before making a
+/// tensor: a value that does not fit the backend's integer type cannot even become one.
+pub fn check_encoder_mask_values(values: &[i64]) -> Result<(), DitError> {
+    match values.iter().position(|&v| v != 0 && v != 1) {
+        Some(i) => Err(DitError::Input(format!(
+            "encoder_hidden_states_mask value {} at flat index {i} is not 0 (padding) or 1 (token)",
+            values[i]
+        ))),
+        None => Ok(()),
     }
 }
 
 impl DitConfig {
     /// Validate the shapes of a forward call against this config, each other and `rope`, before
-    /// any weight is loaded.
+    /// any weight is loaded: at least one sample, one image token and one text token.
     pub fn check_inputs<B: Backend>(
         &self,
         hidden: [usize; 3],
@@ -154,6 +183,11 @@ impl DitConfig {
     ) -> Result<(), DitError> {
         let [b, n, c_in] = hidden;
         let err = |m: String| Err(DitError::Input(m));
+        if b == 0 {
+            return err(format!(
+                "hidden_states {hidden:?}: the batch is empty (at least one sample is needed)"
+            ));
+        }
         if c_in != self.in_channels {
             return err(format!(
                 "hidden_states {hidden:?}: last dim must be in_channels = {}",
@@ -164,6 +198,14 @@ impl DitConfig {
             return err(format!(
                 "hidden_states {hidden:?} has {n} tokens but img_shapes give {}",
                 rope.num_img_tokens()
+            ));
+        }
+        if encoder[1] == 0 {
+            // Upstream's prompts always keep at least one token; an empty text axis would reach
+            // the attention as a zero-length tensor.
+            return err(format!(
+                "encoder_hidden_states {encoder:?} has text length 0: at least one text token is \
+                 needed"
             ));
         }
         if encoder[0] != b || encoder[2] != self.joint_attention_dim {

@@ -39,9 +39,9 @@ mod model;
 mod rope;
 
 pub use attention::AttentionImpl;
-pub use config::{CLASS_NAME, DitConfig, MAX_CHANNELS, MAX_INNER_DIM};
+pub use config::{CLASS_NAME, DitConfig, MAX_CHANNELS, MAX_INNER_DIM, MAX_NUM_LAYERS};
 pub use error::DitError;
-pub use inputs::{DitInputs, RopeInput};
+pub use inputs::{DitInputs, RopeInput, check_encoder_mask_values};
 pub use model::{Intermediates, QwenImageTransformer};
 pub use rope::{ImageShape, MAX_IMAGE_TOKENS, MAX_ROPE_POSITION, Rope};
 

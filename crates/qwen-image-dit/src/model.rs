@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, ElementConversion, Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 use weights::Weights;
 use weights::nn::RmsNorm;
 
@@ -169,7 +169,7 @@ impl<B: Backend> QwenImageTransformer<B> {
                 &built
             }
         };
-        inputs.check(&self.config, rope)?;
+        let padded = inputs.check(&self.config, rope)?;
         let DitInputs {
             hidden_states,
             encoder_hidden_states,
@@ -185,7 +185,10 @@ impl<B: Backend> QwenImageTransformer<B> {
         let mut txt = self
             .txt_in
             .forward(self.txt_norm.forward(encoder_hidden_states));
-        let key_mask = encoder_mask.and_then(|m| joint_key_mask(m, n_img));
+        // An all-ones mask changes nothing; skipping it keeps the unmasked fused kernel.
+        let key_mask = encoder_mask
+            .filter(|_| padded)
+            .map(|m| joint_key_mask(m, n_img));
 
         let (proj, temb) = self.timestep_embedding(timestep, additional_t_cond);
         // Every block's modulation and norm_out start with SiLU(temb): compute it once.
@@ -261,16 +264,11 @@ impl<B: Backend> QwenImageTransformer<B> {
     }
 }
 
-/// `[B, L]` text mask (nonzero = real) → `[B, L + N]` joint key mask in the attention's order
-/// (text first), true = masked out; `None` when nothing is padded.
-fn joint_key_mask<B: Backend>(mask: Tensor<B, 2, Int>, n_img: usize) -> Option<Tensor<B, 2, Bool>> {
-    // An all-ones mask changes nothing; skipping it keeps the unmasked fused kernel.
-    let min: i64 = mask.clone().min().into_scalar().elem();
-    if min != 0 {
-        return None;
-    }
+/// `[B, L]` text mask (1 = real, 0 = padding) → `[B, L + N]` joint key mask in the attention's
+/// order (text first), true = masked out.
+fn joint_key_mask<B: Backend>(mask: Tensor<B, 2, Int>, n_img: usize) -> Tensor<B, 2, Bool> {
     let [b, _] = mask.dims();
     let padded = mask.equal_elem(0);
     let image = Tensor::<B, 2, Int>::zeros([b, n_img], &padded.device()).equal_elem(1);
-    Some(Tensor::cat(vec![padded, image], 1))
+    Tensor::cat(vec![padded, image], 1)
 }

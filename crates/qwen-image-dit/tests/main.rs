@@ -5,6 +5,7 @@
 
 mod bf16;
 mod fuzz;
+mod hostile_inputs;
 mod loading;
 mod parity;
 mod variants_parity;
