@@ -525,3 +525,27 @@ fn raw_http_gets_an_answer_with_a_request_id() {
         "{text}"
     );
 }
+
+/// SGLang captions any whitespace-only Layered prompt (`prompt.isspace()`): the request reaches
+/// the pipeline with the empty prompt, which it captions; a prompt with text is kept as sent.
+#[test]
+fn a_whitespace_only_layered_prompt_is_handed_on_to_be_captioned() {
+    let s = TestServer::start(Fake::new(PipelineKind::Layered, FAST), |_| {});
+    let url = s.url("/v1/images/edits");
+    let img = png(24, 40);
+    for (prompt, handed_on) in [("\t\n  ", ""), ("\u{3000}", ""), (" a cat ", " a cat ")] {
+        let (ct, body) = multipart(&[
+            Part::Text("prompt", prompt),
+            Part::File("image", "a.png", &img),
+            Part::Text("num_inference_steps", "2"),
+            Part::Text("output_format", "png"),
+        ]);
+        let a = post(&url, &ct, &body, &[]);
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+        assert_eq!(
+            a.json()["data"][0]["revised_prompt"],
+            handed_on,
+            "{prompt:?}"
+        );
+    }
+}
