@@ -174,17 +174,17 @@ pub fn write_safetensors<'a, V: safetensors::View + 'a>(
 }
 
 /// Save an image by extension (png, jpg/jpeg, webp), through a temp file renamed into place,
-/// encoded as `cargo xtask serve` encodes its answers (`server::encode_rgb`: JPEG as PIL's
+/// encoded as `cargo xtask serve` encodes its answers (`image_io::encode_rgb`: JPEG as PIL's
 /// `save(quality=75)` writes it, as upstream saves official JPEG GT and SGLang its jpg output), so
 /// that a file and an API answer with the same parameters are the same bytes.
 pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
-    let format = server::format_of_path(path).with_context(|| {
+    let format = image_io::format_of_path(path).with_context(|| {
         format!(
             "{}: unknown image extension (use .png, .jpg or .webp)",
             path.display()
         )
     })?;
-    let bytes = server::encode_rgb(img, format, server::DEFAULT_JPEG_QUALITY)
+    let bytes = image_io::encode_rgb(img, format, image_io::DEFAULT_JPEG_QUALITY)
         .map_err(|e| anyhow::anyhow!("encoding {}: {e}", path.display()))?;
     write_atomic(path, &bytes)
 }
@@ -192,8 +192,12 @@ pub fn save_image(img: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
 /// Save an RGBA image (a Layered layer) as PNG, through a temp file renamed into place (the
 /// encoder of `cargo xtask serve`'s Layered answers).
 pub fn save_rgba_png(img: &image::RgbaImage, path: &Path) -> anyhow::Result<()> {
-    let bytes = server::encode_rgba(img, server::OutputFormat::Png, server::DEFAULT_JPEG_QUALITY)
-        .map_err(|e| anyhow::anyhow!("encoding {}: {e}", path.display()))?;
+    let bytes = image_io::encode_rgba(
+        img,
+        image_io::OutputFormat::Png,
+        image_io::DEFAULT_JPEG_QUALITY,
+    )
+    .map_err(|e| anyhow::anyhow!("encoding {}: {e}", path.display()))?;
     write_atomic(path, &bytes)
 }
 
@@ -252,25 +256,12 @@ fn image_kind_of(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The image kind of `bytes` from their signature.
-fn image_kind_of_bytes(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("png")
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("jpg")
-    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some("webp")
-    } else {
-        None
-    }
-}
-
 /// The check gt-resolver runs on a downloaded image before it enters the cache, and on every
 /// cached copy it serves: the file decodes as PIL would open it, and, when `expect` names a
 /// kind, it is that kind (an HTML error page or a PNG cut short is refused).
 fn check_image_file(path: &Path, expect: Option<&str>) -> Result<(), String> {
     let bytes = read_regular_file(path, MAX_IMAGE_BYTES).map_err(|e| format!("{e:#}"))?;
-    let found = image_kind_of_bytes(&bytes);
+    let found = image_io::format_of_bytes(&bytes).map(image_io::OutputFormat::ext);
     match (expect, found) {
         (_, None) => return Err(format!("not an image ({})", what_bytes_are(&bytes))),
         (Some(want), Some(got)) if want != got => {

@@ -11,6 +11,7 @@ mod jpeg;
 mod load;
 mod resample;
 mod rgb;
+mod save;
 mod torch_resize;
 mod vae;
 
@@ -20,6 +21,9 @@ pub use jpeg::{JpegOptions, Subsampling, decode_jpeg, encode_jpeg, jpeg_round_tr
 pub use load::{decode, load};
 pub use resample::{Resample, resize_like_pil};
 pub use rgb::convert_to_rgb;
+pub use save::{
+    DEFAULT_JPEG_QUALITY, OutputFormat, encode_rgb, encode_rgba, format_of_bytes, format_of_path,
+};
 pub use torch_resize::resize_bicubic_antialias;
 pub use vae::{
     EDIT_PLUS_CONDITION_AREA, EDIT_VAE_AREA, LayeredResolution, PipelineImage, Preprocessed,

@@ -8,11 +8,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::encode::{encode_rgb, encode_rgba};
 use crate::error::ApiError;
 use crate::params::{Plan, ResponseFormat};
 use crate::store::UrlStore;
 use crate::worker::Done;
+use image_io::{encode_rgb, encode_rgba};
 
 /// Encode the images and build the JSON (blocking: the encoders run here). URL answers keep
 /// their images in `store`.

@@ -27,7 +27,6 @@
 //! (what handlers share), `routes` (router, layers, shutdown), `error`.
 
 mod answer;
-mod encode;
 mod engine;
 mod error;
 mod fetch;
@@ -49,11 +48,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use torch_rng::CudaPlatform;
 
-pub use encode::{DEFAULT_JPEG_QUALITY, OutputFormat, encode_rgb, encode_rgba, format_of_path};
 pub use engine::{Engine, Generated, PipelineEngine};
 pub use error::{ApiError, ServeError};
 pub use fetch::is_public;
 pub use fields::{Fields, Raw, Seeds};
+/// The answer formats and their encoder (image-io's, shared with `cargo xtask generate`).
+pub use image_io::{DEFAULT_JPEG_QUALITY, OutputFormat, encode_rgb, encode_rgba, format_of_path};
 pub use model::{Loaded, ServedModel};
 pub use params::{Context, MAX_N, Plan, ResponseFormat, parse_size};
 pub use worker::{Loader, Status};

@@ -10,10 +10,10 @@ use pipeline::{InitialLatents, InputImage, MAX_LAYERS, PipelineKind, Request, Re
 use text_encoder::VisionPositions;
 use torch_rng::{CudaPlatform, GeneratorDevice};
 
-use crate::encode::{DEFAULT_JPEG_QUALITY, OutputFormat};
 use crate::error::ApiError;
 use crate::fields::{Fields, Seeds};
 use crate::model::{Loaded, ServedModel};
+use image_io::{DEFAULT_JPEG_QUALITY, OutputFormat};
 
 /// SGLang clamps `n` to 1..=10 (`image_api.py`).
 pub const MAX_N: usize = 10;

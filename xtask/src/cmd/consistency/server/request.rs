@@ -302,15 +302,7 @@ pub(crate) fn mime(bytes: &[u8]) -> &'static str {
 
 /// `png`, `jpg` or `webp` from the bytes' signature.
 pub(crate) fn image_ext(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("png")
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("jpg")
-    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some("webp")
-    } else {
-        None
-    }
+    image_io::format_of_bytes(bytes).map(image_io::OutputFormat::ext)
 }
 
 #[cfg(test)]

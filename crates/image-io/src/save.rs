@@ -1,7 +1,7 @@
-//! Output images as files: PNG and WebP through the `image` crate, JPEG as PIL's
-//! `save(quality=…)` writes it (image-io's libjpeg-turbo), the same encoders and settings as
-//! `cargo xtask generate --out x.png|x.jpg|x.webp`, so that an API answer and a CLI file with the
-//! same parameters are the same bytes.
+//! Images as files: PNG and WebP through the `image` crate, JPEG as PIL's `save(quality=…)`
+//! writes it (libjpeg-turbo, [`crate::encode_jpeg`]); one encoder for `cargo xtask generate --out
+//! x.png|x.jpg|x.webp` and the server's answers, so that both give the same bytes for the same
+//! picture; and the format of bytes from their signature.
 
 use std::io::Cursor;
 
@@ -10,8 +10,11 @@ use image::{DynamicImage, ImageFormat, RgbImage, RgbaImage};
 /// The file format of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
+    /// PNG (lossless).
     Png,
+    /// JPEG, as PIL writes it.
     Jpeg,
+    /// WebP (lossless with the `image` crate's encoder).
     Webp,
 }
 
@@ -60,11 +63,11 @@ pub const DEFAULT_JPEG_QUALITY: u8 = 75;
 /// `image` crate's WebP encoder is lossless).
 pub fn encode_rgb(img: &RgbImage, format: OutputFormat, quality: u8) -> Result<Vec<u8>, String> {
     if format == OutputFormat::Jpeg {
-        let options = image_io::JpegOptions {
+        let options = crate::JpegOptions {
             quality: quality.clamp(1, 100),
-            ..image_io::JpegOptions::default()
+            ..crate::JpegOptions::default()
         };
-        return image_io::encode_jpeg(&image_io::Image::from(img.clone()), options)
+        return crate::encode_jpeg(&crate::Image::from(img.clone()), options)
             .map_err(|e| e.to_string());
     }
     let mut bytes = Vec::new();
@@ -77,13 +80,30 @@ pub fn encode_rgb(img: &RgbImage, format: OutputFormat, quality: u8) -> Result<V
 /// alpha is dropped first (PIL's `convert("RGB")`).
 pub fn encode_rgba(img: &RgbaImage, format: OutputFormat, quality: u8) -> Result<Vec<u8>, String> {
     if format == OutputFormat::Jpeg {
-        return encode_rgb(&pipeline::drop_alpha(img), format, quality);
+        let rgb = RgbImage::from_fn(img.width(), img.height(), |x, y| {
+            let [r, g, b, _] = img.get_pixel(x, y).0;
+            image::Rgb([r, g, b])
+        });
+        return encode_rgb(&rgb, format, quality);
     }
     let mut bytes = Vec::new();
     DynamicImage::ImageRgba8(img.clone())
         .write_to(&mut Cursor::new(&mut bytes), format.image_format())
         .map_err(|e| e.to_string())?;
     Ok(bytes)
+}
+
+/// The format of encoded bytes from their signature (PNG, JPEG's SOI marker, RIFF…WEBP).
+pub fn format_of_bytes(bytes: &[u8]) -> Option<OutputFormat> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(OutputFormat::Png)
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(OutputFormat::Jpeg)
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some(OutputFormat::Webp)
+    } else {
+        None
+    }
 }
 
 /// The format of a file path's extension (`.png`, `.jpg`/`.jpeg`, `.webp`).
@@ -109,5 +129,9 @@ mod tests {
         assert!(encode_rgba(&rgba, OutputFormat::Jpeg, 75).is_ok());
         assert_eq!(OutputFormat::parse("JPG"), Some(OutputFormat::Jpeg));
         assert_eq!(OutputFormat::parse("gif"), None);
+        for f in [OutputFormat::Png, OutputFormat::Jpeg, OutputFormat::Webp] {
+            assert_eq!(format_of_bytes(&encode_rgb(&img, f, 75).unwrap()), Some(f));
+        }
+        assert_eq!(format_of_bytes(b"<html>"), None);
     }
 }
