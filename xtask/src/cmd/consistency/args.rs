@@ -69,6 +69,39 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub judging: JudgingArgs,
+}
+
+/// How close a pass is, and how far a run moved from a previous one (docs/formats.md, "Margins
+/// and drift").
+#[derive(clap::Args, Debug, Default)]
+pub struct JudgingArgs {
+    /// A previous run's report.json (or its folder): per case and metric the move since then; a
+    /// case that moved by more than --drift-tolerance is marked drifted. It must have judged the
+    /// same case file, target and platform (else exit 2, unless --baseline-any).
+    #[arg(long, value_name = "REPORT", conflicts_with_all = ["gen_gt", "resolve_only"])]
+    pub baseline: Option<PathBuf>,
+    /// The largest move that is not drift, per metric (the metrics not named keep these
+    /// defaults).
+    #[arg(
+        long,
+        value_name = "clip=0.005,ssim=0.01,psnr=1.0,mean_abs_diff=0.5",
+        requires = "baseline"
+    )]
+    pub drift_tolerance: Option<String>,
+    /// Exit 1 when some case drifted, even when every case passed.
+    #[arg(long, requires = "baseline")]
+    pub fail_on_drift: bool,
+    /// Compare with a baseline that judged another case file, target or platform (or does not
+    /// say), recording the differences.
+    #[arg(long, requires = "baseline")]
+    pub baseline_any: bool,
+    /// Mark a passing case `near_miss` when a margin is under this, per metric: a value in the
+    /// metric's unit or a percentage (default 10%: of the threshold for psnr and mean_abs_diff,
+    /// of 1 − threshold for clip and ssim), e.g. `psnr=2,ssim=5%`.
+    #[arg(long, value_name = "METRIC=VALUE,…")]
+    pub near_miss: Option<String>,
 }
 
 /// Judging servers that speak SGLang's image API instead of running the pipeline in process

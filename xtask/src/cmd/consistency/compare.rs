@@ -11,6 +11,7 @@ use image_io::JpegOptions;
 use metrics::{CaseThresholds, FrameMetrics, ImageMetrics, Media, PixelMetrics};
 
 use super::explain::{self, query_for};
+use super::margins::{NearMiss, margins};
 use super::render;
 use super::report::{CaseReport, GtFileReport, ProbeReport};
 use super::settings::{Clip, Compare, Settings};
@@ -58,7 +59,14 @@ pub(super) fn compare(
 
     let t_m = Instant::now();
     render::write_case_images(&s.out, &case.id, &image, Some(&gt), raw)?;
-    judge(&mut report, case, &image, &gt, &file.url, c)?;
+    judge(
+        &mut report,
+        case,
+        (&image, &gt),
+        &file.url,
+        c,
+        &s.judging.near_miss,
+    )?;
     report.timings.metrics = t_m.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -108,14 +116,15 @@ fn record_resolution(report: &mut CaseReport, resolution: &Resolution) {
         .collect();
 }
 
-/// The metrics of `image` against `gt` (from `gt_url`) held to the case's thresholds.
+/// The metrics of `image` against `gt` (from `gt_url`) held to the case's thresholds, with the
+/// margins and whether a pass was a near miss.
 fn judge(
     report: &mut CaseReport,
     case: &Case,
-    image: &RgbImage,
-    gt: &RgbImage,
+    (image, gt): (&RgbImage, &RgbImage),
     gt_url: &str,
     c: &Compare,
+    near_miss: &NearMiss,
 ) -> anyhow::Result<()> {
     let pixel = match PixelMetrics::compute(image, gt) {
         Ok(p) => p,
@@ -156,6 +165,17 @@ fn judge(
     if !report.passed {
         report.failures.push(format!("GT used: {gt_url}"));
     }
+    let m = margins(&frames, &th);
+    let near = near_miss.near(&m, &th);
+    report.near_miss = report.passed && !near.is_empty();
+    if report.near_miss {
+        let names: Vec<&str> = near.iter().map(|m| m.name()).collect();
+        report.notes.push(format!(
+            "near miss: {} passed by less than --near-miss",
+            names.join(", ")
+        ));
+    }
+    report.margins = Some(m);
     report.metrics = frames;
     report.thresholds = Some(th.into());
     Ok(())

@@ -25,8 +25,10 @@ pub(super) fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> 
     let mut copies = Vec::new();
     let mut seen = BTreeMap::new();
     let mut complete = true;
+    let mut runs = Vec::new();
     for dir in inputs {
         let r = read_report(dir)?;
+        runs.push((r.run.clone(), r.platform.clone()));
         if !r.complete {
             eprintln!(
                 "warning: {} is a partial report (its run did not finish)",
@@ -54,6 +56,13 @@ pub(super) fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> 
     }
     let mut report = Report::from_cases(cases);
     report.complete = complete;
+    // Partitions of one run judged one case file on one target and platform: the merged report
+    // says so too (and can be a baseline); runs that differ leave it unsaid.
+    if let Some(first) = runs.first().filter(|f| runs.iter().all(|r| r == *f)) {
+        (report.run, report.platform) = first.clone();
+    } else {
+        eprintln!("warning: the runs judged different case files, targets or platforms");
+    }
     render::write_report(out, &report)?;
     print::table(&report);
     Ok(report.exit_code())

@@ -10,14 +10,17 @@
 //! One job per module: the command line (`args`) becomes [`settings::Settings`] once (`settings`); a
 //! [`target::Target`] turns a case into an output image (`target`: in process on a backend;
 //! `server`: servers that speak SGLang's image API, `perf` their baseline); `runner` drives the
-//! cases; `compare` judges one output against its GT; `gt_write`
-//! is `--gen-gt`; `explain` is `--resolve-only`; `report` and `print` say what happened;
-//! `merge` joins partitioned runs; `selection` picks the cases.
+//! cases; `compare` judges one output against its GT (`margins`: how close a pass was);
+//! `baseline` compares with a previous run; `gt_write` is `--gen-gt`; `explain` is
+//! `--resolve-only`; `report` and `print` say what happened; `merge` joins partitioned runs;
+//! `selection` picks the cases.
 
 mod args;
+mod baseline;
 mod compare;
 mod explain;
 mod gt_write;
+mod margins;
 mod merge;
 mod perf;
 mod print;
@@ -34,7 +37,7 @@ use std::process::ExitCode;
 use cases::Case;
 
 pub use args::{Args, Sub};
-use report::{CaseReport, Report};
+use report::CaseReport;
 use settings::{Mode, Settings};
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -82,8 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
-    let mut report = Report::from_cases(reports);
-    report.platform = s.run_platform.to_string();
+    let report = runner::report_of(&s, reports);
     render::write_report(&s.out, &report)?;
     print::table(&report);
     eprintln!(
@@ -92,11 +94,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         s.out.join("index.html").display()
     );
     let slow_fails = s.server.as_ref().is_some_and(|sv| sv.fail_on_slow) && report.slow > 0;
-    Ok(if report.errors == 0 && report.failed == 0 && slow_fails {
-        ExitCode::from(1)
-    } else {
-        report.exit_code()
-    })
+    let drift_fails = s.judging.fail_on_drift && report.drifted > 0;
+    Ok(
+        if report.errors == 0 && report.failed == 0 && (slow_fails || drift_fails) {
+            ExitCode::from(1)
+        } else {
+            report.exit_code()
+        },
+    )
 }
 
 /// The cases to run, the server target when there is one, and the cases skipped with why:

@@ -6,7 +6,10 @@ use std::path::Path;
 use base64::Engine;
 use image::{Rgb, RgbImage};
 
-use super::print::slow_lines;
+use metrics::Metric;
+
+use super::margins::PerMetric;
+use super::print::{flags, fmt_margin, slow_lines};
 use super::report::{CaseReport, Report, TargetReport};
 use crate::util::write_atomic;
 
@@ -141,7 +144,7 @@ fn head(h: &mut String, report: &Report) {
     h.push_str("<title>Qwen-Image consistency report</title>\n<style>\n");
     h.push_str("body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa;color:#222}\n");
     h.push_str("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\n");
-    h.push_str(".pass{color:#070}.fail{color:#b00}.case{margin:2em 0;padding:1em;background:#fff;border:1px solid #ddd}\n");
+    h.push_str(".pass{color:#070}.fail{color:#b00}.flag{color:#a60}small{color:#666}.case{margin:2em 0;padding:1em;background:#fff;border:1px solid #ddd}\n");
     h.push_str("figure{display:inline-block;margin:0 1em 0 0}img{image-rendering:pixelated;min-width:128px;border:1px solid #999}\n");
     h.push_str("</style></head><body>\n");
     h.push_str(&format!(
@@ -163,6 +166,7 @@ fn head(h: &mut String, report: &Report) {
     if !report.platform.is_empty() {
         h.push_str(&format!("<p>platform: {}</p>\n", esc(&report.platform)));
     }
+    run_lines(h, report);
     if report.slow > 0 {
         h.push_str(&format!(
             "<p class=\"fail\">{} case(s) slower than their perf baseline</p>\n",
@@ -190,24 +194,83 @@ fn target_line(t: &TargetReport) -> String {
     }
 }
 
-/// One row per case: result, GT source, metrics.
+/// The case file, target, version and baseline of the run.
+fn run_lines(h: &mut String, report: &Report) {
+    let run = &report.run;
+    if let Some(f) = &run.case_file {
+        h.push_str(&format!(
+            "<p>case file: <code>{}</code> (sha256 <code>{}</code>)</p>\n",
+            esc(&f.path),
+            esc(&f.sha256)
+        ));
+    }
+    if let Some(t) = &run.target {
+        h.push_str(&format!("<p>target: {}</p>\n", esc(&t.to_string())));
+    }
+    if let Some(v) = &run.version {
+        h.push_str(&format!("<p>version: {}</p>\n", esc(v)));
+    }
+    if let Some(b) = &report.baseline {
+        h.push_str(&format!(
+            "<p>baseline: <code>{}</code>; <span class=\"flag\">{} drifted</span>{}</p>\n",
+            esc(&b.report),
+            report.drifted,
+            b.accepted
+                .iter()
+                .map(|a| format!("; accepted with --baseline-any: {}", esc(a)))
+                .collect::<String>()
+        ));
+    }
+    if report.near_misses > 0 {
+        h.push_str(&format!(
+            "<p class=\"flag\">{} case(s) passed by less than --near-miss</p>\n",
+            report.near_misses
+        ));
+    }
+}
+
+/// A metric's value and, below it, its margin to the threshold.
+fn metric_cell(v: Option<f64>, margins: Option<&PerMetric>, metric: Metric) -> String {
+    let margin = margins.map(|g| g.get(metric));
+    match margin {
+        Some(m) => format!(
+            "<td>{} <small class=\"margin\">{}</small></td>",
+            fmt_metric(v),
+            fmt_margin(m)
+        ),
+        None => format!("<td>{}</td>", fmt_metric(v)),
+    }
+}
+
+/// One row per case: result, GT source, metrics with their margins, flags.
 fn summary_table(h: &mut String, report: &Report) {
-    h.push_str("<table id=\"summary\"><tr><th>case</th><th>result</th><th>GT source</th><th>clip</th><th>ssim</th><th>psnr</th><th>mean abs diff</th></tr>\n");
+    h.push_str("<table id=\"summary\"><tr><th>case</th><th>result</th><th>GT source</th><th>clip</th><th>ssim</th><th>psnr</th><th>mean abs diff</th><th>flags</th></tr>\n");
     for c in &report.cases {
         let m = c.metrics.first().map(|f| f.metrics);
+        let g = c.margins.as_ref();
         h.push_str(&format!(
-            "<tr data-case=\"{id}\"><td><a href=\"#case-{id}\">{id}</a></td><td class=\"{cls}\">{res}</td><td>{src}</td><td>{clip}</td><td>{ssim}</td><td>{psnr}</td><td>{mad}</td></tr>\n",
+            "<tr data-case=\"{id}\"><td><a href=\"#case-{id}\">{id}</a></td><td class=\"{cls}\">{res}</td><td>{src}</td>{clip}{ssim}{psnr}{mad}<td class=\"flag\">{flags}</td></tr>\n",
             id = esc(&c.id),
             cls = result_class(c),
             res = result_word(c),
             src = esc(&c.gt_source),
-            clip = fmt_metric(m.and_then(|m| m.clip)),
-            ssim = fmt_metric(m.map(|m| m.ssim)),
-            psnr = fmt_metric(m.map(|m| m.psnr)),
-            mad = fmt_metric(m.map(|m| m.mean_abs_diff)),
+            clip = metric_cell(m.and_then(|m| m.clip), g, Metric::Clip),
+            ssim = metric_cell(m.map(|m| m.ssim), g, Metric::Ssim),
+            psnr = metric_cell(m.map(|m| m.psnr), g, Metric::Psnr),
+            mad = metric_cell(m.map(|m| m.mean_abs_diff), g, Metric::MeanAbsDiff),
+            flags = flags(c).join(", "),
         ));
     }
     h.push_str("</table>\n");
+}
+
+/// `clip +0.0100, ssim …` of one [`PerMetric`].
+fn per_metric_line(p: &PerMetric) -> String {
+    Metric::ALL
+        .iter()
+        .map(|&m| format!("{} {}", m.name(), fmt_margin(p.get(m))))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One case: what went wrong, its notes, GT and thresholds, then inputs | output | GT | diff.
@@ -257,6 +320,24 @@ fn case_section(h: &mut String, out: &Path, c: &CaseReport) {
             t.clip, t.ssim, t.psnr, t.mean_abs_diff
         ));
     }
+    if let Some(m) = &c.margins {
+        let near = if c.near_miss { " (near miss)" } else { "" };
+        h.push_str(&format!(
+            "<p class=\"margins\">margins: {}{near}</p>\n",
+            per_metric_line(m)
+        ));
+    }
+    if let Some(d) = &c.deltas {
+        let (cls, word) = if c.drifted {
+            ("flag", "drifted")
+        } else {
+            ("", "within tolerance")
+        };
+        h.push_str(&format!(
+            "<p class=\"deltas {cls}\">since the baseline ({word}): {}</p>\n",
+            per_metric_line(d)
+        ));
+    }
     // An edit's input images first, then output | GT | diff.
     for (k, rel) in c.inputs.iter().enumerate() {
         if let Some(uri) = data_uri(&out.join(rel)) {
@@ -267,11 +348,16 @@ fn case_section(h: &mut String, out: &Path, c: &CaseReport) {
         }
     }
     let dir = out.join("cases").join(&c.id);
-    for (file, label) in [
+    // A drifted case: the baseline's output beside today's (only the copy this run made).
+    let baseline = c
+        .baseline_output
+        .as_ref()
+        .map(|_| ("baseline_output.png", "baseline output"));
+    for (file, label) in baseline.into_iter().chain([
         ("output.png", "output"),
         ("gt.png", "ground truth"),
         ("diff.png", "|output − GT| ×4"),
-    ] {
+    ]) {
         if let Some(uri) = data_uri(&dir.join(file)) {
             h.push_str(&format!(
                 "<figure><img src=\"{uri}\" alt=\"{label}\"><figcaption>{label}</figcaption></figure>\n"

@@ -6,6 +6,8 @@ use metrics::{CaseThresholds, FrameMetrics};
 use serde::{Deserialize, Serialize};
 use torch_rng::CudaPlatform;
 
+use super::margins::PerMetric;
+
 /// The thresholds a case was held to (a serialisable copy of [`CaseThresholds`]).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ThresholdsReport {
@@ -48,7 +50,77 @@ pub struct Report {
     /// Cases slower than their `--perf-baseline` scenario (judged as usual otherwise).
     #[serde(default)]
     pub slow: usize,
+    /// Passing cases marked `near_miss` (a margin under `--near-miss`).
+    #[serde(default)]
+    pub near_misses: usize,
+    /// Cases marked `drifted` against `--baseline`.
+    #[serde(default)]
+    pub drifted: usize,
+    /// What was judged: the case file, the target, the platform, the project's version.
+    #[serde(flatten)]
+    pub run: RunInfo,
+    /// The run compared with (`--baseline`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineInfo>,
     pub cases: Vec<CaseReport>,
+}
+
+/// What a run judged, recorded at the top of report.json so that a later run can tell whether it
+/// is a fair baseline (`--baseline`): every field is absent in reports from before they existed.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct RunInfo {
+    /// The case file(s) and their contents' hash.
+    #[serde(default)]
+    pub case_file: Option<CaseFileInfo>,
+    /// What produced the outputs.
+    #[serde(default)]
+    pub target: Option<RunTarget>,
+    /// The platform whose GT folder, threshold overlay and noise layout applied (`h100`, `b200`,
+    /// `5090`; `h100` for a CPU run, upstream's fallback).
+    #[serde(default)]
+    pub gt_platform: Option<String>,
+    /// The project's version (xtask's `CARGO_PKG_VERSION`).
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// The case file a run read: its path as given, and the sha256 of its bytes (of the embedded
+/// default's three files: of their three sha256 lines, in order).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaseFileInfo {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// What produced a run's outputs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunTarget {
+    /// The pipeline in process.
+    InProcess { device: String, dtype: String },
+    /// Servers that speak SGLang's image API, by base URL.
+    Servers { urls: Vec<String> },
+}
+
+impl std::fmt::Display for RunTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunTarget::InProcess { device, dtype } => write!(f, "in process on {device}/{dtype}"),
+            RunTarget::Servers { urls } => write!(f, "server {}", urls.join(" ")),
+        }
+    }
+}
+
+/// The baseline a run was compared with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BaselineInfo {
+    /// Its report.json, as given.
+    pub report: String,
+    /// The moves allowed before a case is `drifted` (`--drift-tolerance`).
+    pub tolerance: PerMetric,
+    /// Differences from this run accepted with `--baseline-any`.
+    #[serde(default)]
+    pub accepted: Vec<String>,
 }
 
 /// One GT file used.
@@ -185,6 +257,23 @@ pub struct CaseReport {
     /// A server target: its timings, and against `--perf-baseline` whether it was slow.
     #[serde(default)]
     pub perf: Option<PerfReport>,
+    /// Per metric, the worst frame's distance to its threshold (`clip − t`, `ssim − t`,
+    /// `psnr − t`, `t − mean_abs_diff`): ≥ 0 passes. Absent when nothing was measured.
+    #[serde(default)]
+    pub margins: Option<PerMetric>,
+    /// A passing case with some margin under `--near-miss`.
+    #[serde(default)]
+    pub near_miss: bool,
+    /// Per metric, today's worst-frame value minus the baseline's (`--baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deltas: Option<PerMetric>,
+    /// Some metric moved by more than `--drift-tolerance` against the baseline, passing or not.
+    #[serde(default)]
+    pub drifted: bool,
+    /// A drifted case: the baseline run's output, copied beside today's (relative to the report
+    /// folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_output: Option<String>,
 }
 
 /// Reports written before `complete` existed were only ever written at the end of a run.
@@ -224,6 +313,11 @@ impl CaseReport {
             target: None,
             request: None,
             perf: None,
+            margins: None,
+            near_miss: false,
+            deltas: None,
+            drifted: false,
+            baseline_output: None,
         }
     }
 
@@ -294,6 +388,10 @@ impl Report {
             complete: true,
             platform: String::new(),
             slow,
+            near_misses: cases.iter().filter(|c| c.near_miss).count(),
+            drifted: cases.iter().filter(|c| c.drifted).count(),
+            run: RunInfo::default(),
+            baseline: None,
             cases,
         }
     }

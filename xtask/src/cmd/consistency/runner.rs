@@ -67,10 +67,19 @@ pub(super) fn start_report(s: &Settings, mode: &Mode) -> anyhow::Result<()> {
 /// The report so far, marked `"complete": false` (JSON and HTML, each written atomically), so
 /// that a run stopped at any point leaves a true partial report.
 fn write_partial_report(s: &Settings, so_far: &[CaseReport]) -> anyhow::Result<()> {
-    let mut report = Report::from_cases(so_far.to_vec());
-    report.platform = s.run_platform.to_string();
+    let mut report = report_of(s, so_far.to_vec());
     report.complete = false;
     render::write_report(&s.out, &report)
+}
+
+/// The run's report of `cases`: the totals, what was judged (case file, target, platform,
+/// version) and the baseline compared with.
+pub(super) fn report_of(s: &Settings, cases: Vec<CaseReport>) -> Report {
+    let mut report = Report::from_cases(cases);
+    report.platform = s.run_platform.to_string();
+    report.run = s.run.clone();
+    report.baseline = s.judging.baseline.as_ref().map(|b| b.info.clone());
+    report
 }
 
 /// A case that could not run (its values, its model, its generation): an error of the run (exit
@@ -186,6 +195,9 @@ fn each_case<'c, T>(
                 }
             });
         target.annotate(case, &mut report);
+        if let Some(b) = &s.judging.baseline {
+            b.judge(&mut report, &s.out);
+        }
         overall.suspend(|| print::case_line(&report, gen_gt));
         overall.inc(1);
         reports.push(report);

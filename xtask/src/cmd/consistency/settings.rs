@@ -11,7 +11,10 @@ use gt_resolver::{GtRoot, Platform, Resolver};
 use metrics::{ClipImageEncoder, Thresholds};
 use torch_rng::CudaPlatform;
 
-use super::args::{Args, ServerArgs};
+use super::args::{Args, JudgingArgs, ServerArgs};
+use super::baseline::{Baseline, DriftTolerance};
+use super::margins::NearMiss;
+use super::report::{CaseFileInfo, RunInfo, RunTarget};
 use super::selection;
 use crate::backend;
 use crate::platform::RunPlatform;
@@ -55,6 +58,18 @@ pub(super) struct Settings {
     pub json: bool,
     /// `--server …`: the servers that produce the outputs (`None`: in process on `device`).
     pub server: Option<ServerSettings>,
+    /// What this run judges, as report.json records it.
+    pub run: RunInfo,
+    /// Margins and drift.
+    pub judging: Judging,
+}
+
+/// How a comparing run judges beyond pass and fail: near misses, drift against a baseline.
+pub(super) struct Judging {
+    pub near_miss: NearMiss,
+    /// `--baseline`, checked and loaded.
+    pub baseline: Option<Baseline>,
+    pub fail_on_drift: bool,
 }
 
 /// How a run talks to the servers it judges (`--server` and the options around it).
@@ -96,6 +111,10 @@ impl Settings {
             Some(f) => (cases::load_suite(f)?, f.display().to_string()),
             None => (default_suite(&root)?, DEFAULT_CASE_FILES.join(" + ")),
         };
+        let case_files: Vec<PathBuf> = match &args.cases {
+            Some(f) => vec![f.clone()],
+            None => DEFAULT_CASE_FILES.iter().map(|f| root.join(f)).collect(),
+        };
         let cases = select(&suite, &case_file, &args.case, args.partition.as_deref())?;
         // Checked before anything runs, so that a typo is not met after the first case.
         backend::parse(&args.device, &args.dtype)?;
@@ -126,6 +145,21 @@ impl Settings {
             Some(sv) => format!("server {}", sv.urls.join(" ")),
             None => format!("{}/{}", args.device, args.dtype),
         };
+        let run = RunInfo {
+            case_file: Some(case_file_info(&case_file, &case_files)?),
+            target: Some(match &server {
+                Some(sv) => RunTarget::Servers {
+                    urls: sv.urls.clone(),
+                },
+                None => RunTarget::InProcess {
+                    device: args.device.clone(),
+                    dtype: args.dtype.clone(),
+                },
+            }),
+            gt_platform: Some(platform.as_str().to_string()),
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        };
+        let judging = Judging::from_args(&args.judging, &run, &args.out)?;
         Ok(Settings {
             cases,
             case_file,
@@ -144,6 +178,8 @@ impl Settings {
             resolve_only: args.resolve_only,
             json: args.json,
             server,
+            run,
+            judging,
         })
     }
 
@@ -199,6 +235,50 @@ impl ServerSettings {
             fail_on_slow: a.fail_on_slow,
         }))
     }
+}
+
+impl Judging {
+    /// `--near-miss`, and `--baseline` read and checked against `run` (before any case runs).
+    fn from_args(a: &JudgingArgs, run: &RunInfo, out: &Path) -> anyhow::Result<Self> {
+        let near_miss = a
+            .near_miss
+            .as_deref()
+            .map_or_else(|| Ok(NearMiss::default()), NearMiss::parse)?;
+        let tolerance = a
+            .drift_tolerance
+            .as_deref()
+            .map_or_else(|| Ok(DriftTolerance::default()), DriftTolerance::parse)?;
+        let baseline = a
+            .baseline
+            .as_deref()
+            .map(|b| Baseline::load(b, run, a.baseline_any, tolerance, out))
+            .transpose()?;
+        Ok(Self {
+            near_miss,
+            baseline,
+            fail_on_drift: a.fail_on_drift,
+        })
+    }
+}
+
+/// The case file(s) as named in messages, and the sha256 of their bytes (of several files: of
+/// their sha256 lines, in order).
+fn case_file_info(shown: &str, files: &[PathBuf]) -> anyhow::Result<CaseFileInfo> {
+    use sha2::{Digest, Sha256};
+    let mut lines = String::new();
+    for f in files {
+        let bytes = crate::util::read_regular_file(f, MAX_TEXT_BYTES)?;
+        lines.push_str(&hex::encode(Sha256::digest(&bytes)));
+        lines.push('\n');
+    }
+    let sha256 = match files {
+        [_] => lines.trim_end().to_string(),
+        _ => hex::encode(Sha256::digest(lines.as_bytes())),
+    };
+    Ok(CaseFileInfo {
+        path: shown.to_string(),
+        sha256,
+    })
 }
 
 /// A `--server` value as a base URL: http(s), a host, no query; the trailing slash dropped.
@@ -300,7 +380,7 @@ impl Mode {
         };
         // A misspelt key leaves the default threshold in force: say so before the run.
         for w in thresholds.warnings() {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", crate::util::printable(w));
         }
         let (resolver, _) = s.gt.resolver()?;
         let clip = match &s.clip_model {
