@@ -54,6 +54,18 @@ enum Command {
 /// does not name the option).
 fn allow_negative_numbers(cmd: clap::Command) -> clap::Command {
     cmd.allow_negative_numbers(true)
+        .mut_args(|a| {
+            // `-inf` is a float to its parser, not an option `-i`: the parser and the range checks
+            // after it say what is wrong with it.
+            let float = [std::any::TypeId::of::<f32>(), std::any::TypeId::of::<f64>()]
+                .iter()
+                .any(|t| a.get_value_parser().type_id() == *t);
+            if float {
+                a.allow_hyphen_values(true)
+            } else {
+                a
+            }
+        })
         .mut_subcommands(allow_negative_numbers)
 }
 
@@ -78,7 +90,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", util::printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

@@ -165,12 +165,24 @@ pub fn write_safetensors<'a, V: safetensors::View + 'a>(
 ) -> anyhow::Result<()> {
     // Straight into the temp file: no second copy of the tensors in memory.
     write_via_temp(path, |tmp| {
-        Ok(safetensors::serialize_to_file(
-            tensors,
-            metadata,
-            tmp.path(),
-        )?)
+        safetensors::serialize_to_file(tensors, metadata, tmp.path()).map_err(|e| match e {
+            // Its message repeats the I/O error it returns as `source()` (a full disk said twice).
+            safetensors::SafeTensorError::IoError(io) => anyhow::Error::new(io),
+            other => anyhow::anyhow!("{other}"),
+        })
     })
+}
+
+/// `text` with control characters other than newlines and tabs escaped (`\u{0}`): a NUL or an
+/// escape sequence read from a user's file is never echoed raw to the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// Save an image by extension (png, jpg/jpeg, webp), through a temp file renamed into place,
@@ -312,7 +324,7 @@ pub fn check_input_download(_url: &str, path: &Path) -> Result<(), String> {
 /// A resolver's ignored environment settings (`GT_RESOLVER_ATTEMPTS=abc`), as warnings.
 pub fn warn_resolver_settings(resolver: &gt_resolver::Resolver) {
     for w in resolver.warnings() {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", printable(w));
     }
 }
 

@@ -22,6 +22,7 @@ mod gt_cache;
 mod hf_cache;
 mod hostile;
 mod merge;
+mod messages;
 mod randn;
 mod runs;
 mod saved_layout;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::resolve::resolve_case;
 use crate::schema::File;
-use crate::source::Source;
+use crate::source::{Source, not_a_file, read_case_file};
 use crate::{Case, Defaults, Error, Suite};
 
 /// A case id may only use `[A-Za-z0-9_.-]` (it becomes file names and URLs).
@@ -28,10 +28,10 @@ pub fn load(path: &Path) -> Result<Vec<Case>, Error> {
 
 /// Read, parse and validate a case file with its suite-level settings.
 pub fn load_suite(path: &Path) -> Result<Suite, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::CaseFile {
+    let text = read_case_file(path).map_err(|reason| Error::CaseFile {
         path: path.to_path_buf(),
         line: None,
-        reason: format!("cannot read the case file: {e}"),
+        reason,
     })?;
     parse_suite(&text, path)
 }
@@ -120,7 +120,7 @@ fn thresholds_of(src: &Source, file: &File) -> Result<Option<PathBuf>, Error> {
     if !p.is_file() {
         return Err(src.fail(
             src.line(t.span().start),
-            format!("threshold file {} does not exist", p.display()),
+            format!("threshold file {} {}", p.display(), not_a_file(&p)),
         ));
     }
     Ok(Some(p))

@@ -9,7 +9,7 @@ use image_io::LayeredResolution;
 use pipeline::{LayeredOptions, MAX_LAYERS, VisionPositions};
 
 use crate::schema::{OneOrMany, RawCase};
-use crate::source::Source;
+use crate::source::{Source, not_a_file};
 use crate::{Case, Defaults, Error, GeneratorKind, ImageSource, SglangPreset};
 
 /// The fields a case took from defaults, as `name = value` (for reports).
@@ -70,8 +70,9 @@ pub(crate) fn resolve_case(
         && !l.is_file()
     {
         return Err(fail(format!(
-            "case `{id}`: latents file {} does not exist",
-            l.display()
+            "case `{id}`: latents file {} {}",
+            l.display(),
+            not_a_file(l)
         )));
     }
     let given = (
@@ -245,7 +246,7 @@ fn image_sources(raw: Option<OneOrMany>, base: &Path) -> Result<Vec<ImageSource>
                 if p.is_file() {
                     Ok(ImageSource::File(p))
                 } else {
-                    Err(format!("image file {} does not exist", p.display()))
+                    Err(format!("image file {} {}", p.display(), not_a_file(&p)))
                 }
             }
         })
