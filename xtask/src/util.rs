@@ -381,6 +381,21 @@ pub fn load_input_images(sources: &[String], offline: bool) -> anyhow::Result<Ve
         .collect()
 }
 
+/// The most timed or warm-up runs a command may ask for (`bench dit-step --steps/--warmup`,
+/// `forward --repeat/--warmup`): a thousand runs give a stable median; 2^40 never end.
+pub const MAX_RUNS: usize = 1000;
+
+/// A run count between `min` and [`MAX_RUNS`], named as its flag in the error.
+pub fn check_run_count(flag: &str, n: usize, min: usize) -> anyhow::Result<()> {
+    if n < min {
+        anyhow::bail!("{flag} must be at least {min}");
+    }
+    if n > MAX_RUNS {
+        anyhow::bail!("{flag} {n} is above the maximum {MAX_RUNS}");
+    }
+    Ok(())
+}
+
 /// Median of the runs, in ms, written as `{"median_ms", "runs_ms"}` when asked.
 pub fn report_timings(runs_ms: &[f64], path: Option<&Path>) -> anyhow::Result<f64> {
     let mut sorted = runs_ms.to_vec();

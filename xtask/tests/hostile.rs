@@ -12,7 +12,7 @@ use safetensors::tensor::TensorView;
 use crate::common::{root, stderr, testdata, xtask};
 
 /// Exit 2, no panic, and the message contains every needle.
-fn assert_refused(o: &Output, needles: &[&str]) {
+pub(crate) fn assert_refused(o: &Output, needles: &[&str]) {
     let err = stderr(o);
     assert!(!err.contains("panicked"), "panic: {err}");
     assert_eq!(o.status.code(), Some(2), "{err}");

@@ -21,6 +21,7 @@ mod gt;
 mod gt_cache;
 mod hf_cache;
 mod hostile;
+mod hostile_tensors;
 mod merge;
 mod messages;
 mod randn;

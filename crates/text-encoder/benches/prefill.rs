@@ -39,7 +39,10 @@ fn prefill(c: &mut Criterion) {
         let (input, mask) = (t(ids(&enc, len)), t(vec![1; len]));
         g.throughput(Throughput::Elements(len as u64));
         g.bench_function(format!("b1_l{len}"), |b| {
-            b.iter(|| black_box(model.forward(input.clone(), mask.clone()).into_data()))
+            b.iter(|| {
+                let out = model.forward(input.clone(), mask.clone()).expect("forward");
+                black_box(out.into_data())
+            })
         });
     }
     g.finish();

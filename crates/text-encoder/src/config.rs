@@ -136,6 +136,54 @@ impl TextConfig {
         self.hidden_size / self.num_attention_heads
     }
 
+    /// Check token ids and their attention mask, both `shape` = `[B, L]` as `i64` (the values a
+    /// file or a tensor holds), before they become tensors or reach the model: at least one
+    /// sample of one token, every id a row of `embed_tokens` (`0..vocab_size`: the embedding
+    /// lookup does not check), every mask value 0 (padding) or 1 (token). A value that does not
+    /// fit the backend's integer type cannot even become a tensor, so a caller holding `i64`s
+    /// checks them here first.
+    pub fn check_tokens(&self, ids: &[i64], mask: &[i64], shape: [usize; 2]) -> Result<(), Error> {
+        let err = |m: String| Err(Error::Tokens(m));
+        let [b, l] = shape;
+        if b == 0 || l == 0 {
+            return err(format!(
+                "input_ids {shape:?} is empty: at least one sample of one token is needed"
+            ));
+        }
+        let n = b.checked_mul(l);
+        if n != Some(ids.len()) || n != Some(mask.len()) {
+            return err(format!(
+                "{} ids and {} mask values for {shape:?}",
+                ids.len(),
+                mask.len()
+            ));
+        }
+        self.check_ids(ids)?;
+        if let Some(i) = mask.iter().position(|&v| v != 0 && v != 1) {
+            return err(format!(
+                "attention_mask value {} at flat index {i} is not 0 (padding) or 1 (token)",
+                mask[i]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every id a row of `embed_tokens` (`0..vocab_size`).
+    pub(crate) fn check_ids(&self, ids: &[i64]) -> Result<(), Error> {
+        let vocab = self.vocab_size;
+        match ids
+            .iter()
+            .position(|&id| !usize::try_from(id).is_ok_and(|id| id < vocab))
+        {
+            Some(i) => Err(Error::Tokens(format!(
+                "input_ids value {} at flat index {i} is not a token id (0..{vocab}, the \
+                 vocab_size)",
+                ids[i]
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn validate(&self, lookup: &Lookup<'_>) -> Result<(), Error> {
         let nonzero = [
             ("hidden_size", self.hidden_size),

@@ -117,13 +117,16 @@ impl<B: Backend> QwenTextEncoder<B> {
     /// Final-norm hidden states `[B, L, D]` for token ids `[B, L]` and their attention mask
     /// `[B, L]` (1 = token, 0 = padding; either padding side).
     ///
-    /// Every id must be below `vocab_size` (the embedding lookup does not check).
+    /// Both are checked first ([`TextConfig::check_tokens`]: not empty, every id below
+    /// `vocab_size`, every mask value 0 or 1; read back from the device, `2·B·L` integers): an
+    /// input the model cannot take is an [`Error::Tokens`], never a panic in the lookup.
     pub fn forward(
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
-    ) -> Tensor<B, 3> {
-        self.run(input_ids, attention_mask, None)
+    ) -> Result<Tensor<B, 3>, Error> {
+        self.check_token_tensors(&input_ids, &attention_mask)?;
+        Ok(self.run(input_ids, attention_mask, None))
     }
 
     /// Like [`forward`](Self::forward), keeping the embeddings and every layer's output.
@@ -131,15 +134,34 @@ impl<B: Backend> QwenTextEncoder<B> {
         &self,
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
-    ) -> HiddenStates<B> {
+    ) -> Result<HiddenStates<B>, Error> {
+        self.check_token_tensors(&input_ids, &attention_mask)?;
         let mut layers = Vec::with_capacity(self.layers.len() + 1);
         let last_hidden_state = self.run(input_ids, attention_mask, Some(&mut layers));
         let embeddings = layers.remove(0);
-        HiddenStates {
+        Ok(HiddenStates {
             embeddings,
             layers,
             last_hidden_state,
+        })
+    }
+
+    /// [`TextConfig::check_tokens`] on token ids and a mask held as tensors.
+    fn check_token_tensors(
+        &self,
+        input_ids: &Tensor<B, 2, Int>,
+        attention_mask: &Tensor<B, 2, Int>,
+    ) -> Result<(), Error> {
+        if input_ids.dims() != attention_mask.dims() {
+            return Err(Error::Tokens(format!(
+                "attention mask {:?} for {:?} token ids",
+                attention_mask.dims(),
+                input_ids.dims()
+            )));
         }
+        let ids = read_ints(input_ids.clone(), "token ids")?;
+        let mask = read_ints(attention_mask.clone(), "attention mask")?;
+        self.config.check_tokens(&ids, &mask, input_ids.dims())
     }
 
     /// Token embeddings `[B, L, D]` of a prompt with images: each `<|image_pad|>` token's row
@@ -153,12 +175,8 @@ impl<B: Backend> QwenTextEncoder<B> {
     ) -> Result<Tensor<B, 3>, Error> {
         let [b, l] = input_ids.dims();
         let d = self.config.hidden_size;
-        let ids = input_ids
-            .clone()
-            .into_data()
-            .convert::<i64>()
-            .to_vec::<i64>()
-            .map_err(|e| Error::Tokens(format!("reading the token ids back: {e:?}")))?;
+        let ids = read_ints(input_ids.clone(), "token ids")?;
+        self.config.check_ids(&ids)?;
         let image_id = i64::from(self.config.image_token_id);
         let slots: Vec<usize> = (0..ids.len()).filter(|&p| ids[p] == image_id).collect();
         let x = embedding(self.embed_tokens.val(), input_ids);
@@ -283,12 +301,7 @@ impl<B: Backend> QwenTextEncoder<B> {
         inputs: MultimodalInputs<B>,
     ) -> Result<(Tensor<B, 3>, Tensor<B, 2, Int>, Option<Tensor<B, 3, Int>>), Error> {
         let [b, l] = inputs.input_ids.dims();
-        if inputs.attention_mask.dims() != [b, l] {
-            return Err(Error::Tokens(format!(
-                "attention mask {:?} for {b}×{l} token ids",
-                inputs.attention_mask.dims()
-            )));
-        }
+        self.check_token_tensors(&inputs.input_ids, &inputs.attention_mask)?;
         if let Some(p) = &inputs.position_ids {
             if p.dims() != [3, b, l] {
                 return Err(Error::Tokens(format!(
@@ -376,4 +389,12 @@ pub struct MultimodalInputs<B: Backend> {
     /// `[3, B, L]` M-RoPE positions ([`mrope_position_ids`](crate::mrope_position_ids));
     /// `None` numbers the tokens 0, 1, 2, … on all three axes, as for text.
     pub position_ids: Option<Tensor<B, 3, Int>>,
+}
+
+/// An integer tensor's values, read back from the device.
+fn read_ints<B: Backend>(t: Tensor<B, 2, Int>, what: &str) -> Result<Vec<i64>, Error> {
+    t.into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .map_err(|e| Error::Tokens(format!("reading the {what} back: {e:?}")))
 }

@@ -65,7 +65,7 @@ impl<B: Backend> QwenTextEncoder<B> {
         check_max_sequence_length(max_sequence_length)?;
         let kept = self.check_tokens(tokens, TEMPLATE_PREFIX_TOKENS)?;
         let (ids, mask) = self.token_tensors(tokens);
-        let hidden = self.forward(ids, mask);
+        let hidden = self.forward(ids, mask)?;
         Ok(pack_rows(hidden, &kept, Some(max_sequence_length)))
     }
 

@@ -25,7 +25,9 @@ fn bf16_hidden_states_stay_close_to_the_f32_reference() {
         let (v, s) = g.get_i64(name).unwrap();
         Tensor::<B, 2, Int>::from_data(TensorData::new(v, s), &dev)
     };
-    let out = model.forward(ids("input_ids"), ids("attention_mask"));
+    let out = model
+        .forward(ids("input_ids"), ids("attention_mask"))
+        .expect("forward");
     assert_eq!(out.dtype(), DType::BF16);
     let ours = out.into_data().convert::<f32>().to_vec::<f32>().unwrap();
     let (want, _) = g.get_f32("hidden_states.2").unwrap();

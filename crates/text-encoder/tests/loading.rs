@@ -23,7 +23,7 @@ fn probe(enc: &QwenTextEncoder<B>) -> Vec<f32> {
     let mask = vec![1i64, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
     let dev = Default::default();
     let t = |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, [2, 6]), &dev);
-    values(enc.forward(t(ids), t(mask)))
+    values(enc.forward(t(ids), t(mask)).expect("forward"))
 }
 
 fn reference() -> Vec<f32> {

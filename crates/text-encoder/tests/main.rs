@@ -8,6 +8,7 @@ mod common;
 mod bf16;
 mod caption_parity;
 mod fuzz;
+mod hostile_tokens;
 mod loading;
 mod multimodal_bf16;
 mod multimodal_images;

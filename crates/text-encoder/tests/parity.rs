@@ -48,10 +48,12 @@ fn every_layer_matches_transformers_hidden_states_on_one_prompt() {
     let g = Goldens::testdata("text-encoder/hidden_states.safetensors");
     let enc = encoder();
     let layers = enc.config().num_hidden_layers;
-    let out = enc.forward_hidden_states(
-        int_tensor(&g, "input_ids"),
-        int_tensor(&g, "attention_mask"),
-    );
+    let out = enc
+        .forward_hidden_states(
+            int_tensor(&g, "input_ids"),
+            int_tensor(&g, "attention_mask"),
+        )
+        .expect("forward");
     assert_eq!(out.embeddings.dims()[1], g.i64("input_ids").1[1]);
 
     assert_close("embeddings", values(out.embeddings), &g, "hidden_states.0");

@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use qwen_image_dit::{DitConfig, DitInputs, ImageShape, QwenImageTransformer};
 
-use crate::util::report_timings;
+use crate::util::{check_run_count, report_timings};
 use crate::{backend, with_backend};
 
 #[derive(clap::Subcommand, Debug)]
@@ -63,7 +63,7 @@ pub fn run(b: Bench) -> anyhow::Result<ExitCode> {
 }
 
 fn dit_step<B: Backend>(a: &DitStep, dev: &B::Device) -> anyhow::Result<ExitCode> {
-    let config = DitConfig::from_file(&a.config)?;
+    let (config, shapes) = check_dit_step::<B>(a, dev)?;
     let t = Instant::now();
     let model = QwenImageTransformer::<B>::random(config.clone(), dev)?;
     B::sync(dev).map_err(|e| anyhow::anyhow!("device sync: {e:?}"))?;
@@ -72,28 +72,13 @@ fn dit_step<B: Backend>(a: &DitStep, dev: &B::Device) -> anyhow::Result<ExitCode
         config.num_layers,
         t.elapsed().as_secs_f64()
     );
-    let (h, w) = (a.height / 16, a.width / 16);
-    let shapes = [ImageShape::new(1, h, w)];
     let rope = model.rope(&shapes, a.txt_len, dev)?;
-    let hidden = Tensor::<B, 3>::random(
-        [1, h * w, config.in_channels],
-        Distribution::Normal(0.0, 1.0),
-        dev,
-    );
-    let cond = Tensor::<B, 3>::random(
-        [1, a.txt_len, config.joint_attention_dim],
-        Distribution::Normal(0.0, 1.0),
-        dev,
-    );
-    let uncond = Tensor::<B, 3>::random(
-        [1, a.txt_len, config.joint_attention_dim],
-        Distribution::Normal(0.0, 1.0),
-        dev,
-    );
+    let normal =
+        |dims: [usize; 3]| Tensor::<B, 3>::random(dims, Distribution::Normal(0.0, 1.0), dev);
+    let hidden = normal([1, shapes[0].num_tokens(), config.in_channels]);
+    let cond = normal([1, a.txt_len, config.joint_attention_dim]);
+    let uncond = normal([1, a.txt_len, config.joint_attention_dim]);
     let ts = Tensor::<B, 1>::from_data(TensorData::new(vec![0.5f32], [1]), dev);
-    model
-        .config()
-        .check_inputs(hidden.dims(), cond.dims(), None, ts.dims(), &rope)?;
     let pass = |text: &Tensor<B, 3>| {
         model.forward(DitInputs::new(
             hidden.clone(),
@@ -119,6 +104,68 @@ fn dit_step<B: Backend>(a: &DitStep, dev: &B::Device) -> anyhow::Result<ExitCode
         config.num_layers, a.height, a.width, a.txt_len, a.device, a.dtype, a.steps
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every setting of `bench dit-step` checked before any weight is made, each named as its flag
+/// or config key: the run counts ([`MAX_RUNS`](crate::util::MAX_RUNS)), the config (`MAX_NUM_LAYERS` blocks at most),
+/// its weights against this machine's memory, the size as `generate` bounds it, and the shapes
+/// as the model checks them (at least one text token, within the RoPE tables).
+fn check_dit_step<B: Backend>(
+    a: &DitStep,
+    dev: &B::Device,
+) -> anyhow::Result<(DitConfig, [ImageShape; 1])> {
+    check_run_count("--steps", a.steps, 1)?;
+    check_run_count("--warmup", a.warmup, 0)?;
+    let config = DitConfig::from_file(&a.config)?;
+    check_weights_fit(&config, std::mem::size_of::<B::FloatElem>())
+        .with_context(|| a.config.display().to_string())?;
+    let names = pipeline::RequestFieldNames {
+        height: "--height",
+        width: "--width",
+        steps: "--steps",
+    };
+    pipeline::Request::new("", a.height, a.width)
+        .check_named(&names)
+        .map_err(anyhow::Error::msg)?;
+    let shapes = [ImageShape::new(1, a.height / 16, a.width / 16)];
+    let rope = qwen_image_dit::Rope::<B>::for_config(&config, &shapes, a.txt_len, dev)
+        .context("--txt-len")?;
+    let hidden = [1, shapes[0].num_tokens(), config.in_channels];
+    let text = [1, a.txt_len, config.joint_attention_dim];
+    config
+        .check_inputs(hidden, text, None, [1], &rope)
+        .context("--txt-len")?;
+    Ok((config, shapes))
+}
+
+/// The random model's weights (`elem_bytes` each) must fit in this machine's memory
+/// (`MemTotal`; not checked where /proc/meminfo is absent): beyond it, making them ends in the
+/// allocator, minutes later.
+fn check_weights_fit(config: &DitConfig, elem_bytes: usize) -> anyhow::Result<()> {
+    let Some(total) = host_memory_bytes() else {
+        return Ok(());
+    };
+    let need = config.num_parameters().saturating_mul(elem_bytes as u64);
+    if need > total {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        anyhow::bail!(
+            "a random model of {} layers has {} weights: {:.1} GiB, more than this machine's \
+             {:.1} GiB of memory (lower `num_layers`)",
+            config.num_layers,
+            config.num_parameters(),
+            gib(need),
+            gib(total)
+        );
+    }
+    Ok(())
+}
+
+/// `MemTotal` of /proc/meminfo, in bytes.
+fn host_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 fn print_gpu_table(path: &Path) -> anyhow::Result<ExitCode> {

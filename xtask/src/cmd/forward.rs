@@ -108,6 +108,13 @@ fn write_output<B: Backend, const D: usize>(
 }
 
 pub fn run(f: Forward) -> anyhow::Result<ExitCode> {
+    let (Forward::Dit(c)
+    | Forward::VaeDecode(c)
+    | Forward::VaeEncode(c)
+    | Forward::TextEncoder(c)
+    | Forward::Vision(c)) = &f;
+    crate::util::check_run_count("--repeat", c.repeat, 0)?;
+    crate::util::check_run_count("--warmup", c.warmup, 0)?;
     match f {
         Forward::Dit(c) => run_dit(c),
         Forward::VaeDecode(c) => run_vae(c),
@@ -181,30 +188,28 @@ fn text_encoder_forward<B: Backend>(c: &Common, dev: &B::Device) -> anyhow::Resu
     use burn::tensor::{Int, TensorData};
 
     let file = c.inputs.display();
+    // The ids and mask are checked against the config before they become tensors (a value past
+    // the backend's integer type cannot) and before any weight is read.
+    let config = text_encoder::TextConfig::from_file(&c.model.join("config.json"))?;
     let inputs = weights::Weights::open(&c.inputs)?;
-    let ids_mask = |name: &str| -> anyhow::Result<Tensor<B, 2, Int>> {
-        let (v, shape) = inputs.get_i64(name)?;
-        if shape.len() != 2 {
-            anyhow::bail!("{file}: `{name}` must be [B, L], found {shape:?}");
+    let ids_mask = |name: &str| -> anyhow::Result<(Vec<i64>, [usize; 2])> {
+        match inputs.get_i64(name)? {
+            (v, shape) if shape.len() == 2 => Ok((v, [shape[0], shape[1]])),
+            (_, shape) => anyhow::bail!("{file}: `{name}` must be [B, L], found {shape:?}"),
         }
-        Ok(Tensor::from_data(TensorData::new(v, shape), dev))
     };
-    let (ids, mask) = (ids_mask("input_ids")?, ids_mask("attention_mask")?);
-    if ids.dims() != mask.dims() {
-        anyhow::bail!(
-            "{file}: `input_ids` {:?} and `attention_mask` {:?} differ",
-            ids.dims(),
-            mask.dims()
-        );
+    let ((ids, shape), (mask, mask_shape)) = (ids_mask("input_ids")?, ids_mask("attention_mask")?);
+    if shape != mask_shape {
+        anyhow::bail!("{file}: `input_ids` {shape:?} and `attention_mask` {mask_shape:?} differ");
     }
+    config
+        .check_tokens(&ids, &mask, shape)
+        .with_context(|| format!("{file} with {}", c.model.display()))?;
+    let tensor = |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, shape), dev);
+    let (ids, mask) = (tensor(ids), tensor(mask));
     let model = text_encoder::QwenTextEncoder::<B>::load(&c.model, dev)
         .with_context(|| format!("loading the text encoder from {}", c.model.display()))?;
-    let vocab = model.config().vocab_size as i64;
-    let max_id = ids.clone().max().into_scalar();
-    if burn::tensor::ElementConversion::elem::<i64>(max_id) >= vocab {
-        anyhow::bail!("{file}: `input_ids` has ids ≥ vocab_size {vocab}");
-    }
-    let hidden = timed(c, dev, || Ok(model.forward(ids.clone(), mask.clone())))?;
+    let hidden = timed(c, dev, || Ok(model.forward(ids.clone(), mask.clone())?))?;
     write_output(&c.output, "last_hidden_state", hidden)
 }
 
@@ -276,6 +281,8 @@ mod dit {
             if shape.len() != 2 {
                 bail!("{file}: `encoder_hidden_states_mask` must be [B, L], found {shape:?}");
             }
+            // Before it becomes a tensor: a value past the backend's integer type cannot.
+            qwen_image_dit::check_encoder_mask_values(&v).with_context(|| file.clone())?;
             Some(Tensor::<B, 2, Int>::from_data(
                 TensorData::new(v, shape),
                 dev,
