@@ -1,7 +1,8 @@
 //! What the errors say (issue 29, item 8): an image is named by its file, never `<memory>`; a
 //! folder or a device is called what it is, never "does not exist"; `-inf` is a value of its
 //! option, not an unknown `-i`; a NUL byte from a user's file is escaped, never echoed raw; a
-//! full disk is said once. (The ftp:// GT root is in `gt_cache`.)
+//! full disk is said once. (The ftp:// GT root is in `gt_cache`.) And an option that does not
+//! apply to the folder is refused, not accepted silently (item 7).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -158,4 +159,32 @@ fn a_full_disk_is_said_once() {
     let _ = Command::new("umount").arg(&full).status();
     let err = assert_2(&o);
     assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
+}
+
+#[test]
+fn vision_positions_on_a_folder_without_prompt_images_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = testdata().join("e2e-edit/edit_input.jpg");
+    for (folder, extra) in [
+        (
+            "tiny-qwen-image-layered",
+            &["--image", &*image.to_string_lossy()][..],
+        ),
+        ("tiny-qwen-image", &[]),
+    ] {
+        let o = xtask()
+            .args(["generate", "--model"])
+            .arg(testdata().join(folder))
+            .args(["--prompt", "x", "--vision-positions", "sequential"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .expect("run xtask");
+        let err = assert_2(&o);
+        assert!(
+            err.contains("--vision-positions applies to"),
+            "{folder}: {err}"
+        );
+    }
 }

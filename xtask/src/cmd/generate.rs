@@ -212,6 +212,15 @@ fn check_kind_options(a: &Args, kind: PipelineKind) -> anyhow::Result<()> {
             a.model
         );
     }
+    if a.vision_positions == "sequential"
+        && !matches!(kind, PipelineKind::Edit | PipelineKind::EditPlus)
+    {
+        bail!(
+            "--vision-positions applies to the prompt images of an Edit or Edit-Plus folder; {} \
+             is a {kind} folder",
+            a.model
+        );
+    }
     let layered_options =
         a.layers.is_some() || a.resolution.is_some() || a.use_en_prompt || a.cfg_normalize;
     match kind {
