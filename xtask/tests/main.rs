@@ -9,6 +9,7 @@ mod caption;
 mod cli;
 mod consistency;
 mod consistency_server;
+mod drift;
 mod encode_prompt_image;
 mod fixtures_exit;
 mod forward_dit;
