@@ -142,12 +142,14 @@ impl std::error::Error for ApiError {}
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
+    /// The address could not be bound (the cause is the `source()`).
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    /// An I/O failure while serving (the cause is the `source()`).
+    #[error("serving failed")]
     Io(#[from] std::io::Error),
     /// The model could not be loaded (the loader's message).
     #[error("loading the model: {0}")]
