@@ -9,6 +9,7 @@ mod error;
 mod image;
 mod jpeg;
 mod load;
+mod png_crc;
 mod resample;
 mod rgb;
 mod save;

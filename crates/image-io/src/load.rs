@@ -6,6 +6,7 @@ use image::DynamicImage;
 
 use crate::image::{Image, Mode};
 use crate::jpeg::decode_jpeg_named;
+use crate::png_crc;
 use crate::{Error, Result};
 
 /// Reads a PNG, JPEG or WebP file (format from the content, not the name) into the mode PIL's
@@ -22,7 +23,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Image> {
 /// Decodes PNG, JPEG or WebP bytes as PIL opens them:
 ///
 /// * JPEG through libjpeg-turbo exactly as PIL ([`crate::decode_jpeg`]): `L` or `RGB`.
-/// * PNG: 8-bit grey `L`, grey + alpha `LA`, `RGB`, `RGBA`; 16-bit grey `I;16`; 16-bit colour
+/// * PNG: chunk CRCs checked where PIL checks them (before the image data; a bad `IDAT` or `IEND`
+///   CRC opens, as in PIL); 8-bit grey `L`, grey + alpha `LA`, `RGB`, `RGBA`; 16-bit grey `I;16`; 16-bit colour
 ///   keeps the high byte of each value, and 16-bit grey + alpha opens as `RGBA`, as in PIL. Sub-byte
 ///   grey is scaled to 8 bits. Palette files come back already expanded (`RGB`, or `RGBA` with a
 ///   `tRNS` chunk): what PIL's `convert("RGB")`/`convert("RGBA")` of its `P` image gives.
@@ -39,7 +41,13 @@ fn decode_named(bytes: &[u8], path: &Path) -> Result<Image> {
         path: path.to_path_buf(),
         error,
     };
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    // PIL skips the CRCs of the image data and what follows it: so does this decode.
+    let bytes = png_crc::as_pil_reads(bytes).map_err(|why| {
+        decode_err(image::ImageError::Decoding(
+            image::error::DecodingError::new(image::ImageFormat::Png.into(), why),
+        ))
+    })?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&*bytes))
         .with_guessed_format()
         .map_err(|e| decode_err(image::ImageError::IoError(e)))?;
     let img = reader.decode().map_err(decode_err)?;
