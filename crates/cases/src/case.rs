@@ -50,6 +50,10 @@ pub struct Case {
     /// "sequential"`; default M-RoPE, as SGLang computes them; the official GT made with
     /// transformers ≥ 5.15 and diffusers ≤ 0.42.1 used sequential ones, diffusers #14194).
     pub vision_positions: VisionPositions,
+    /// What the file allows but this case's model cannot take (Layered keys on a model that is
+    /// not Layered): [`Case::validate`] refuses the case with it, so that it is reported as one
+    /// that cannot run while the others run.
+    pub refused: Option<String>,
 }
 
 /// Where one input image of a case comes from.
@@ -150,6 +154,9 @@ impl Case {
         };
         if self.num_gpus == 0 {
             return Err(fail("num_gpus must be at least 1".into()));
+        }
+        if let Some(why) = &self.refused {
+            return Err(fail(why.clone()));
         }
         self.request().check_named(&CASE_NAMES).map_err(fail)
     }

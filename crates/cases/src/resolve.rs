@@ -54,6 +54,7 @@ pub(crate) fn resolve_case(
     };
     let mut notes = Notes::default();
     let mut case = sampling(&raw, &id, preset, &mut notes).map_err(&fail)?;
+    case.refused = layered_keys_elsewhere(&raw, &local);
     case.generator = generator(raw.generator.as_deref(), preset, &mut notes)
         .map_err(|why| fail(format!("case `{id}`: {why}")))?;
     case.output_format = output_format(raw.output_format.as_deref(), preset, &mut notes)
@@ -83,6 +84,7 @@ pub(crate) fn resolve_case(
     );
     case.layered = layered_options(given, preset, &mut notes)
         .map_err(|why| fail(format!("case `{id}`: {why}")))?;
+
     case.vision_positions = vision_positions(raw.vision_positions.as_deref())
         .map_err(|why| fail(format!("case `{id}`: {why}")))?;
     case.id = id;
@@ -160,6 +162,7 @@ fn sampling(
         defaulted: Vec::new(),
         layered: LayeredOptions::default(),
         vision_positions: VisionPositions::default(),
+        refused: None,
     })
 }
 
@@ -304,6 +307,42 @@ fn layered_options(
         o.use_en_prompt = b;
     }
     Ok(o)
+}
+
+/// The Layered keys a case gives (`layers`, `resolution`, `cfg_normalize`, `use_en_prompt`) when
+/// its model is known not to be a Layered pipeline (a folder by its `_class_name`, a repo id by
+/// SGLang's registry rules), as `generate` refuses `--layers` and the like on such a folder; `None`
+/// when none is given or the model's kind is not known here.
+fn layered_keys_elsewhere(raw: &RawCase, local: &Path) -> Option<String> {
+    let keys: Vec<&str> = [
+        ("layers", raw.layers.is_some()),
+        ("resolution", raw.resolution.is_some()),
+        ("cfg_normalize", raw.cfg_normalize.is_some()),
+        ("use_en_prompt", raw.use_en_prompt.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, given)| given.then_some(k))
+    .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let class = if local.is_dir() {
+        let dir = weights::PipelineDir::open(local).ok()?;
+        let class = dir.model_index().get("_class_name")?.as_str()?.to_string();
+        class
+    } else {
+        match SglangPreset::from_model_path(&raw.model)? {
+            SglangPreset::Layered => return None,
+            other => format!("{} model ({})", raw.model, other.class_name()),
+        }
+    };
+    (class != "QwenImageLayeredPipeline").then(|| {
+        format!(
+            "{} apply to a QwenImageLayeredPipeline model; `{}` is a {class}",
+            keys.join(", "),
+            raw.model
+        )
+    })
 }
 
 /// The SGLang preset for a case's model: a local folder's `model_index.json` `_class_name`, else

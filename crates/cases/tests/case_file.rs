@@ -277,3 +277,26 @@ fn vision_positions_reach_the_request() {
         .to_string();
     assert!(e.contains("x.toml:1") && e.contains("3d"), "{e}");
 }
+
+#[test]
+fn layered_keys_on_a_model_that_is_not_layered_make_the_case_refused() {
+    for (model, extra) in [
+        ("../tiny-qwen-image", "layers = 2\n"),
+        ("../tiny-qwen-image", "resolution = 640\n"),
+        ("Qwen/Qwen-Image", "cfg_normalize = true\n"),
+    ] {
+        let text = format!("[[case]]\nid = \"a\"\nmodel = \"{model}\"\nprompt = \"x\"\n{extra}");
+        let c = &p(&text).unwrap()[0];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("case `a`") && e.contains("QwenImageLayeredPipeline"),
+            "{model} {extra}: {e}"
+        );
+    }
+    // On a Layered model, or a model whose kind is not known here, they stand.
+    for model in ["../tiny-qwen-image-layered", "acme/something"] {
+        let text =
+            format!("[[case]]\nid = \"a\"\nmodel = \"{model}\"\nprompt = \"x\"\nlayers = 2\n");
+        assert!(p(&text).unwrap()[0].refused.is_none(), "{model}");
+    }
+}
