@@ -19,7 +19,7 @@ mod vae;
 pub use error::{Error, Result};
 pub use image::{Image, Mode};
 pub use jpeg::{JpegOptions, Subsampling, decode_jpeg, encode_jpeg, jpeg_round_trip};
-pub use load::{decode, load};
+pub use load::{decode, decode_from, load};
 pub use resample::{Resample, resize_like_pil};
 pub use rgb::convert_to_rgb;
 pub use save::{

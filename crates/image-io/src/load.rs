@@ -33,6 +33,12 @@ pub fn decode(bytes: &[u8]) -> Result<Image> {
     decode_named(bytes, Path::new("<memory>"))
 }
 
+/// [`decode`] for bytes that came from `origin` (a URL, a server's answer), which errors name
+/// instead of `<memory>`.
+pub fn decode_from(bytes: &[u8], origin: impl AsRef<Path>) -> Result<Image> {
+    decode_named(bytes, origin.as_ref())
+}
+
 fn decode_named(bytes: &[u8], path: &Path) -> Result<Image> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return decode_jpeg_named(bytes, path);

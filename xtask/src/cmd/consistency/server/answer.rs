@@ -40,7 +40,8 @@ pub(crate) fn produced(
     {
         return Err(Misbehaved(format!("asked for {asked}, the server answered {ext}")).into());
     }
-    let image = decode(first).map_err(|e| Misbehaved(format!("the answer's image: {e:#}")))?;
+    let origin = format!("the answer to case {}", case.id);
+    let image = decode(first, &origin).map_err(|e| Misbehaved(format!("{e:#}")))?;
     let output_rel = format!("cases/{}/output.{ext}", case.id);
     write_atomic(&out_dir.join(&output_rel), first)?;
     let mut layers_rel = Vec::new();
@@ -72,8 +73,8 @@ pub(crate) fn produced(
 }
 
 /// Image bytes as PIL's `Image.open(...).convert("RGB")` gives them.
-fn decode(bytes: &[u8]) -> anyhow::Result<RgbImage> {
-    let img = image_io::decode(bytes)?.convert(image_io::Mode::Rgb)?;
+fn decode(bytes: &[u8], origin: &str) -> anyhow::Result<RgbImage> {
+    let img = image_io::decode_from(bytes, origin)?.convert(image_io::Mode::Rgb)?;
     let (w, h) = img.size();
     RgbImage::from_raw(w, h, img.into_bytes()).context("decoded image of the wrong size")
 }
