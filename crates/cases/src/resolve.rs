@@ -328,8 +328,7 @@ fn layered_keys_elsewhere(raw: &RawCase, local: &Path) -> Option<String> {
     }
     let class = if local.is_dir() {
         let dir = weights::PipelineDir::open(local).ok()?;
-        let class = dir.model_index().get("_class_name")?.as_str()?.to_string();
-        class
+        dir.model_index().get("_class_name")?.as_str()?.to_string()
     } else {
         match SglangPreset::from_model_path(&raw.model)? {
             SglangPreset::Layered => return None,
