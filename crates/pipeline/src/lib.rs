@@ -48,9 +48,9 @@ pub use latents::{InitialLatents, load_latents_file, seeded_latents, torch_noise
 pub use layered::{LayeredInput, MAX_LAYERS, QwenImageLayeredPipeline, drop_alpha, needs_caption};
 pub use limits::{MAX_PIXELS, MAX_SIDE, MAX_STEPS, Names as RequestFieldNames};
 pub use request::{Event, LayeredOptions, Output, Request, StageTimings};
-pub use text_to_image::QwenImagePipeline;
 /// How a prompt's image tokens are numbered (a [`Request`] setting, re-exported for its callers).
 pub use text_encoder::VisionPositions;
+pub use text_to_image::QwenImagePipeline;
 
 /// The README's example, compiled as a doctest.
 #[doc = include_str!("../README.md")]
