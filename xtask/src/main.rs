@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod backend;
 mod cmd;
 mod platform;
+mod prefetch;
 mod util;
 
 /// Qwen-Image in Rust and the consistency testing around it.

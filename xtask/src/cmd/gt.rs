@@ -1,4 +1,4 @@
-//! `cargo xtask gt resolve`.
+//! `cargo xtask gt resolve` (and `gt prefetch`, whose work is in `crate::prefetch`).
 
 use std::process::ExitCode;
 
@@ -10,6 +10,9 @@ use crate::util::{check_gt_download, warn_resolver_settings};
 pub enum Gt {
     /// Find a case's GT files: chosen source, files with URLs, every probe with its answer.
     Resolve(ResolveArgs),
+    /// Fetch a suite's GT (every platform asked), URL input images and optionally the CLIP model
+    /// into one folder with a manifest, for `consistency --gt-dir DIR --offline`.
+    Prefetch(crate::prefetch::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,6 +44,7 @@ const ALLOW_FLOATING_ENV: &str = "GT_RESOLVER_ALLOW_FLOATING_REVISION";
 pub fn run(g: Gt) -> anyhow::Result<ExitCode> {
     match g {
         Gt::Resolve(a) => resolve(a),
+        Gt::Prefetch(a) => crate::prefetch::run(a),
     }
 }
 

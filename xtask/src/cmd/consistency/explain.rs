@@ -9,7 +9,6 @@ use gt_resolver::{Answer, GtQuery, Platform, Resolution};
 use serde::Serialize;
 
 use super::settings::Settings;
-use crate::platform::gt_case_id;
 
 /// The whole answer (`--resolve-only --json`).
 #[derive(Debug, Serialize)]
@@ -175,7 +174,10 @@ pub fn print(report: &ResolveReport) {
 pub(super) fn resolve_only(s: &Settings) -> anyhow::Result<ExitCode> {
     let platform = s.platform;
     let (resolver, gt_root) = s.gt.resolver()?;
+    // Files are shown relative to the folder or root they are in, so that a `--gt-dir` copy of
+    // a root (`gt prefetch`) reads as the root does.
     let root_url = match (&s.gt.dir, &gt_root) {
+        (Some(d), _) => Some(gt_resolver::Location::Local(d.clone()).url()),
         (None, Some(r)) => Some(r.base.url()),
         _ => None,
     };
@@ -257,12 +259,7 @@ fn could_not_ask(resolutions: &[Resolution]) -> Option<String> {
 /// The GT lookup of a case: under its upstream alias (`CONSISTENCY_GT_CASE_ALIASES`), for its
 /// num_gpus and output format, platform folder first.
 pub(super) fn query_for(case: &Case, platform: Platform) -> GtQuery {
-    GtQuery::image(
-        gt_case_id(&case.id),
-        case.num_gpus,
-        Some(&case.output_format),
-        platform,
-    )
+    crate::prefetch::case_query(case, platform)
 }
 
 #[cfg(test)]

@@ -18,9 +18,9 @@ use super::report::{CaseFileInfo, RunInfo, RunTarget};
 use super::selection;
 use crate::backend;
 use crate::platform::RunPlatform;
+use crate::prefetch::{InputFetcher, Prefetched};
 use crate::util::{
-    ImageFetcher, MAX_TEXT_BYTES, check_gt_download, read_regular_text, repo_root,
-    warn_resolver_settings,
+    MAX_TEXT_BYTES, check_gt_download, read_regular_text, repo_root, warn_resolver_settings,
 };
 
 /// The embedded default: the tiny official suites, text to image then edit then Layered.
@@ -60,6 +60,8 @@ pub(super) struct Settings {
     pub server: Option<ServerSettings>,
     /// What this run judges, as report.json records it.
     pub run: RunInfo,
+    /// A `--gt-dir` that `gt prefetch` filled: its input images and CLIP model are used too.
+    pub prefetched: Option<Prefetched>,
     /// Margins and drift.
     pub judging: Judging,
 }
@@ -131,14 +133,25 @@ impl Settings {
             allow_floating: args.allow_floating,
             offline: args.offline,
         };
+        let prefetched = match &args.gt_dir {
+            Some(d) => Prefetched::open(d).with_context(|| format!("--gt-dir {}", d.display()))?,
+            None => None,
+        };
         let clip_model = (!args.no_clip).then(|| {
-            args.clip_model.clone().unwrap_or_else(|| {
+            let wanted = args.clip_model.clone().unwrap_or_else(|| {
                 if embedded {
                     path_string(&root.join("testdata/metrics/tiny-clip"))
                 } else {
                     metrics::DEFAULT_CLIP_MODEL.to_string()
                 }
-            })
+            });
+            match prefetched.as_ref().and_then(|p| p.clip_model(&wanted)) {
+                Some(snapshot) => {
+                    eprintln!("CLIP model {wanted}: prefetched, {}", snapshot.display());
+                    path_string(&snapshot)
+                }
+                None => wanted,
+            }
         });
         let server = ServerSettings::from_args(&args.server)?;
         let device_label = match &server {
@@ -179,14 +192,15 @@ impl Settings {
             json: args.json,
             server,
             run,
+            prefetched,
             judging,
         })
     }
 
-    /// The fetcher of input images given as URLs (the GT files' verified cache; `--offline`:
-    /// served from it only).
-    pub fn image_fetcher(&self) -> ImageFetcher {
-        ImageFetcher::new(self.offline)
+    /// The fetcher of input images given as URLs: a prefetched `--gt-dir` first, then the GT
+    /// files' verified cache (`--offline`: served from it only).
+    pub fn image_fetcher(&self) -> InputFetcher {
+        InputFetcher::new(self.offline, self.prefetched.as_ref())
     }
 }
 

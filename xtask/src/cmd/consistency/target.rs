@@ -16,7 +16,8 @@ use torch_rng::CudaPlatform;
 
 use super::report::{CaseReport, TargetReport, Timings};
 use super::settings::Settings;
-use crate::util::{ImageFetcher, generate_with_progress, install_ctrlc, save_image, save_rgba_png};
+use crate::prefetch::InputFetcher;
+use crate::util::{generate_with_progress, install_ctrlc, save_image, save_rgba_png};
 use crate::{backend, with_backend};
 
 /// One case's output, saved under `OUT/cases/<id>/`.
@@ -91,7 +92,7 @@ struct InProcess<'d, B: Backend> {
     /// The CUDA generator layout of `generator = "cuda"` cases.
     cuda_layout: CudaPlatform,
     /// Fetches input images given as URLs.
-    inputs: ImageFetcher,
+    inputs: InputFetcher,
     /// The device and dtype, as the report names them.
     label: TargetReport,
 }
@@ -100,7 +101,7 @@ impl<'d, B: Backend> InProcess<'d, B> {
     fn new(
         device: &'d B::Device,
         cuda_layout: CudaPlatform,
-        inputs: ImageFetcher,
+        inputs: InputFetcher,
         label: TargetReport,
     ) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));

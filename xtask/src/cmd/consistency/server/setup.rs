@@ -17,7 +17,7 @@ use super::request::{self, ApiRequest, Fields, Upload};
 use super::routing::{self, Routes, Server};
 use crate::cmd::consistency::perf::Baseline;
 use crate::cmd::consistency::settings::{ServerSettings, Settings};
-use crate::util::ImageFetcher;
+use crate::prefetch::InputFetcher;
 
 /// The warm-up's steps: two, since one step with the scheduler's `shift_terminal` has no
 /// finite schedule (upstream divides 0 by 0).
@@ -202,7 +202,7 @@ fn route_all<'c>(
 }
 
 /// The case's request and input files (URL inputs fetched first, as SGLang's tests do).
-fn prepare(case: &Case, routes: Routes, which: Fields, fetcher: &mut ImageFetcher) -> Prepared {
+fn prepare(case: &Case, routes: Routes, which: Fields, fetcher: &mut InputFetcher) -> Prepared {
     let mut inputs = Vec::new();
     let mut uploads = Vec::new();
     let mut failed = None;
