@@ -25,6 +25,7 @@ mod hostile;
 mod hostile_tensors;
 mod merge;
 mod messages;
+mod prefetch;
 mod randn;
 mod runs;
 mod saved_layout;
