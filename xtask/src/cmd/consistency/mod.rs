@@ -1,7 +1,8 @@
 //! `cargo xtask consistency`: run cases end to end, resolve GT, compare, report.
 //!
 //! Every case runs whatever happened to the previous one; failures are collected. Exit 0 when
-//! every case passed, 1 when some case failed (or could not be checked: no GT, no CLIP), 2 when
+//! every case passed, 1 when some case failed (or could not be checked: no GT, no CLIP; or, with
+//! `--fail-on-drift`, drifted from `--baseline`; with `--fail-on-slow`, was slow), 2 when
 //! the run could not start (bad case file, bad options, a threshold file with an impossible value)
 //! or some case could not run (an impossible size, latents of the wrong shape, a model that does
 //! not load: listed in the report with its `error`, the other cases still run). The report is
