@@ -174,6 +174,21 @@ fn prefetch(
         .unwrap()
 }
 
+/// A prefetched folder's `prefetch.json`.
+fn manifest(folder: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(folder.join("prefetch.json")).unwrap()).unwrap()
+}
+
+/// Each manifest entry's file is in the folder with its sha256.
+fn check_files(folder: &Path, entries: &[serde_json::Value]) {
+    use sha2::Digest;
+    for f in entries {
+        let bytes = std::fs::read(folder.join(f["path"].as_str().unwrap())).unwrap();
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        assert_eq!(sha, f["sha256"].as_str().unwrap(), "{f}");
+    }
+}
+
 /// `id -> (source, file)` of a `--resolve-only --json` answer.
 fn picks(o: &Output) -> BTreeMap<String, (String, String)> {
     let json: serde_json::Value =
@@ -291,8 +306,7 @@ fn the_sglang_suite_resolves_offline_to_what_it_resolves_to_online() {
         &["--platform", "h100", "--platform", "b200"],
     );
     ok(&o);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("prefetch.json")).unwrap()).unwrap();
+    let manifest = manifest(&out);
     assert_eq!(manifest["platforms"], serde_json::json!(["b200", "h100"]));
     // The four distinct input URLs of the cases that run.
     assert_eq!(
@@ -300,6 +314,7 @@ fn the_sglang_suite_resolves_offline_to_what_it_resolves_to_online() {
         4,
         "{manifest}"
     );
+    check_files(&out, manifest["inputs"].as_array().unwrap());
 
     let resolve = |cache: &Path, platform: &str, gt: &[&str]| {
         let o = xtask(cache, &hub)
@@ -410,8 +425,7 @@ fn the_tiny_suites_run_offline_from_the_folder_with_the_gt_they_get_online() {
             extra,
         ));
     }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("prefetch.json")).unwrap()).unwrap();
+    let manifest = manifest(&folder);
     assert_eq!(manifest["case_files"].as_array().unwrap().len(), 3);
     assert_eq!(manifest["clip"]["repo"], "test-org/tiny-clip");
     assert!(
@@ -422,13 +436,8 @@ fn the_tiny_suites_run_offline_from_the_folder_with_the_gt_they_get_online() {
     // Ten GT files and the case map, each as its manifest entry says.
     let files = manifest["files"].as_array().unwrap();
     assert_eq!(files.len(), 11);
+    check_files(&folder, files);
     for f in files {
-        let bytes = std::fs::read(folder.join(f["path"].as_str().unwrap())).unwrap();
-        use sha2::Digest;
-        assert_eq!(
-            hex::encode(sha2::Sha256::digest(&bytes)),
-            f["sha256"].as_str().unwrap()
-        );
         assert!(f["url"].as_str().unwrap().starts_with(&host.gt_root()));
     }
 
@@ -503,8 +512,7 @@ fn input_urls_come_from_the_folder_and_a_damaged_folder_is_refused() {
     );
     let folder = dir.path().join("gt-folder");
     ok(&prefetch(&c1, &hub, &cases, &host.gt_root(), &folder, &[]));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("prefetch.json")).unwrap()).unwrap();
+    let manifest = manifest(&folder);
     let input = &manifest["inputs"][0];
     assert_eq!(input["url"], format!("{}/img/edit_input.jpg", host.base));
     let before = host.count();
@@ -592,17 +600,9 @@ fn a_prefetch_killed_midway_leaves_no_complete_folder_and_a_rerun_completes() {
         &[],
     ));
     assert!(!tmp.exists());
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("prefetch.json")).unwrap()).unwrap();
+    let manifest = manifest(&folder);
     assert_eq!(manifest["complete"], true);
     let files = manifest["files"].as_array().unwrap();
     assert_eq!(files.len(), 5, "four GT files and the case map");
-    for f in files {
-        let bytes = std::fs::read(folder.join(f["path"].as_str().unwrap())).unwrap();
-        use sha2::Digest;
-        assert_eq!(
-            hex::encode(sha2::Sha256::digest(&bytes)),
-            f["sha256"].as_str().unwrap()
-        );
-    }
+    check_files(&folder, files);
 }
