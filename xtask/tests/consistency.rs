@@ -7,20 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{stderr, testdata, xtask};
-
-fn report(out: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
-}
-
-fn case<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    r["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
-}
+use crate::common::{case, report, stderr, testdata, xtask};
 
 /// The embedded default, run as CI shards it: two partitions at once (the ten cases are minutes
 /// of single-threaded CPU work, and this machine has two cores), merged into one report. The

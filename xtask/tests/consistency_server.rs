@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::common::{stderr, testdata, xtask};
+use crate::common::{self, case, stderr, testdata, xtask};
 
 /// One request as a stub server read it.
 #[derive(Debug, Clone)]
@@ -282,16 +282,7 @@ fn run(dir: &Path, cases: &Path, gt: &Path, servers: &[&str], more: &[&str]) -> 
 }
 
 fn report(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("out/report.json")).unwrap()).unwrap()
-}
-
-fn case<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
+    common::report(&dir.join("out"))
 }
 
 /// The stub behaviour behind each prompt of the verdict test.

@@ -6,22 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::{stderr, testdata, xtask};
+use crate::common::{case, report, stderr, testdata, xtask};
 
 const CASES: [&str; 2] = ["tiny_t2i_cfg", "tiny_t2i_nocfg"];
-
-fn report(out: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
-}
-
-fn case<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    r["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
-}
 
 /// The two tiny text-to-image cases with the tiny CLIP, into `out`, plus `extra`.
 fn run(cases: &[&str], out: &Path, extra: &[&str]) -> Output {

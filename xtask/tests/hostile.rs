@@ -9,7 +9,7 @@ use std::process::Output;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
-use crate::common::{root, stderr, testdata, xtask};
+use crate::common::{report, root, stderr, testdata, xtask};
 
 /// Exit 2, no panic, and the message contains every needle.
 pub(crate) fn assert_refused(o: &Output, needles: &[&str]) {
@@ -435,11 +435,6 @@ fn consistency(cases: &Path, out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .expect("run xtask")
-}
-
-fn report(out: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
-    serde_json::from_str(&text).expect("report JSON")
 }
 
 fn case_of<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{root, stderr, testdata, xtask_with_cache};
+use crate::common::{report, root, stderr, testdata, xtask_with_cache};
 
 const TREE: &str = "sgl-project/ci-data-diffusion/6d689f4833e8c106ff0d853865f50496d1f2b453/diffusion-ci/consistency_gt";
 
@@ -377,10 +377,6 @@ fn clip_hub(hub: &Path) {
     }
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), commit).unwrap();
-}
-
-fn report(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
 }
 
 /// `id -> (gt_source, GT file relative to the folder)` of a report run with `--gt-dir folder`.

@@ -40,3 +40,19 @@ pub fn xtask_with_cache(cache: &Path) -> Command {
 pub fn xtask() -> Command {
     xtask_with_cache(&std::env::temp_dir().join("qwen-xtask-test-cache"))
 }
+
+/// A run's `OUT/report.json`.
+pub fn report(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    serde_json::from_str(&text).expect("report JSON")
+}
+
+/// The case `id` of a report.
+pub fn case<'a>(r: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    r["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["id"] == id)
+        .expect("the case is in the report")
+}
