@@ -102,19 +102,10 @@ pub fn create_parent(path: &Path) -> anyhow::Result<()> {
 /// byte is read: a folder, a FIFO (which would block), a device such as `/dev/zero` (endless), a
 /// missing file, a file over `max`.
 pub fn read_regular_file(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    let len = regular_file_len(path, max)?;
-    let mut bytes = Vec::with_capacity(len as usize);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    if bytes.len() as u64 > max {
-        anyhow::bail!(
-            "{} grew over the {max}-byte limit while read",
-            path.display()
-        );
-    }
-    Ok(bytes)
+    // Refused by name here; read (and checked again while read) by the workspace's one reader.
+    regular_file_len(path, max)?;
+    config_file::read_regular(path, max)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
 }
 
 /// [`read_regular_file`] as text (UTF-8).

@@ -75,16 +75,59 @@ impl ConfigFileError {
     }
 }
 
+/// The largest JSON config read: 16 MiB (the largest config of a released model is a few KiB; an
+/// index.json of thousands of shards is under 1 MiB).
+pub const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Read the JSON file at `path` into a `T` (use [`serde_json::Value`] for a free-form document).
+/// Only a regular file of at most [`MAX_JSON_BYTES`] is read ([`read_regular`]).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigFileError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigFileError::Read {
+    let bytes = read_regular(path, MAX_JSON_BYTES).map_err(|error| ConfigFileError::Read {
         path: path.to_path_buf(),
         error,
     })?;
-    serde_json::from_str(&text).map_err(|error| ConfigFileError::Parse {
+    serde_json::from_slice(&bytes).map_err(|error| ConfigFileError::Parse {
         path: path.to_path_buf(),
         error,
     })
+}
+
+/// The bytes of `path` when it is a regular file of at most `max` bytes, checked on its size
+/// first and again while read; otherwise an I/O error saying what it is (a folder, a FIFO or
+/// device, too large), before a byte is read: a FIFO cannot block a reader and a device such as
+/// `/dev/zero` cannot fill the memory. The workspace's one reader of input files.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error as IoError, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(IoError::new(
+            ErrorKind::IsADirectory,
+            "it is a folder, not a file",
+        ));
+    }
+    if !meta.is_file() {
+        return Err(IoError::new(
+            ErrorKind::InvalidInput,
+            "it is not a regular file (a FIFO, socket or device): only regular files are read",
+        ));
+    }
+    if meta.len() > max {
+        return Err(IoError::new(
+            ErrorKind::FileTooLarge,
+            format!("it is {} bytes, over the {max}-byte limit", meta.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(IoError::new(
+            ErrorKind::FileTooLarge,
+            format!("it grew over the {max}-byte limit while read"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Compiles and runs the README example as a doctest.

@@ -2,7 +2,6 @@
 //! regular files, each under a size cap, refused by name before a byte is read otherwise, so
 //! that a FIFO cannot block a run and a device such as `/dev/zero` cannot fill the memory.
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result, parse_json};
@@ -14,41 +13,7 @@ pub const MAX_IMAGE_BYTES: u64 = 256 * 1024 * 1024;
 /// The largest JSON file read (a threshold file, a preprocessor or model config): 16 MiB.
 pub const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The bytes of `path` when it is a regular file of at most `max` bytes; otherwise an I/O error
-/// saying what it is (a folder, a FIFO or device, too large).
-pub(crate) fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error as IoError, ErrorKind};
-    let meta = std::fs::metadata(path)?;
-    if meta.is_dir() {
-        return Err(IoError::new(
-            ErrorKind::IsADirectory,
-            "it is a folder, not a file",
-        ));
-    }
-    if !meta.is_file() {
-        return Err(IoError::new(
-            ErrorKind::InvalidInput,
-            "it is not a regular file (a FIFO, socket or device): only regular files are read",
-        ));
-    }
-    if meta.len() > max {
-        return Err(IoError::new(
-            ErrorKind::FileTooLarge,
-            format!("it is {} bytes, over the {max}-byte limit", meta.len()),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)?
-        .take(max.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(IoError::new(
-            ErrorKind::FileTooLarge,
-            format!("it grew over the {max}-byte limit while read"),
-        ));
-    }
-    Ok(bytes)
-}
+pub(crate) use config_file::read_regular;
 
 /// A JSON file ([`MAX_JSON_BYTES`] at most): [`Error::Io`] when it cannot be read (naming what
 /// it is when it is not a regular file), [`Error::Json`] when it is not JSON.
